@@ -1,0 +1,3 @@
+from quakealert.cli import main
+
+raise SystemExit(main())

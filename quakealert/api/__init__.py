@@ -1,0 +1,1 @@
+"""HTTP API for duty staff and the public feeds (aiohttp)."""

@@ -1,0 +1,101 @@
+"""Query-parameter parsing for views: clear 400s for bad values, never a 500."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from quakealert.errors import InvalidRequest
+
+MAX_LIMIT = 1000
+
+
+def parse_time(name: str, value: str) -> datetime:
+    """ISO 8601; naive times are UTC (FDSN convention); a bare date is midnight UTC."""
+    text = value.strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidRequest(f"{name}: {value!r} is not an ISO 8601 time") from None
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def get_time(request: web.Request, *names: str) -> datetime | None:
+    for name in names:
+        if name in request.query:
+            return parse_time(name, request.query[name])
+    return None
+
+
+def get_float(
+    request: web.Request, *names: str, lo: float = -math.inf, hi: float = math.inf
+) -> float | None:
+    for name in names:
+        if name in request.query:
+            raw = request.query[name]
+            try:
+                value = float(raw)
+            except ValueError:
+                raise InvalidRequest(f"{name}: {raw!r} is not a number") from None
+            if not math.isfinite(value) or not lo <= value <= hi:
+                raise InvalidRequest(f"{name}: {raw} is outside [{lo:g}, {hi:g}]")
+            return value
+    return None
+
+
+def get_int(request: web.Request, name: str, default: int, lo: int = 1, hi: int = MAX_LIMIT) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidRequest(f"{name}: {raw!r} is not an integer") from None
+    if not lo <= value <= hi:
+        raise InvalidRequest(f"{name}: {value} is outside [{lo}, {hi}]")
+    return value
+
+
+def get_choice(request: web.Request, name: str, choices: tuple[str, ...]) -> str | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    if raw not in choices:
+        raise InvalidRequest(f"{name}: {raw!r} is not one of {', '.join(choices)}")
+    return raw
+
+
+def encode_cursor(values: list[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+def decode_cursor(raw: str) -> list[Any]:
+    try:
+        padded = raw + "=" * (-len(raw) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequest("cursor: not a cursor this service issued") from None
+    if not isinstance(values, list):
+        raise InvalidRequest("cursor: not a cursor this service issued")
+    return values
+
+
+def json_response(request: web.Request, body: Any, *, last_modified: datetime | None = None
+                  ) -> web.Response:
+    """JSON with a strong ETag (and Last-Modified); answers 304 to a matching If-None-Match."""
+    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    etag = '"' + hashlib.blake2s(text.encode(), digest_size=12).hexdigest() + '"'
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if last_modified is not None:
+        headers["Last-Modified"] = last_modified.strftime("%a, %d %b %Y %H:%M:%S GMT")
+    if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
+        return web.Response(status=304, headers=headers)
+    return web.Response(text=text, content_type="application/json", headers=headers)

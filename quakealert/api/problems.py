@@ -1,0 +1,48 @@
+"""Errors as JSON problem details (RFC 9457), raised from views and mapped in one middleware."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+from typing import Any
+
+from aiohttp import web
+
+from quakealert.errors import InvalidRequest, NotFound
+
+log = logging.getLogger(__name__)
+
+PROBLEM_TYPE = "application/problem+json"
+
+
+def problem(status: int, detail: str, **extra: Any) -> web.Response:
+    """A problem-details response with the standard members plus ``extra``."""
+    body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status,
+            "detail": detail, **extra}
+    return web.Response(status=status, text=json.dumps(body, ensure_ascii=False),
+                        content_type=PROBLEM_TYPE)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Domain errors -> 4xx problems; aiohttp HTTP errors keep their status; the rest -> 500."""
+    try:
+        return await handler(request)
+    except NotFound as err:
+        return problem(404, str(err), instance=request.path)
+    except InvalidRequest as err:
+        return problem(400, str(err), instance=request.path)
+    except web.HTTPException as err:
+        if err.status < 400 or err.content_type == PROBLEM_TYPE or request.path.startswith(
+            "/fdsnws/"
+        ):
+            raise
+        return problem(err.status, err.text or err.reason, instance=request.path)
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return problem(500, "internal error; the duty log has the details", instance=request.path)

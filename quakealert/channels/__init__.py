@@ -1,0 +1,1 @@
+"""Delivery channels: pure builders plus thin async sends."""

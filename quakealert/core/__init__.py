@@ -1,0 +1,1 @@
+"""Pure, synchronous core: values in, values out. No asyncio, no clock, no I/O."""

@@ -1,0 +1,46 @@
+"""Domain errors. Adapters raise them; the job and view boundaries catch them once."""
+
+from __future__ import annotations
+
+
+class QuakealertError(Exception):
+    """Base class for every error quakealert raises on purpose."""
+
+
+class ConfigError(QuakealertError):
+    """The configuration file or a value in it is invalid."""
+
+
+class SourceError(QuakealertError):
+    """A catalogue source failed; the poller records it in the source's health."""
+
+    def __init__(self, source: str, url: str, detail: str, *, retry_after_s: float | None = None):
+        super().__init__(f"{source}: {detail} ({url})")
+        self.source = source
+        self.url = url
+        self.detail = detail
+        self.retry_after_s = retry_after_s
+
+
+class SourceUnavailable(SourceError):
+    """5xx, timeouts, refused connections: try again later."""
+
+
+class SourceRejected(SourceError):
+    """4xx other than 204/404-as-nodata: our request is wrong; retrying will not help soon."""
+
+
+class ParseError(SourceError):
+    """The body could not be read at all (truncated, invalid XML/JSON, wrong content type, too big)."""
+
+
+class NotFound(QuakealertError):
+    """A requested object does not exist (views map it to 404)."""
+
+
+class InvalidRequest(QuakealertError):
+    """A request parameter or body is invalid (views map it to 400)."""
+
+
+class SubscriptionGone(QuakealertError):
+    """A push service answered 404/410: the subscription no longer exists and is deleted."""

@@ -1,0 +1,1 @@
+"""Catalogue sources: pure parse_* functions plus thin async fetches."""

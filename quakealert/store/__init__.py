@@ -1,0 +1,1 @@
+"""Persistence: SQLite (WAL) with numbered schema migrations."""

@@ -1,0 +1,577 @@
+"""SQLite store (WAL): reports with their full history, events derived by association.
+
+Sync on purpose: every call is a few index lookups on a local file, faster than a thread hop;
+large batches go through ``asyncio.to_thread`` in the poller. Migrations are the numbered
+``schema/NNN_*.sql`` files, each applied once in its own transaction (PRAGMA user_version).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import sqlite3
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from quakealert.core.associate import (
+    AssociationParams,
+    Candidate,
+    Priorities,
+    associate,
+    contributor_of,
+    merge_event,
+    new_event_id,
+)
+from quakealert.core.geo import distance_km
+from quakealert.errors import NotFound
+from quakealert.model import Contributor, Event, Report
+
+log = logging.getLogger(__name__)
+
+_MIGRATION = re.compile(r"^(\d{3})_[\w-]+\.sql$")
+_BUCKET_S = 16.0  # association time window (§6.1): one bucket per window
+
+
+def ts(at: datetime | None) -> float | None:
+    return None if at is None else at.timestamp()
+
+
+def dt(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """Every schema file, in order: (version, name, sql)."""
+    found = []
+    for entry in resources.files("quakealert.store").joinpath("schema").iterdir():
+        m = _MIGRATION.match(entry.name)
+        if m:
+            found.append((int(m.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+@dataclass(slots=True)
+class IngestResult:
+    """What one batch changed: ids of created, revised and deleted events, and unchanged reports."""
+
+    created: list[str] = field(default_factory=list)
+    revised: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    flags: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for eid in (*self.created, *self.revised, *self.deleted):
+            seen.setdefault(eid, None)
+        return list(seen)
+
+
+_REPORT_FIELDS = (
+    "origin_at", "latitude", "longitude", "depth_km", "magnitude", "mag_type", "status",
+    "updated_at", "place", "agency", "event_type",
+)
+
+
+def _report_row_tuple(r: Report) -> tuple[Any, ...]:
+    return (
+        r.origin_at.timestamp(), r.latitude, r.longitude, r.depth_km, r.magnitude, r.mag_type,
+        r.status, ts(r.updated_at), r.place, r.agency, r.event_type,
+    )
+
+
+def _same(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return math.isclose(a, b, rel_tol=0.0, abs_tol=1e-6)
+
+
+class Store:
+    """The SQLite database: open with :meth:`open`, close with :meth:`close`."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path | str):
+        self.conn = conn
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path | str) -> Store:
+        """Open (creating if needed) and migrate the database at ``path`` (":memory:" for tests)."""
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute("PRAGMA foreign_keys=ON")
+        store = cls(conn, path)
+        store.migrate()
+        return store
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def migrate(self) -> int:
+        """Apply pending schema files; returns the schema version."""
+        current = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        for version, name, sql in migrations():
+            if version <= current:
+                continue
+            log.info("applying migration %s", name)
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _split_sql(sql):
+                    self.conn.execute(statement)
+                self.conn.execute(f"PRAGMA user_version = {version:d}")
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            current = version
+        return current
+
+    # -- ingest ---------------------------------------------------------------------------
+
+    def ingest(
+        self,
+        reports: Sequence[Report],
+        *,
+        now: datetime,
+        priorities: Priorities = Priorities(),
+        params: AssociationParams = AssociationParams(),
+    ) -> IngestResult:
+        """Store a batch of reports: new versions only, associated into events, in one transaction."""
+        result = IngestResult()
+        if not reports:
+            return result
+        now_s = now.timestamp()
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._ingest(reports, now_s, priorities, params, result)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return result
+
+    def _ingest(
+        self,
+        reports: Sequence[Report],
+        now_s: float,
+        priorities: Priorities,
+        params: AssociationParams,
+        result: IngestResult,
+    ) -> None:
+        conn = self.conn
+        # Later versions of one report in the same batch win; order by updated time if given.
+        latest: dict[tuple[str, str], Report] = {}
+        for r in reports:
+            prev = latest.get(r.key)
+            if prev is None or (r.updated_at or r.origin_at) >= (prev.updated_at or prev.origin_at):
+                latest[r.key] = r
+        batch = sorted(latest.values(), key=lambda r: (r.origin_at, r.source, r.source_id))
+
+        current = self._current_rows(batch)
+        t0 = min(r.origin_at.timestamp() for r in batch) - params.max_dt_s
+        t1 = max(r.origin_at.timestamp() for r in batch) + params.max_dt_s
+        buckets: dict[int, dict[str, Candidate]] = defaultdict(dict)
+        for cand in self._candidates(t0, t1):
+            buckets[int(cand.origin_at.timestamp() // _BUCKET_S)][cand.event_id] = cand
+
+        touched: dict[str, str] = {}  # event id -> "created" | "revised" | "deleted"
+        flags: dict[str, list[str]] = defaultdict(list)
+        for r in batch:
+            prev = current.get(r.key)
+            if prev is None and r.other_ids:
+                prev = self._current_by_alias(r)
+            if prev is not None:
+                if self._unchanged(prev, r):
+                    result.unchanged += 1
+                    continue
+                event_id = prev["event_id"]
+                version = prev["version"] + 1
+                change = "deleted" if r.status == "deleted" else (
+                    "official" if prev["status"] == "automatic" and r.status == "reviewed"
+                    else "revised")
+                detail = _diff(prev, r)
+                if prev["source_id"] != r.source_id:
+                    # USGS changed its preferred id: retire the old key, keep the event.
+                    conn.execute("DELETE FROM report_current WHERE source = ? AND source_id = ?",
+                                 (prev["source"], prev["source_id"]))
+                    detail = f"id {prev['source_id']} -> {r.source_id}; {detail}"
+                touched.setdefault(event_id, "revised")
+                if change == "deleted":
+                    touched[event_id] = "deleted"
+            else:
+                key = int(r.origin_at.timestamp() // _BUCKET_S)
+                cands = [c for k in (key - 1, key, key + 1) for c in buckets.get(k, {}).values()]
+                match = associate(r, cands, params)
+                version = 1
+                if match.event_id is None:
+                    event_id = new_event_id(r)
+                    change, detail = "created", "; ".join(match.flags)
+                    touched[event_id] = "created"
+                else:
+                    event_id = match.event_id
+                    change = "associated"
+                    detail = f"score {match.score:.3f}" + "".join(f"; {f}" for f in match.flags)
+                    touched.setdefault(event_id, "revised")
+                if match.flags:
+                    flags[event_id].extend(match.flags)
+            cur = conn.execute(
+                "INSERT INTO reports (source, source_id, version, received_at, origin_at, latitude,"
+                " longitude, depth_km, magnitude, mag_type, status, updated_at, place, agency,"
+                " event_type, other_ids, event_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (r.source, r.source_id, version, now_s, *_report_row_tuple(r),
+                 ",".join(r.other_ids), event_id),
+            )
+            report_id = cur.lastrowid
+            conn.execute(
+                "INSERT INTO report_current (source, source_id, report_id, event_id) VALUES (?,?,?,?)"
+                " ON CONFLICT (source, source_id) DO UPDATE SET report_id = excluded.report_id",
+                (r.source, r.source_id, report_id, event_id),
+            )
+            conn.execute(
+                "INSERT INTO event_history (event_id, at, change, source, source_id, report_id,"
+                " detail) VALUES (?,?,?,?,?,?,?)",
+                (event_id, now_s, change, r.source, r.source_id, report_id, detail),
+            )
+            current[r.key] = {"event_id": event_id, "version": version, "source": r.source,
+                              "source_id": r.source_id, **dict(zip(_REPORT_FIELDS,
+                                                                   _report_row_tuple(r)))}
+            event = self._rebuild_event(event_id, priorities, now_s, flags.get(event_id, ()))
+            if event.status == "deleted" and touched[event_id] != "created":
+                touched[event_id] = "deleted"
+            cand = Candidate(event.id, event.origin_at, event.latitude, event.longitude,
+                             event.depth_km, event.magnitude, event.mag_type,
+                             frozenset(c.source for c in event.contributors))
+            for b in buckets.values():
+                b.pop(event_id, None)
+            buckets[int(event.origin_at.timestamp() // _BUCKET_S)][event_id] = cand
+
+        for event_id, what in touched.items():
+            getattr(result, what).append(event_id)
+            if event_id in flags:
+                result.flags[event_id] = tuple(flags[event_id])
+
+    def _current_rows(self, batch: Sequence[Report]) -> dict[tuple[str, str], dict[str, Any]]:
+        rows: dict[tuple[str, str], dict[str, Any]] = {}
+        keys = [r.key for r in batch]
+        for i in range(0, len(keys), 400):
+            chunk = keys[i : i + 400]
+            where = " OR ".join(["(c.source = ? AND c.source_id = ?)"] * len(chunk))
+            args = [x for k in chunk for x in k]
+            for row in self.conn.execute(
+                "SELECT r.*, c.event_id AS event_id FROM report_current c"
+                f" JOIN reports r ON r.id = c.report_id WHERE {where}", args
+            ):
+                rows[(row["source"], row["source_id"])] = dict(row)
+        return rows
+
+    def _current_by_alias(self, r: Report) -> dict[str, Any] | None:
+        """A report filed under another id of the same quake by the same source (USGS `ids`)."""
+        for alias in r.other_ids:
+            if alias == r.source_id:
+                continue
+            row = self.conn.execute(
+                "SELECT r.*, c.event_id AS event_id FROM report_current c"
+                " JOIN reports r ON r.id = c.report_id WHERE c.source = ? AND c.source_id = ?",
+                (r.source, alias),
+            ).fetchone()
+            if row is not None:
+                return dict(row)
+        return None
+
+    @staticmethod
+    def _unchanged(prev: dict[str, Any], r: Report) -> bool:
+        new = dict(zip(_REPORT_FIELDS, _report_row_tuple(r)))
+        if prev["source_id"] != r.source_id:
+            return False
+        for k, v in new.items():
+            if isinstance(v, float) or isinstance(prev[k], float):
+                if not _same(prev[k], v):
+                    return False
+            elif prev[k] != v:
+                return False
+        return True
+
+    def _candidates(self, t0: float, t1: float) -> Iterable[Candidate]:
+        rows = self.conn.execute(
+            "SELECT e.id, e.origin_at, e.latitude, e.longitude, e.depth_km, e.magnitude,"
+            " e.mag_type, group_concat(c.source) AS sources FROM events e"
+            " JOIN report_current c ON c.event_id = e.id"
+            " WHERE e.origin_at BETWEEN ? AND ? GROUP BY e.id",
+            (t0, t1),
+        )
+        for row in rows:
+            yield Candidate(row["id"], datetime.fromtimestamp(row["origin_at"], UTC),
+                            row["latitude"], row["longitude"], row["depth_km"], row["magnitude"],
+                            row["mag_type"], frozenset(row["sources"].split(",")))
+
+    def _rebuild_event(
+        self, event_id: str, priorities: Priorities, now_s: float, new_flags: Sequence[str]
+    ) -> Event:
+        contributors = self._contributors([event_id])[event_id]
+        old = self.conn.execute(
+            "SELECT review_flags, created_at FROM events WHERE id = ?", (event_id,)
+        ).fetchone()
+        review = list(json.loads(old["review_flags"])) if old else []
+        review.extend(f for f in new_flags if f not in review)
+        best_place = self.conn.execute(
+            "SELECT r.place FROM report_current c JOIN reports r ON r.id = c.report_id"
+            " WHERE c.event_id = ? AND r.place IS NOT NULL ORDER BY r.source = ? DESC LIMIT 1",
+            (event_id, "cenc"),
+        ).fetchone()
+        event = merge_event(event_id, contributors, priorities,
+                            place=best_place["place"] if best_place else None,
+                            review_flags=tuple(review))
+        self.conn.execute(
+            "INSERT INTO events (id, origin_at, latitude, longitude, depth_km, magnitude, mag_type,"
+            " status, preferred_source, place, review_flags, created_at, changed_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE SET"
+            " origin_at=excluded.origin_at, latitude=excluded.latitude,"
+            " longitude=excluded.longitude, depth_km=excluded.depth_km,"
+            " magnitude=excluded.magnitude, mag_type=excluded.mag_type, status=excluded.status,"
+            " preferred_source=excluded.preferred_source, place=excluded.place,"
+            " review_flags=excluded.review_flags, changed_at=excluded.changed_at",
+            (event.id, event.origin_at.timestamp(), event.latitude, event.longitude,
+             event.depth_km, event.magnitude, event.mag_type, event.status,
+             event.preferred_source, event.place, json.dumps(review, ensure_ascii=False),
+             old["created_at"] if old else now_s, now_s),
+        )
+        return event
+
+    def _contributors(self, event_ids: Sequence[str]) -> dict[str, list[Contributor]]:
+        out: dict[str, list[Contributor]] = {eid: [] for eid in event_ids}
+        for i in range(0, len(event_ids), 500):
+            chunk = list(event_ids[i : i + 500])
+            marks = ",".join("?" * len(chunk))
+            for row in self.conn.execute(
+                "SELECT c.event_id, r.* FROM report_current c JOIN reports r ON r.id = c.report_id"
+                f" WHERE c.event_id IN ({marks}) ORDER BY r.source, r.source_id", chunk
+            ):
+                out[row["event_id"]].append(Contributor(
+                    source=row["source"], source_id=row["source_id"],
+                    origin_at=datetime.fromtimestamp(row["origin_at"], UTC),
+                    latitude=row["latitude"], longitude=row["longitude"],
+                    depth_km=row["depth_km"], magnitude=row["magnitude"],
+                    mag_type=row["mag_type"], status=row["status"],
+                    updated_at=dt(row["updated_at"]),
+                ))
+        return out
+
+    # -- queries --------------------------------------------------------------------------
+
+    def events(
+        self,
+        *,
+        starttime: datetime | None = None,
+        endtime: datetime | None = None,
+        minmagnitude: float | None = None,
+        maxmagnitude: float | None = None,
+        latitude: float | None = None,
+        longitude: float | None = None,
+        maxradius_km: float | None = None,
+        minradius_km: float | None = None,
+        box: tuple[float, float, float, float] | None = None,
+        mindepth_km: float | None = None,
+        maxdepth_km: float | None = None,
+        source: str | None = None,
+        status: str | None = None,
+        include_deleted: bool = False,
+        changed_after: datetime | None = None,
+        after: tuple[float, str] | None = None,
+        order: str = "time",
+        limit: int | None = 1000,
+    ) -> list[Event]:
+        """Events matching every given filter; ``after`` is a (origin_at, id) keyset cursor."""
+        where: list[str] = []
+        args: list[Any] = []
+        if starttime is not None:
+            where.append("e.origin_at >= ?")
+            args.append(starttime.timestamp())
+        if endtime is not None:
+            where.append("e.origin_at <= ?")
+            args.append(endtime.timestamp())
+        if minmagnitude is not None:
+            where.append("e.magnitude >= ?")
+            args.append(minmagnitude)
+        if maxmagnitude is not None:
+            where.append("e.magnitude <= ?")
+            args.append(maxmagnitude)
+        if mindepth_km is not None:
+            where.append("e.depth_km >= ?")
+            args.append(mindepth_km)
+        if maxdepth_km is not None:
+            where.append("e.depth_km <= ?")
+            args.append(maxdepth_km)
+        if box is not None:
+            la0, la1, lo0, lo1 = box
+            where.append("e.latitude BETWEEN ? AND ?")
+            args += [la0, la1]
+            if lo0 <= lo1:
+                where.append("e.longitude BETWEEN ? AND ?")
+                args += [lo0, lo1]
+            else:  # crosses the antimeridian
+                where.append("(e.longitude >= ? OR e.longitude <= ?)")
+                args += [lo0, lo1]
+        if status is not None:
+            where.append("e.status = ?")
+            args.append(status)
+        elif not include_deleted:
+            where.append("e.status != 'deleted'")
+        if source is not None:
+            where.append("EXISTS (SELECT 1 FROM report_current c WHERE c.event_id = e.id"
+                         " AND c.source = ?)")
+            args.append(source)
+        if changed_after is not None:
+            where.append("e.changed_at > ?")
+            args.append(changed_after.timestamp())
+        circle = latitude is not None and longitude is not None and (
+            maxradius_km is not None or minradius_km is not None)
+        if circle and maxradius_km is not None:
+            # Prefilter with a bounding box; the exact great-circle test follows in Python.
+            dlat = maxradius_km / 111.0
+            coslat = max(math.cos(math.radians(latitude)), 1e-6)
+            where.append("e.latitude BETWEEN ? AND ?")
+            args += [latitude - dlat, latitude + dlat]
+            dlon = maxradius_km / (111.0 * coslat)
+            if dlon < 180:
+                lo0, lo1 = longitude - dlon, longitude + dlon
+                if lo0 < -180 or lo1 > 180:
+                    where.append("(e.longitude >= ? OR e.longitude <= ?)")
+                    args += [(lo0 + 540) % 360 - 180, (lo1 + 540) % 360 - 180]
+                else:
+                    where.append("e.longitude BETWEEN ? AND ?")
+                    args += [lo0, lo1]
+        desc = order in ("time", "time-desc")
+        if after is not None:
+            op = "<" if desc else ">"
+            where.append(f"(e.origin_at, e.id) {op} (?, ?)")
+            args += [after[0], after[1]]
+        order_sql = {
+            "time": "e.origin_at DESC, e.id DESC",
+            "time-asc": "e.origin_at ASC, e.id ASC",
+            "magnitude": "e.magnitude DESC, e.origin_at DESC, e.id DESC",
+            "magnitude-asc": "e.magnitude ASC, e.origin_at ASC, e.id ASC",
+        }.get(order, "e.origin_at DESC, e.id DESC")
+        sql = "SELECT e.* FROM events e"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY {order_sql}"
+        if limit is not None and not circle:
+            sql += f" LIMIT {int(limit):d}"
+        rows = self.conn.execute(sql, args).fetchall()
+        if circle:
+            assert latitude is not None and longitude is not None
+            keep = []
+            for row in rows:
+                d = distance_km(latitude, longitude, row["latitude"], row["longitude"])
+                if maxradius_km is not None and d > maxradius_km:
+                    continue
+                if minradius_km is not None and d < minradius_km:
+                    continue
+                keep.append(row)
+                if limit is not None and len(keep) >= limit:
+                    break
+            rows = keep
+        return self._events_from_rows(rows)
+
+    def _events_from_rows(self, rows: Sequence[sqlite3.Row]) -> list[Event]:
+        contributors = self._contributors([r["id"] for r in rows])
+        return [
+            Event(
+                id=row["id"], origin_at=datetime.fromtimestamp(row["origin_at"], UTC),
+                latitude=row["latitude"], longitude=row["longitude"], depth_km=row["depth_km"],
+                magnitude=row["magnitude"], mag_type=row["mag_type"], status=row["status"],
+                preferred_source=row["preferred_source"],
+                contributors=tuple(contributors[row["id"]]), place=row["place"],
+                review_flags=tuple(json.loads(row["review_flags"])),
+                updated_at=datetime.fromtimestamp(row["changed_at"], UTC),
+            )
+            for row in rows
+        ]
+
+    def event(self, event_id: str) -> Event:
+        """One event by id; raises NotFound."""
+        rows = self.conn.execute("SELECT * FROM events WHERE id = ?", (event_id,)).fetchall()
+        if not rows:
+            raise NotFound(f"no event {event_id!r}")
+        return self._events_from_rows(rows)[0]
+
+    def event_history(self, event_id: str) -> list[dict[str, Any]]:
+        """Every report version and change of one event, oldest first; raises NotFound."""
+        self.event(event_id)
+        out = []
+        for row in self.conn.execute(
+            "SELECT h.at, h.change, h.detail, r.* FROM event_history h"
+            " JOIN reports r ON r.id = h.report_id WHERE h.event_id = ? ORDER BY h.id",
+            (event_id,),
+        ):
+            out.append({
+                "at": _iso(row["at"]), "change": row["change"], "detail": row["detail"],
+                "source": row["source"], "source_id": row["source_id"],
+                "version": row["version"], "time": _iso(row["origin_at"]),
+                "latitude": row["latitude"], "longitude": row["longitude"],
+                "depth_km": row["depth_km"], "magnitude": row["magnitude"],
+                "mag_type": row["mag_type"], "status": row["status"],
+                "updated": _iso(row["updated_at"]),
+            })
+        return out
+
+    def count_reports(self) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM reports").fetchone()[0])
+
+    def count_events(self) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM events").fetchone()[0])
+
+    # -- source health ----------------------------------------------------------------------
+
+    def save_health(self, h: dict[str, Any]) -> None:
+        """Upsert one source's health record (a dict with the source_health columns)."""
+        cols = list(h)
+        self.conn.execute(
+            f"INSERT INTO source_health ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+            " ON CONFLICT (name) DO UPDATE SET "
+            + ", ".join(f"{c} = excluded.{c}" for c in cols if c != "name"),
+            [h[c] for c in cols],
+        )
+
+    def load_health(self) -> dict[str, dict[str, Any]]:
+        return {row["name"]: dict(row) for row in self.conn.execute("SELECT * FROM source_health")}
+
+
+def _iso(value: float | None) -> str | None:
+    if value is None:
+        return None
+    return datetime.fromtimestamp(value, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _diff(prev: dict[str, Any], r: Report) -> str:
+    new = dict(zip(_REPORT_FIELDS, _report_row_tuple(r)))
+    parts = []
+    for k in ("status", "magnitude", "mag_type", "latitude", "longitude", "depth_km", "origin_at"):
+        a, b = prev.get(k), new[k]
+        if (isinstance(a, float) or isinstance(b, float)) and _same(a, b):
+            continue
+        if a != b:
+            if k == "origin_at":
+                parts.append(f"time {_iso(a)} -> {_iso(b)}")
+            else:
+                parts.append(f"{k} {a} -> {b}")
+    return ", ".join(parts) or "metadata"
+
+
+def _split_sql(sql: str) -> list[str]:
+    """Split a schema file into statements (no semicolons inside our literals or triggers)."""
+    lines = [ln for ln in sql.splitlines() if not ln.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
