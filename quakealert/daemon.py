@@ -1,0 +1,186 @@
+"""`quakealert run`: poll every source on its own APScheduler job, run the pipeline on each
+batch, deliver through the outbox, and serve the API, until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from quakealert.api.app import make_app
+from quakealert.api.keys import SESSION
+from quakealert.config import Settings, load_settings
+from quakealert.core.associate import Priorities
+from quakealert.errors import ConfigError
+from quakealert.poller import Poller
+from quakealert.sources import make_source
+from quakealert.sources.base import Source
+from quakealert.store.sqlite import Store
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="TOML config (default: the offline replay)")
+    parser.add_argument("--host", help="override [api] host")
+    parser.add_argument("--port", type=int, help="override [api] port")
+
+
+def priorities_for(settings: Settings) -> Priorities:
+    """Per-source priority from the config (lower = preferred); CENC first inside China."""
+    default = {cfg.name: cfg.priority for cfg in settings.sources}
+    for cfg in settings.sources:
+        source_as = cfg.params.get("source_as")
+        if source_as:
+            default.setdefault(str(source_as), cfg.priority)
+    return Priorities(default=default)
+
+
+@dataclass(slots=True)
+class Runtime:
+    """Everything the running daemon holds; the API reads health and labels from it."""
+
+    settings: Settings
+    store: Store
+    session: aiohttp.ClientSession
+    poller: Poller
+    sources: dict[str, Source]
+    replay_label: str | None = None
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    pipeline: Any = None
+
+    def scenario_now(self, source_name: str, wall: datetime) -> datetime:
+        """Scenario time for a replay source (so "30 min after the quake" means scenario time)."""
+        src = self.sources.get(source_name)
+        virtual = getattr(src, "virtual_now", None)
+        return virtual() if callable(virtual) else wall
+
+
+async def start(settings: Settings, *, stop: asyncio.Event) -> Runtime:
+    """Open the store, build the sources, pipeline, outbox and scheduler; return the runtime."""
+    store = Store.open(settings.store_path)
+    session = aiohttp.ClientSession(headers={"User-Agent": "quakealert/0.1 (+earthquake alerts)"})
+    sources = {cfg.name: make_source(cfg) for cfg in settings.sources}
+    poller = Poller(store=store, session=session, priorities=priorities_for(settings))
+    labels = [str(s.config.params.get("label") or f"REPLAY of {Path(str(s.config.path)).name}")
+              for s in sources.values() if s.config.kind == "replay"]
+    runtime = Runtime(settings, store, session, poller, sources,
+                      replay_label="; ".join(labels) or None)
+    try:
+        from quakealert.pipeline import Pipeline
+    except ModuleNotFoundError:  # pragma: no cover - pipeline lands with the sequence engine
+        Pipeline = None  # noqa: N806
+    if Pipeline is not None:
+        runtime.pipeline = Pipeline.create(runtime)
+        poller.on_ingest = runtime.pipeline.on_ingest
+    if runtime.replay_label:
+        log.warning("mode=replay %s: these are recorded events, not live data", runtime.replay_label)
+    return runtime
+
+
+def schedule(runtime: Runtime, scheduler: AsyncIOScheduler) -> None:
+    """One job per source: max_instances=1, coalesce, jitter, the source's own interval."""
+    for name, source in runtime.sources.items():
+        cfg = source.config
+        scheduler.add_job(
+            runtime.poller.poll_once, "interval", args=[source], seconds=cfg.interval_s,
+            jitter=cfg.jitter_s or None, max_instances=1, coalesce=True, id=f"poll:{name}",
+            name=f"poll {name}", next_run_time=datetime.now(UTC), misfire_grace_time=None,
+        )
+
+
+def start_listeners(runtime: Runtime, stop: asyncio.Event) -> None:
+    """Push sources (EMSC websocket): listen in a task; a gap triggers an FDSN back-fill poll."""
+    for name, source in runtime.sources.items():
+        listen = getattr(source, "listen", None)
+        if listen is None:
+            continue
+
+        async def on_reports(parsed: Any, _name: str = name) -> None:
+            await runtime.poller.store_reports(_name, parsed, now=datetime.now(UTC))
+
+        async def on_gap(_since: Any = None, _source: Source = source) -> None:
+            log.info("source=%s websocket gap: back-filling over FDSN", _source.name)
+            await runtime.poller.poll_once(_source, force=True)
+
+        runtime.tasks.append(asyncio.create_task(
+            _listen(listen, runtime.session, on_reports, on_gap, stop), name=f"listen:{name}"))
+
+
+async def _listen(listen: Callable[..., Awaitable[None]], session: aiohttp.ClientSession,
+                  on_reports: Callable[..., Awaitable[None]],
+                  on_gap: Callable[..., Awaitable[None]], stop: asyncio.Event) -> None:
+    try:
+        await listen(session, on_reports, on_gap=on_gap, stop=stop)
+    except TypeError:
+        await listen(session, on_reports, stop=stop)
+
+
+async def serve(settings: Settings, stop: asyncio.Event,
+                started: asyncio.Event | None = None) -> None:
+    """Run until ``stop`` is set, then drain: stop polling, finish deliveries, close cleanly."""
+    runtime = await start(settings, stop=stop)
+    app = make_app(settings, store=runtime.store, runtime=runtime)
+    app[SESSION] = runtime.session
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.api_host, settings.api_port)
+    scheduler = AsyncIOScheduler(timezone=UTC)
+    try:
+        await site.start()
+        log.info("api=http://%s:%d sources=%s store=%s", settings.api_host, settings.api_port,
+                 ",".join(runtime.sources) or "-", settings.store_path)
+        schedule(runtime, scheduler)
+        scheduler.start()
+        start_listeners(runtime, stop)
+        if runtime.pipeline is not None and hasattr(runtime.pipeline, "start"):
+            await runtime.pipeline.start(stop)
+        if started is not None:
+            started.set()
+        await stop.wait()
+        log.info("shutting down: stopping polls, draining deliveries")
+    finally:
+        if scheduler.running:
+            scheduler.shutdown(wait=False)
+        for task in runtime.tasks:
+            task.cancel()
+        await asyncio.gather(*runtime.tasks, return_exceptions=True)
+        if runtime.pipeline is not None and hasattr(runtime.pipeline, "close"):
+            await runtime.pipeline.close()
+        await runner.cleanup()
+        await runtime.session.close()
+        runtime.store.close()
+        log.info("stopped cleanly")
+
+
+async def main_async(settings: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await serve(settings, stop)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as err:
+        log.error("config: %s", err)
+        return 2
+    if args.host or args.port:
+        from dataclasses import replace
+
+        settings = replace(settings, api_host=args.host or settings.api_host,
+                           api_port=args.port or settings.api_port)
+    asyncio.run(main_async(settings))
+    return 0

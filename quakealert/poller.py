@@ -1,0 +1,185 @@
+"""One poll of one source: fetch, parse, store, and keep the source's health record.
+
+`poll_once` is the job boundary: it catches every SourceError once and records it, so a failing
+source never stops the daemon or the other sources (STYLE do/don't 5). Tests call it directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import aiohttp
+
+from quakealert.core.associate import Priorities
+from quakealert.errors import SourceError
+from quakealert.model import ParseResult
+from quakealert.sources.base import Source
+from quakealert.store.sqlite import IngestResult, Store, dt, ts
+
+log = logging.getLogger(__name__)
+
+BACKOFF_BASE_S = 30.0
+BACKOFF_CAP_S = 1800.0
+BIG_BODY_BYTES = 256 * 1024  # parse larger bodies in a worker thread, off the event loop
+
+
+@dataclass(slots=True)
+class SourceHealth:
+    """What duty staff see about a source: last success, last error, failures, back-off."""
+
+    name: str
+    last_ok_at: datetime | None = None
+    last_error_at: datetime | None = None
+    last_error: str | None = None
+    consecutive_failures: int = 0
+    backoff_until: datetime | None = None
+    last_since: datetime | None = None  # start of the last successful poll: next `since`
+    polls: int = 0
+    reports_total: int = 0
+    skipped_total: int = 0
+
+    def to_row(self) -> dict[str, object]:
+        return {
+            "name": self.name, "last_ok_at": ts(self.last_ok_at),
+            "last_error_at": ts(self.last_error_at), "last_error": self.last_error,
+            "consecutive_failures": self.consecutive_failures,
+            "backoff_until": ts(self.backoff_until), "last_since": ts(self.last_since),
+            "polls": self.polls, "reports_total": self.reports_total,
+            "skipped_total": self.skipped_total,
+        }
+
+    @classmethod
+    def from_row(cls, row: dict[str, object]) -> SourceHealth:
+        return cls(
+            name=str(row["name"]), last_ok_at=dt(row["last_ok_at"]),  # type: ignore[arg-type]
+            last_error_at=dt(row["last_error_at"]),  # type: ignore[arg-type]
+            last_error=row["last_error"],  # type: ignore[arg-type]
+            consecutive_failures=int(row["consecutive_failures"]),  # type: ignore[call-overload]
+            backoff_until=dt(row["backoff_until"]),  # type: ignore[arg-type]
+            last_since=dt(row["last_since"]),  # type: ignore[arg-type]
+            polls=int(row["polls"]), reports_total=int(row["reports_total"]),  # type: ignore
+            skipped_total=int(row["skipped_total"]),  # type: ignore[call-overload]
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PollStatus:
+    """The outcome of one poll."""
+
+    source: str
+    ok: bool
+    fetched_at: datetime
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    error: str | None = None
+    latency_s: float = 0.0
+    changed_event_ids: tuple[str, ...] = ()
+    skipped_backoff: bool = False
+
+
+def backoff_s(failures: int, retry_after_s: float | None, interval_s: float) -> float:
+    """Exponential back-off from the poll interval, capped; Retry-After wins when it is longer."""
+    base = max(BACKOFF_BASE_S, interval_s)
+    delay = min(BACKOFF_CAP_S, base * 2 ** max(0, failures - 1))
+    delay *= 0.8 + 0.4 * random.random()  # jitter: sources failing together don't retry together
+    if retry_after_s is not None:
+        delay = max(delay, min(retry_after_s, BACKOFF_CAP_S * 4))
+    return delay
+
+
+OnIngest = Callable[[str, IngestResult, datetime], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class Poller:
+    """Polls sources into the store and hands every batch of changes to ``on_ingest``."""
+
+    store: Store
+    session: aiohttp.ClientSession
+    priorities: Priorities = field(default_factory=Priorities)
+    on_ingest: OnIngest | None = None
+    health: dict[str, SourceHealth] = field(default_factory=dict)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def health_of(self, name: str) -> SourceHealth:
+        if name not in self.health:
+            row = self.store.load_health().get(name)
+            self.health[name] = SourceHealth.from_row(row) if row else SourceHealth(name)
+        return self.health[name]
+
+    async def poll_once(self, source: Source, *, now: datetime | None = None,
+                        force: bool = False) -> PollStatus:
+        """Fetch, parse and store one source; never raises for a source failure."""
+        now = now or datetime.now(UTC)
+        h = self.health_of(source.name)
+        if not force and h.backoff_until is not None and now < h.backoff_until:
+            return PollStatus(source.name, False, now, error=h.last_error, skipped_backoff=True)
+        started = time.perf_counter()
+        h.polls += 1
+        try:
+            body = await source.fetch(self.session, h.last_since)
+            if len(body) > BIG_BODY_BYTES:
+                parsed: ParseResult = await asyncio.to_thread(source.parse, body)
+            else:
+                parsed = source.parse(body)
+        except SourceError as err:
+            return self._failed(source, h, now, err, started)
+        for reason in parsed.skipped[:20]:
+            log.warning("source=%s skipped row: %s", source.name, reason)
+        return await self.store_reports(source.name, parsed, now=now, started=started,
+                                        since=now)
+
+    async def store_reports(self, name: str, parsed: ParseResult, *, now: datetime,
+                            started: float | None = None, since: datetime | None = None
+                            ) -> PollStatus:
+        """Ingest parsed reports from ``name`` (also used by push sources such as EMSC's socket)."""
+        started = time.perf_counter() if started is None else started
+        h = self.health_of(name)
+        async with self.lock:
+            if len(parsed.reports) > 2000:
+                result = await asyncio.to_thread(self.store.ingest, parsed.reports, now=now,
+                                                 priorities=self.priorities)
+            else:
+                result = self.store.ingest(parsed.reports, now=now, priorities=self.priorities)
+            h.last_ok_at = now
+            if since is not None:
+                h.last_since = since
+            h.consecutive_failures = 0
+            h.backoff_until = None
+            h.reports_total += len(parsed.reports)
+            h.skipped_total += len(parsed.skipped)
+            self.store.save_health(h.to_row())
+        latency = time.perf_counter() - started
+        status = PollStatus(
+            name, True, now, new=len(result.created), updated=len(result.revised) + len(
+                result.deleted), unchanged=result.unchanged, skipped=len(parsed.skipped),
+            latency_s=latency, changed_event_ids=tuple(result.changed),
+        )
+        if result.created or result.revised or result.deleted:
+            log.info("source=%s new=%d revised=%d deleted=%d unchanged=%d skipped=%d in %.3fs",
+                     name, len(result.created), len(result.revised), len(result.deleted),
+                     result.unchanged, len(parsed.skipped), latency)
+        if self.on_ingest is not None and result.changed:
+            await self.on_ingest(name, result, now)
+        return status
+
+    def _failed(self, source: Source, h: SourceHealth, now: datetime, err: SourceError,
+                started: float) -> PollStatus:
+        h.consecutive_failures += 1
+        h.last_error = f"{type(err).__name__}: {err.detail}"
+        h.last_error_at = now
+        delay = backoff_s(h.consecutive_failures, err.retry_after_s, source.config.interval_s)
+        h.backoff_until = now + timedelta(seconds=delay)
+        self.store.save_health(h.to_row())
+        log.warning("source=%s poll failed (%d in a row, next try in %.0fs): %s",
+                    source.name, h.consecutive_failures, delay, h.last_error)
+        return PollStatus(source.name, False, now, error=h.last_error,
+                          latency_s=time.perf_counter() - started)
