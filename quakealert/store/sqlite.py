@@ -26,8 +26,8 @@ from quakealert.core.associate import (
     Priorities,
     associate,
     contributor_of,
-    merge_event,
     new_event_id,
+    preferred,
 )
 from quakealert.core.geo import distance_km
 from quakealert.errors import NotFound
@@ -184,11 +184,36 @@ class Store:
         t0 = min(r.origin_at.timestamp() for r in batch) - params.max_dt_s
         t1 = max(r.origin_at.timestamp() for r in batch) + params.max_dt_s
         buckets: dict[int, dict[str, Candidate]] = defaultdict(dict)
+        bucket_of: dict[str, int] = {}
         for cand in self._candidates(t0, t1):
-            buckets[int(cand.origin_at.timestamp() // _BUCKET_S)][cand.event_id] = cand
+            key = int(cand.origin_at.timestamp() // _BUCKET_S)
+            buckets[key][cand.event_id] = cand
+            bucket_of[cand.event_id] = key
 
+        # In-memory view of every event this batch touches; written once at the end.
+        contribs: dict[str, dict[tuple[str, str], Contributor]] = {}
+        meta: dict[str, dict[str, Any]] = {}  # created_at, review flags, place per event
         touched: dict[str, str] = {}  # event id -> "created" | "revised" | "deleted"
-        flags: dict[str, list[str]] = defaultdict(list)
+        new_flags: dict[str, list[str]] = defaultdict(list)
+        report_rows: list[tuple[Any, ...]] = []
+        current_rows: list[tuple[Any, ...]] = []
+        retired: list[tuple[str, str]] = []
+        history_rows: list[tuple[Any, ...]] = []
+        next_id = int(conn.execute("SELECT coalesce(max(id), 0) FROM reports").fetchone()[0]) + 1
+
+        def load(event_id: str) -> None:
+            if event_id in contribs:
+                return
+            contribs[event_id] = {(c.source, c.source_id): c
+                                  for c in self._contributors([event_id])[event_id]}
+            row = conn.execute("SELECT review_flags, created_at, place FROM events WHERE id = ?",
+                               (event_id,)).fetchone()
+            meta[event_id] = {
+                "created_at": row["created_at"] if row else now_s,
+                "flags": list(json.loads(row["review_flags"])) if row else [],
+                "place": row["place"] if row else None,
+            }
+
         for r in batch:
             prev = current.get(r.key)
             if prev is None and r.other_ids:
@@ -198,6 +223,7 @@ class Store:
                     result.unchanged += 1
                     continue
                 event_id = prev["event_id"]
+                load(event_id)
                 version = prev["version"] + 1
                 change = "deleted" if r.status == "deleted" else (
                     "official" if prev["status"] == "automatic" and r.status == "reviewed"
@@ -205,8 +231,8 @@ class Store:
                 detail = _diff(prev, r)
                 if prev["source_id"] != r.source_id:
                     # USGS changed its preferred id: retire the old key, keep the event.
-                    conn.execute("DELETE FROM report_current WHERE source = ? AND source_id = ?",
-                                 (prev["source"], prev["source_id"]))
+                    retired.append((prev["source"], prev["source_id"]))
+                    contribs[event_id].pop((prev["source"], prev["source_id"]), None)
                     detail = f"id {prev['source_id']} -> {r.source_id}; {detail}"
                 touched.setdefault(event_id, "revised")
                 if change == "deleted":
@@ -218,50 +244,98 @@ class Store:
                 version = 1
                 if match.event_id is None:
                     event_id = new_event_id(r)
+                    contribs[event_id] = {}
+                    meta[event_id] = {"created_at": now_s, "flags": [], "place": None}
                     change, detail = "created", "; ".join(match.flags)
                     touched[event_id] = "created"
                 else:
                     event_id = match.event_id
+                    load(event_id)
                     change = "associated"
                     detail = f"score {match.score:.3f}" + "".join(f"; {f}" for f in match.flags)
                     touched.setdefault(event_id, "revised")
                 if match.flags:
-                    flags[event_id].extend(match.flags)
-            cur = conn.execute(
-                "INSERT INTO reports (source, source_id, version, received_at, origin_at, latitude,"
-                " longitude, depth_km, magnitude, mag_type, status, updated_at, place, agency,"
-                " event_type, other_ids, event_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (r.source, r.source_id, version, now_s, *_report_row_tuple(r),
-                 ",".join(r.other_ids), event_id),
-            )
-            report_id = cur.lastrowid
-            conn.execute(
-                "INSERT INTO report_current (source, source_id, report_id, event_id) VALUES (?,?,?,?)"
-                " ON CONFLICT (source, source_id) DO UPDATE SET report_id = excluded.report_id",
-                (r.source, r.source_id, report_id, event_id),
-            )
-            conn.execute(
-                "INSERT INTO event_history (event_id, at, change, source, source_id, report_id,"
-                " detail) VALUES (?,?,?,?,?,?,?)",
-                (event_id, now_s, change, r.source, r.source_id, report_id, detail),
-            )
+                    new_flags[event_id].extend(match.flags)
+                    meta[event_id]["flags"].extend(
+                        f for f in match.flags if f not in meta[event_id]["flags"])
+            report_id = next_id
+            next_id += 1
+            row = _report_row_tuple(r)
+            report_rows.append((report_id, r.source, r.source_id, version, now_s, *row,
+                                ",".join(r.other_ids), event_id))
+            current_rows.append((r.source, r.source_id, report_id, event_id))
+            history_rows.append((event_id, now_s, change, r.source, r.source_id, report_id, detail))
             current[r.key] = {"event_id": event_id, "version": version, "source": r.source,
-                              "source_id": r.source_id, **dict(zip(_REPORT_FIELDS,
-                                                                   _report_row_tuple(r)))}
-            event = self._rebuild_event(event_id, priorities, now_s, flags.get(event_id, ()))
-            if event.status == "deleted" and touched[event_id] != "created":
+                              "source_id": r.source_id, **dict(zip(_REPORT_FIELDS, row))}
+            contribs[event_id][r.key] = contributor_of(r)
+            if r.place and (meta[event_id]["place"] is None or r.source == "cenc"):
+                meta[event_id]["place"] = r.place
+            members = contribs[event_id]
+            if len(members) == 1:  # the common case: no merge needed
+                best: Contributor = contributor_of(r)
+                status = r.status
+            else:
+                best = preferred(list(members.values()), priorities)
+                status = "deleted" if all(
+                    c.status == "deleted" for c in members.values()) else best.status
+            if status == "deleted" and touched[event_id] != "created":
                 touched[event_id] = "deleted"
-            cand = Candidate(event.id, event.origin_at, event.latitude, event.longitude,
-                             event.depth_km, event.magnitude, event.mag_type,
-                             frozenset(c.source for c in event.contributors))
-            for b in buckets.values():
-                b.pop(event_id, None)
-            buckets[int(event.origin_at.timestamp() // _BUCKET_S)][event_id] = cand
+            old_key = bucket_of.pop(event_id, None)
+            if old_key is not None:
+                buckets[old_key].pop(event_id, None)
+            key = int(best.origin_at.timestamp() // _BUCKET_S)
+            buckets[key][event_id] = Candidate(
+                event_id, best.origin_at, best.latitude, best.longitude, best.depth_km,
+                best.magnitude, best.mag_type, frozenset(src for src, _ in members))
+            bucket_of[event_id] = key
 
+        conn.executemany("DELETE FROM report_current WHERE source = ? AND source_id = ?", retired)
+        conn.executemany(
+            "INSERT INTO reports (id, source, source_id, version, received_at, origin_at, latitude,"
+            " longitude, depth_km, magnitude, mag_type, status, updated_at, place, agency,"
+            " event_type, other_ids, event_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            report_rows,
+        )
+        conn.executemany(
+            "INSERT INTO report_current (source, source_id, report_id, event_id) VALUES (?,?,?,?)"
+            " ON CONFLICT (source, source_id) DO UPDATE SET report_id = excluded.report_id,"
+            " event_id = excluded.event_id",
+            current_rows,
+        )
+        conn.executemany(
+            "INSERT INTO event_history (event_id, at, change, source, source_id, report_id,"
+            " detail) VALUES (?,?,?,?,?,?,?)",
+            history_rows,
+        )
+        event_rows = []
+        for event_id in touched:
+            m = meta[event_id]
+            members = list(contribs[event_id].values())
+            if len(members) == 1:
+                e: Contributor = members[0]
+                status = e.status
+            else:
+                e = preferred(members, priorities)
+                status = "deleted" if all(c.status == "deleted" for c in members) else e.status
+            event_rows.append((
+                event_id, e.origin_at.timestamp(), e.latitude, e.longitude, e.depth_km,
+                e.magnitude, e.mag_type, status, e.source, m["place"],
+                json.dumps(m["flags"], ensure_ascii=False), m["created_at"], now_s))
+        conn.executemany(
+            "INSERT INTO events (id, origin_at, latitude, longitude, depth_km, magnitude, mag_type,"
+            " status, preferred_source, place, review_flags, created_at, changed_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE SET"
+            " origin_at=excluded.origin_at, latitude=excluded.latitude,"
+            " longitude=excluded.longitude, depth_km=excluded.depth_km,"
+            " magnitude=excluded.magnitude, mag_type=excluded.mag_type, status=excluded.status,"
+            " preferred_source=excluded.preferred_source, place=excluded.place,"
+            " review_flags=excluded.review_flags, changed_at=excluded.changed_at",
+            event_rows,
+        )
         for event_id, what in touched.items():
             getattr(result, what).append(event_id)
-            if event_id in flags:
-                result.flags[event_id] = tuple(flags[event_id])
+            if event_id in new_flags:
+                result.flags[event_id] = tuple(new_flags[event_id])
 
     def _current_rows(self, batch: Sequence[Report]) -> dict[tuple[str, str], dict[str, Any]]:
         rows: dict[tuple[str, str], dict[str, Any]] = {}
@@ -316,39 +390,6 @@ class Store:
             yield Candidate(row["id"], datetime.fromtimestamp(row["origin_at"], UTC),
                             row["latitude"], row["longitude"], row["depth_km"], row["magnitude"],
                             row["mag_type"], frozenset(row["sources"].split(",")))
-
-    def _rebuild_event(
-        self, event_id: str, priorities: Priorities, now_s: float, new_flags: Sequence[str]
-    ) -> Event:
-        contributors = self._contributors([event_id])[event_id]
-        old = self.conn.execute(
-            "SELECT review_flags, created_at FROM events WHERE id = ?", (event_id,)
-        ).fetchone()
-        review = list(json.loads(old["review_flags"])) if old else []
-        review.extend(f for f in new_flags if f not in review)
-        best_place = self.conn.execute(
-            "SELECT r.place FROM report_current c JOIN reports r ON r.id = c.report_id"
-            " WHERE c.event_id = ? AND r.place IS NOT NULL ORDER BY r.source = ? DESC LIMIT 1",
-            (event_id, "cenc"),
-        ).fetchone()
-        event = merge_event(event_id, contributors, priorities,
-                            place=best_place["place"] if best_place else None,
-                            review_flags=tuple(review))
-        self.conn.execute(
-            "INSERT INTO events (id, origin_at, latitude, longitude, depth_km, magnitude, mag_type,"
-            " status, preferred_source, place, review_flags, created_at, changed_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE SET"
-            " origin_at=excluded.origin_at, latitude=excluded.latitude,"
-            " longitude=excluded.longitude, depth_km=excluded.depth_km,"
-            " magnitude=excluded.magnitude, mag_type=excluded.mag_type, status=excluded.status,"
-            " preferred_source=excluded.preferred_source, place=excluded.place,"
-            " review_flags=excluded.review_flags, changed_at=excluded.changed_at",
-            (event.id, event.origin_at.timestamp(), event.latitude, event.longitude,
-             event.depth_km, event.magnitude, event.mag_type, event.status,
-             event.preferred_source, event.place, json.dumps(review, ensure_ascii=False),
-             old["created_at"] if old else now_s, now_s),
-        )
-        return event
 
     def _contributors(self, event_ids: Sequence[str]) -> dict[str, list[Contributor]]:
         out: dict[str, list[Contributor]] = {eid: [] for eid in event_ids}

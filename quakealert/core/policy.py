@@ -1,0 +1,577 @@
+"""Who is told what, and why: one thread per (subscriber, sequence), with a budget against floods.
+
+Rules (DESIGN.md "Residents, notices, delivery"; seismology.md §8.4; messages.md §8):
+notify on the first event predicted felt at the subscriber; after that only for a larger event, a
+change of sequence type (one advisory), an official revision that matters (Update), a deletion
+(Cancel), or the daily swarm summary. Every decision, sent or not, carries its reason in en and zh.
+
+The report and its guidance go out as ONE combined notice (kind + extra_kinds): a resident who reads
+only one message must get both what happened and what to do, and Web Push replaces earlier notices
+of the same Topic on the device, so a separate guidance notice could hide the report or vice versa.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, time, timedelta, timezone
+from typing import Any, Literal
+
+from quakealert.core import intensity
+from quakealert.core.intensity import csis_degree, epicentral_km, roman
+from quakealert.errors import ConfigError
+
+Urgency = Literal["very-low", "low", "normal", "high"]
+Trigger = Literal["new", "revised", "deleted", "daily"]
+REPORT_KINDS = ("quick_report", "official_report")
+_LOWER: dict[str, Urgency] = {
+    "high": "normal",
+    "normal": "low",
+    "low": "very-low",
+    "very-low": "very-low",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyParams:
+    """Notification thresholds; defaults cite seismology.md and messages.md, [K] ones are guesses."""
+
+    felt_degree: int = intensity.FELT_DEGREE  # seismology.md §5.1: felt = III
+    strong_degree: int = intensity.STRONG_DEGREE  # §5.1 possible damage ≥ VI; messages.md §8 K5
+    strong_magnitude: float = 5.0  # messages.md §8 K5: "or M≥5 within ~100 km"
+    strong_distance_km: float = 100.0
+    sigma_factor: float = 1.0  # DESIGN.md: IPE plus one standard deviation
+    larger_min_delta: float = 0.1  # [K] one catalogue step: a "larger event" is at least +0.1
+    revision_magnitude: float = (
+        0.3  # [K] above CENC auto-vs-official |ΔM| ≈ 0.25 (messages.md §0.4)
+    )
+    revision_distance_km: float = 10.0  # [K] above the ≈ 8 km mean auto-vs-official shift (§0.4)
+    revision_time_s: float = 60.0  # [K] a change residents would see in the minute shown
+    revision_depth_km: float = 20.0  # [K] ≈ 2× the 9 km mean auto-vs-official depth shift (§0.4)
+    summary_interval_h: float = 24.0  # at most one swarm summary per day per thread
+    swarm_active_h: float = 72.0  # [K] a swarm with no event for this long gets no summary
+    advise_types: tuple[str, ...] = ("swarm",)  # types that earn one advisory (K4)
+    quiet_start: str = "22:00"  # local time; quiet hours lower urgency, never hide felt guidance
+    quiet_end: str = "07:00"
+    quiet_utc_offset_h: float = 8.0  # Beijing time
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any]) -> PolicyParams:
+        """Parameters from the ``[policy]`` config table; unknown keys are errors."""
+        known = set(cls.__dataclass_fields__)
+        unknown = set(section) - known
+        if unknown:
+            raise ConfigError(f"[policy] unknown keys: {', '.join(sorted(unknown))}")
+        values: dict[str, Any] = {}
+        for key, raw in section.items():
+            default = getattr(cls(), key)
+            try:
+                if isinstance(default, tuple):
+                    values[key] = tuple(str(x) for x in raw)
+                elif isinstance(default, (bool, str)):
+                    values[key] = type(default)(raw)
+                elif isinstance(default, int):
+                    if isinstance(raw, float) and not raw.is_integer():
+                        raise ValueError("expected a whole number")
+                    values[key] = int(raw)
+                else:
+                    values[key] = float(raw)
+            except (TypeError, ValueError) as err:
+                raise ConfigError(f"[policy] {key}: {err}") from err
+        params = cls(**values)
+        for key in ("quiet_start", "quiet_end"):
+            try:
+                time.fromisoformat(getattr(params, key))
+            except ValueError as err:
+                raise ConfigError(f"[policy] {key} must be HH:MM") from err
+        if not 1 <= params.felt_degree <= params.strong_degree <= 12:
+            raise ConfigError("[policy] need 1 <= felt_degree <= strong_degree <= 12")
+        return params
+
+
+@dataclass(frozen=True, slots=True)
+class EventView:
+    """One event as the policy sees it for one subscriber."""
+
+    event_id: str
+    origin_at: datetime
+    latitude: float
+    longitude: float
+    depth_km: float | None
+    magnitude: float
+    status: Literal["automatic", "reviewed", "deleted"]
+    intensity_upper: (
+        float  # predicted mean + k·σ at the subscriber (intensity.upper_intensity_many)
+    )
+    distance_km: float  # epicentre to the subscriber
+
+    @property
+    def degree(self) -> int:
+        """CSIS degree of the upper intensity."""
+        return csis_degree(self.intensity_upper)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyInput:
+    """What the sequence engine says, seen from one subscriber: the lead maps engine output into it."""
+
+    sequence_id: str
+    trigger: Trigger  # new event, revised event, deleted event, or the daily swarm-summary tick
+    event: EventView  # the event that arrived or changed (for "daily": the latest member)
+    largest: EventView  # largest member so far, this one included
+    sequence_type: str  # undetermined | swarm | mainshock_aftershock | foreshock_... | isolated
+    type_provisional: bool = True
+    type_official: bool = False  # True only when an authority stated the type
+    member_count: int = 1
+    last_event_at: datetime | None = None  # newest member's origin time
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriberView:
+    """The part of a subscriber the policy needs (never the exact place)."""
+
+    subscriber_id: str
+    min_intensity: int | None = None  # CSIS degree; None = PolicyParams.felt_degree
+    quiet_hours: tuple[str, str] | None = None  # overrides PolicyParams quiet window
+
+
+@dataclass(frozen=True, slots=True)
+class Told:
+    """An event a thread has reported, with what it said and the notices that said it."""
+
+    event_id: str
+    origin_at: datetime
+    latitude: float
+    longitude: float
+    depth_km: float | None
+    magnitude: float
+    status: str
+    notice_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadState:
+    """One subscriber's thread for one sequence: what they have been told and when."""
+
+    subscriber_id: str
+    sequence_id: str
+    told: tuple[Told, ...] = ()
+    advised_type: str | None = None
+    notice_ids: tuple[str, ...] = ()
+    last_sent_at: datetime | None = None
+    last_summary_at: datetime | None = None
+    member_count_told: int = 0
+
+    @property
+    def max_magnitude(self) -> float | None:
+        """Largest magnitude this subscriber has been told about (None before any report)."""
+        return max((t.magnitude for t in self.told), default=None)
+
+    def told_event(self, event_id: str) -> Told | None:
+        """What the thread said about one event, if anything."""
+        return next((t for t in self.told if t.event_id == event_id), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Whether to notify one subscriber, with what, and why."""
+
+    send: bool
+    kind: str | None
+    msg_type: Literal["Alert", "Update", "Cancel"] | None
+    urgency: Urgency
+    reason_code: str
+    reason_en: str
+    reason_zh: str
+    references: tuple[str, ...] = ()
+    extra_kinds: tuple[str, ...] = ()  # guidance rendered into the same notice
+    event_id: str = ""
+    degree: int = 0  # predicted CSIS degree at the subscriber for this event
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """Every message kind in the notice, report first."""
+        return ((self.kind,) if self.kind else ()) + self.extra_kinds
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """All decisions for one input, and the thread after the sent ones."""
+
+    decisions: tuple[Decision, ...]
+    thread: ThreadState | None
+    notice_ids: tuple[str, ...] = field(default=())
+
+
+def in_quiet_hours(now: datetime, start: str, end: str, utc_offset_h: float) -> bool:
+    """Whether ``now`` falls in a local [start, end) window that may wrap midnight."""
+    t = now.astimezone(timezone(timedelta(hours=utc_offset_h))).time()
+    a, b = time.fromisoformat(start), time.fromisoformat(end)
+    return (a <= t < b) if a <= b else (t >= a or t < b)
+
+
+def _no(code: str, en: str, zh: str, ev: EventView) -> Decision:
+    return Decision(
+        send=False,
+        kind=None,
+        msg_type=None,
+        urgency="normal",
+        reason_code=code,
+        reason_en=en,
+        reason_zh=zh,
+        event_id=ev.event_id,
+        degree=ev.degree,
+    )
+
+
+def _shaking(ev: EventView, threshold: int, params: PolicyParams) -> tuple[str, str]:
+    k = f"{params.sigma_factor:g}"
+    en = (
+        f"M{ev.magnitude:.1f} at {ev.distance_km:.0f} km: predicted intensity {roman(ev.degree)} "
+        f"(A12 mean+{k}σ = {ev.intensity_upper:.2f}), threshold {roman(threshold)}"
+    )
+    zh = (
+        f"M{ev.magnitude:.1f}，距离{ev.distance_km:.0f}公里：预计烈度{roman(ev.degree, 'zh')}度"
+        f"（A12均值+{k}σ={ev.intensity_upper:.2f}），阈值{roman(threshold, 'zh')}度"
+    )
+    return en, zh
+
+
+def _is_strong(ev: EventView, params: PolicyParams) -> bool:
+    return ev.degree >= params.strong_degree or (
+        ev.magnitude >= params.strong_magnitude and ev.distance_km <= params.strong_distance_km
+    )
+
+
+def _report(ctx: PolicyInput, params: PolicyParams, code: str, en: str, zh: str) -> Decision:
+    ev = ctx.event
+    strong = _is_strong(ev, params)
+    return Decision(
+        send=True,
+        kind="quick_report" if ev.status == "automatic" else "official_report",
+        extra_kinds=("strong_guidance" if strong else "felt_guidance",),
+        msg_type="Alert",
+        urgency="high" if strong else "normal",  # felt guidance is never lowered in quiet hours
+        reason_code=code,
+        reason_en=en,
+        reason_zh=zh,
+        event_id=ev.event_id,
+        degree=ev.degree,
+    )
+
+
+def _revision_changes(told: Told, ev: EventView, params: PolicyParams) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    dm = ev.magnitude - told.magnitude
+    if abs(dm) >= params.revision_magnitude - 1e-9:
+        out.append(
+            (
+                f"magnitude {told.magnitude:.1f} → {ev.magnitude:.1f}",
+                f"震级{told.magnitude:.1f}→{ev.magnitude:.1f}",
+            )
+        )
+    moved = epicentral_km(told.latitude, told.longitude, ev.latitude, ev.longitude)
+    if moved >= params.revision_distance_km:
+        out.append((f"epicentre moved {moved:.0f} km", f"震中移动{moved:.0f}公里"))
+    dt = abs((ev.origin_at - told.origin_at).total_seconds())
+    if dt >= params.revision_time_s:
+        out.append((f"origin time changed by {dt:.0f} s", f"发震时刻变化{dt:.0f}秒"))
+    if told.depth_km is not None and ev.depth_km is not None:
+        dd = abs(ev.depth_km - told.depth_km)
+        if dd >= params.revision_depth_km:
+            out.append((f"depth changed by {dd:.0f} km", f"震源深度变化{dd:.0f}公里"))
+    return out
+
+
+def decide(
+    ctx: PolicyInput,
+    thread: ThreadState | None,
+    subscriber: SubscriberView,
+    params: PolicyParams,
+    *,
+    now: datetime,
+) -> Decision:
+    """The next notice for one subscriber about one sequence, or why there is none."""
+    ev = ctx.event
+    threshold = subscriber.min_intensity or params.felt_degree
+    felt = ev.degree >= threshold
+    quiet_start, quiet_end = subscriber.quiet_hours or (params.quiet_start, params.quiet_end)
+    quiet = in_quiet_hours(now, quiet_start, quiet_end, params.quiet_utc_offset_h)
+    shake_en, shake_zh = _shaking(ev, threshold, params)
+    told_any = thread is not None and bool(thread.told)
+
+    def lowered(u: Urgency) -> Urgency:
+        return _LOWER[u] if quiet else u
+
+    quiet_en = " Quiet hours: urgency lowered." if quiet else ""
+    quiet_zh = "（免打扰时段：紧急程度已降低。）" if quiet else ""
+
+    if ctx.trigger == "deleted":
+        told = thread.told_event(ev.event_id) if thread else None
+        if told is None:
+            return _no(
+                "deleted_not_told",
+                f"Event {ev.event_id} was deleted; this subscriber was never told about it.",
+                f"事件{ev.event_id}已被删除；未曾向该用户发送过相关信息。",
+                ev,
+            )
+        return Decision(
+            send=True,
+            kind="cancel",
+            msg_type="Cancel",
+            urgency="normal",
+            reason_code="event_deleted",
+            reason_en=f"Event {ev.event_id} (M{told.magnitude:.1f}) was deleted by the agency: cancel what was sent.",
+            reason_zh=f"测定机构删除了事件{ev.event_id}（{told.magnitude:.1f}级）：撤销已发送的信息。",
+            references=told.notice_ids,
+            event_id=ev.event_id,
+            degree=ev.degree,
+        )
+
+    if ctx.trigger == "revised" and thread is not None:
+        told = thread.told_event(ev.event_id)
+        if told is not None:
+            changes = _revision_changes(told, ev, params)
+            became_official = told.status == "automatic" and ev.status == "reviewed"
+            what = "automatic → official; " if became_official else ""
+            what_zh = "自动测定→正式测定；" if became_official else ""
+            if not changes:
+                return _no(
+                    "revision_minor",
+                    f"Revision of {ev.event_id} ({what}M{told.magnitude:.1f} → M{ev.magnitude:.1f}) is below the "
+                    f"update thresholds (ΔM {params.revision_magnitude:g}, {params.revision_distance_km:g} km, "
+                    f"{params.revision_time_s:g} s, depth {params.revision_depth_km:g} km).",
+                    f"事件{ev.event_id}的修订（{what_zh}{told.magnitude:.1f}级→{ev.magnitude:.1f}级）未达到更新阈值"
+                    f"（震级{params.revision_magnitude:g}、位置{params.revision_distance_km:g}公里、"
+                    f"时间{params.revision_time_s:g}秒、深度{params.revision_depth_km:g}公里）。",
+                    ev,
+                )
+            return Decision(
+                send=True,
+                kind="update",
+                msg_type="Update",
+                urgency=lowered("normal"),
+                reason_code="revision_matters",
+                reason_en=f"Revision of {ev.event_id} ({what}{'; '.join(c[0] for c in changes)}) changes what "
+                f"the subscriber was told.{quiet_en}",
+                reason_zh=f"事件{ev.event_id}的修订（{what_zh}{'；'.join(c[1] for c in changes)}）改变了已告知的内容。{quiet_zh}",
+                references=told.notice_ids,
+                event_id=ev.event_id,
+                degree=ev.degree,
+            )
+
+    if ctx.trigger == "daily":
+        if not told_any or thread is None:
+            return _no(
+                "summary_no_thread",
+                "Daily summary: this subscriber has not been notified about this sequence.",
+                "每日动态：该用户未收到过此序列的信息。",
+                ev,
+            )
+        if ctx.sequence_type in params.advise_types and thread.advised_type != ctx.sequence_type:
+            pass  # the type advisory comes first; handled below
+        elif ctx.sequence_type != "swarm":
+            return _no(
+                "summary_not_swarm",
+                f"Daily summary: the sequence is '{ctx.sequence_type}', not a swarm.",
+                f"每日动态：该序列类型为“{ctx.sequence_type}”，不是震群。",
+                ev,
+            )
+        else:
+            quiet_for_h = (now - (ctx.last_event_at or ev.origin_at)).total_seconds() / 3600
+            since = thread.last_summary_at or thread.last_sent_at or now
+            since_h = (now - since).total_seconds() / 3600
+            new = ctx.member_count - thread.member_count_told
+            if quiet_for_h > params.swarm_active_h:
+                return _no(
+                    "summary_swarm_quiet",
+                    f"Daily summary: no event for {quiet_for_h:.0f} h (> {params.swarm_active_h:g} h); the swarm is not active.",
+                    f"每日动态：已{quiet_for_h:.0f}小时无地震（超过{params.swarm_active_h:g}小时），震群不活跃。",
+                    ev,
+                )
+            if since_h < params.summary_interval_h:
+                return _no(
+                    "summary_too_soon",
+                    f"Daily summary: last swarm notice {since_h:.1f} h ago (< {params.summary_interval_h:g} h).",
+                    f"每日动态：距上次震群信息{since_h:.1f}小时（不足{params.summary_interval_h:g}小时）。",
+                    ev,
+                )
+            if new <= 0:
+                return _no(
+                    "summary_nothing_new",
+                    "Daily summary: no new events since the last notice.",
+                    "每日动态：上次通知以来没有新的地震。",
+                    ev,
+                )
+            return Decision(
+                send=True,
+                kind="swarm_advisory",
+                msg_type="Update",
+                urgency=lowered("low"),
+                reason_code="daily_summary",
+                reason_en=f"Daily swarm summary: {new} new event(s) since the last notice {since_h:.0f} h ago; "
+                f"swarm active (last event {quiet_for_h:.0f} h ago).{quiet_en}",
+                reason_zh=f"震群每日动态：距上次通知{since_h:.0f}小时，新增{new}次地震；震群仍活跃"
+                f"（最近一次地震在{quiet_for_h:.0f}小时前）。{quiet_zh}",
+                references=thread.notice_ids[-1:],
+                event_id=ev.event_id,
+                degree=ev.degree,
+            )
+
+    if not told_any or thread is None:
+        if ctx.trigger == "daily":
+            return _no(
+                "summary_no_thread",
+                "Daily summary: nothing sent in this sequence yet.",
+                "每日动态：此序列尚未发送信息。",
+                ev,
+            )
+        if not felt:
+            return _no(
+                "below_threshold", f"Not felt here: {shake_en}.", f"本地预计无感：{shake_zh}。", ev
+            )
+        return _report(
+            ctx,
+            params,
+            "first_felt",
+            f"First felt event of the sequence: {shake_en}.",
+            f"序列中首次有感地震：{shake_zh}。",
+        )
+
+    told_max = thread.max_magnitude or 0.0
+    larger = ctx.trigger != "daily" and ev.magnitude >= told_max + params.larger_min_delta - 1e-9
+    if larger and felt:
+        return _report(
+            ctx,
+            params,
+            "larger_event",
+            f"Larger than the M{told_max:.1f} already notified: {shake_en}.",
+            f"大于已通知的{told_max:.1f}级地震：{shake_zh}。",
+        )
+    if ctx.sequence_type in params.advise_types and thread.advised_type != ctx.sequence_type:
+        official = "official" if ctx.type_official else "automatic, provisional"
+        official_zh = "官方判定" if ctx.type_official else "自动初判"
+        return Decision(
+            send=True,
+            kind="swarm_advisory",
+            msg_type="Update",
+            urgency=lowered("normal"),
+            reason_code="type_changed",
+            reason_en=f"Sequence type is now '{ctx.sequence_type}' ({official}); one advisory per type.{quiet_en}",
+            reason_zh=f"序列类型变为“{ctx.sequence_type}”（{official_zh}）；每种类型只提示一次。{quiet_zh}",
+            references=thread.notice_ids[-1:],
+            event_id=ev.event_id,
+            degree=ev.degree,
+        )
+    if ctx.trigger == "daily":
+        return _no("summary_not_due", "Daily summary: nothing due.", "每日动态：无需发送。", ev)
+    parts_en = [f"Already told about M{told_max:.1f}"]
+    parts_zh = [f"已通知{told_max:.1f}级地震"]
+    if thread.advised_type:
+        parts_en.append(f"the {thread.advised_type} advisory was sent")
+        parts_zh.append(f"已发送{thread.advised_type}提示")
+    if thread.advised_type == "swarm":
+        parts_en.append("the daily swarm summary will count this event")
+        parts_zh.append("每日震群动态将计入此次地震")
+    if not felt:
+        return _no(
+            "below_threshold",
+            f"Not felt here: {shake_en}. " + "; ".join(parts_en) + ".",
+            f"本地预计无感：{shake_zh}。" + "；".join(parts_zh) + "。",
+            ev,
+        )
+    return _no(
+        "not_larger",
+        f"Felt but not larger ({shake_en}): " + "; ".join(parts_en) + ".",
+        f"有感但不大于已通知的地震（{shake_zh}）：" + "；".join(parts_zh) + "。",
+        ev,
+    )
+
+
+def advance(
+    thread: ThreadState | None,
+    ctx: PolicyInput,
+    decision: Decision,
+    subscriber: SubscriberView,
+    *,
+    notice_id: str,
+    now: datetime,
+) -> ThreadState | None:
+    """The thread after a sent decision (unchanged when nothing was sent)."""
+    if not decision.send:
+        return thread
+    t = thread or ThreadState(subscriber_id=subscriber.subscriber_id, sequence_id=ctx.sequence_id)
+    ev = ctx.event
+    told = t.told
+    if decision.kind in REPORT_KINDS:
+        told = told + (
+            Told(
+                ev.event_id,
+                ev.origin_at,
+                ev.latitude,
+                ev.longitude,
+                ev.depth_km,
+                ev.magnitude,
+                ev.status,
+                (notice_id,),
+            ),
+        )
+    elif decision.kind == "update":
+        told = tuple(
+            Told(
+                ev.event_id,
+                ev.origin_at,
+                ev.latitude,
+                ev.longitude,
+                ev.depth_km,
+                ev.magnitude,
+                ev.status,
+                x.notice_ids + (notice_id,),
+            )
+            if x.event_id == ev.event_id
+            else x
+            for x in told
+        )
+    elif decision.kind == "cancel":
+        told = tuple(x for x in told if x.event_id != ev.event_id)
+    advised = ctx.sequence_type if decision.kind == "swarm_advisory" else t.advised_type
+    summary_at = now if decision.kind == "swarm_advisory" else t.last_summary_at
+    return replace(
+        t,
+        told=told,
+        advised_type=advised,
+        notice_ids=t.notice_ids + (notice_id,),
+        last_sent_at=now,
+        last_summary_at=summary_at,
+        member_count_told=max(t.member_count_told, ctx.member_count),
+    )
+
+
+def plan(
+    ctx: PolicyInput,
+    thread: ThreadState | None,
+    subscriber: SubscriberView,
+    params: PolicyParams,
+    *,
+    now: datetime,
+    notice_id: Callable[[Decision], str],
+    max_notices: int = 3,
+) -> Plan:
+    """Decide until nothing more is due: e.g. the first felt report, then the swarm advisory.
+
+    Records the "not sent" decision only when nothing was sent, so each input leaves either the
+    notices it caused or exactly one reason why there were none.
+    """
+    decisions: list[Decision] = []
+    ids: list[str] = []
+    for _ in range(max_notices):
+        d = decide(ctx, thread, subscriber, params, now=now)
+        if not d.send:
+            if not decisions:
+                decisions.append(d)
+            break
+        nid = notice_id(d)
+        decisions.append(d)
+        ids.append(nid)
+        thread = advance(thread, ctx, d, subscriber, notice_id=nid, now=now)
+    return Plan(decisions=tuple(decisions), thread=thread, notice_ids=tuple(ids))

@@ -1,0 +1,309 @@
+"""Notification policy: thread per (subscriber, sequence), reasons for every decision."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from quakealert.core.intensity import epicentral_km, predict_intensity
+from quakealert.core.policy import (
+    Decision,
+    EventView,
+    PolicyInput,
+    PolicyParams,
+    SubscriberView,
+    ThreadState,
+    advance,
+    decide,
+    in_quiet_hours,
+    plan,
+)
+from quakealert.errors import ConfigError
+
+LHASA = (29.65, 91.13)
+CHENGDU = (30.66, 104.07)
+# (origin, lat, lon, M, sequence type after this event) - CENC parameters, DESIGN.md
+SCENARIO = [
+    ("e41", datetime(2024, 10, 31, 1, 32, tzinfo=UTC), 29.85, 92.25, 4.1, "undetermined"),
+    ("e45", datetime(2024, 11, 6, 20, 19, tzinfo=UTC), 29.85, 92.25, 4.5, "swarm"),
+    ("e40", datetime(2024, 11, 8, 5, 0, tzinfo=UTC), 29.81, 92.26, 4.0, "swarm"),
+]
+PARAMS = PolicyParams()
+
+
+def view(
+    eid: str,
+    at: datetime,
+    lat: float,
+    lon: float,
+    m: float,
+    where: tuple[float, float],
+    *,
+    status: str = "reviewed",
+    depth_km: float = 10.0,
+) -> EventView:
+    d = epicentral_km(lat, lon, *where)
+    return EventView(
+        eid, at, lat, lon, depth_km, m, status, predict_intensity(m, depth_km, d).upper, d
+    )  # type: ignore[arg-type]
+
+
+def replay(where: tuple[float, float], sub_id: str) -> list[tuple[str, tuple[Decision, ...]]]:
+    sub = SubscriberView(sub_id)
+    thread: ThreadState | None = None
+    largest: EventView | None = None
+    out = []
+    for n, (eid, at, lat, lon, m, seq_type) in enumerate(SCENARIO, start=1):
+        ev = view(eid, at, lat, lon, m, where)
+        largest = ev if largest is None or ev.magnitude > largest.magnitude else largest
+        ctx = PolicyInput("seq1", "new", ev, largest, seq_type, member_count=n, last_event_at=at)
+        p = plan(
+            ctx,
+            thread,
+            sub,
+            PARAMS,
+            now=at + timedelta(minutes=10),
+            notice_id=lambda d, eid=eid: f"{eid}-{d.kind}",
+        )
+        thread = p.thread
+        out.append((eid, p.decisions))
+    return out
+
+
+def test_maizhokunggar_lhasa_gets_report_guidance_then_one_swarm_advisory() -> None:
+    """Lhasa (zh+bo): M4.1 not felt (recorded), M4.5 report+felt guidance then a swarm advisory, M4.0 nothing."""
+    (_, d41), (_, d45), (_, d40) = replay(LHASA, "lhasa-1")
+    assert [d.send for d in d41] == [False]
+    assert d41[0].reason_code == "below_threshold"
+    assert d41[0].degree == 2  # M4.1 at 110 km: mean+1σ = 2.24 -> II, below III
+    assert "II" in d41[0].reason_en and "Ⅲ" in d41[0].reason_zh
+
+    assert [(d.send, d.kinds, d.msg_type) for d in d45] == [
+        (True, ("official_report", "felt_guidance"), "Alert"),
+        (True, ("swarm_advisory",), "Update"),
+    ]
+    assert d45[0].reason_code == "first_felt" and d45[0].degree == 3
+    assert d45[1].reason_code == "type_changed"
+    assert d45[1].references == ("e45-official_report",)
+
+    assert [d.send for d in d40] == [False]
+    assert d40[0].reason_code == "below_threshold"
+    assert "Already told about M4.5" in d40[0].reason_en
+    assert "daily swarm summary" in d40[0].reason_en
+    assert d40[0].reason_zh
+
+
+def test_maizhokunggar_chengdu_gets_nothing_with_reasons() -> None:
+    """Chengdu: three recorded 'not sent' decisions, one per event."""
+    for _, decisions in replay(CHENGDU, "chengdu-1"):
+        assert len(decisions) == 1
+        (d,) = decisions
+        assert not d.send and d.reason_code == "below_threshold" and d.degree == 1
+        assert d.reason_en.startswith("Not felt here") and d.reason_zh.startswith("本地预计无感")
+
+
+def _thread_after_m45() -> tuple[ThreadState, EventView]:
+    ev = view(*SCENARIO[1][:5], LHASA)
+    ctx = PolicyInput("seq1", "new", ev, ev, "swarm", member_count=2, last_event_at=ev.origin_at)
+    p = plan(
+        ctx, None, SubscriberView("s"), PARAMS, now=ev.origin_at, notice_id=lambda d: f"n-{d.kind}"
+    )
+    assert p.thread is not None
+    return p.thread, ev
+
+
+def test_daily_swarm_summary_at_most_once_per_day_and_only_with_news() -> None:
+    """A daily tick sends a summary only after 24 h, while active, with new events; never twice a day."""
+    thread, m45 = _thread_after_m45()
+    m40 = view(*SCENARIO[2][:5], LHASA)
+    sub = SubscriberView("s")
+    tick = lambda now, n, last: PolicyInput(
+        "seq1", "daily", m40, m45, "swarm", member_count=n, last_event_at=last
+    )
+    early = decide(
+        tick(m45.origin_at + timedelta(hours=16), 2, m45.origin_at),
+        thread,
+        sub,
+        PARAMS,
+        now=m45.origin_at + timedelta(hours=16),
+    )
+    assert (early.send, early.reason_code) == (False, "summary_too_soon")
+    due_at = m45.origin_at + timedelta(hours=40)
+    due = decide(tick(due_at, 3, m40.origin_at), thread, sub, PARAMS, now=due_at)
+    assert (due.send, due.kind, due.reason_code, due.msg_type) == (
+        True,
+        "swarm_advisory",
+        "daily_summary",
+        "Update",
+    )
+    thread2 = advance(
+        thread, tick(due_at, 3, m40.origin_at), due, sub, notice_id="sum1", now=due_at
+    )
+    again = decide(
+        tick(due_at + timedelta(hours=2), 3, m40.origin_at),
+        thread2,
+        sub,
+        PARAMS,
+        now=due_at + timedelta(hours=2),
+    )
+    assert (again.send, again.reason_code) == (False, "summary_too_soon")
+    nothing = decide(
+        tick(due_at + timedelta(hours=25), 3, m40.origin_at),
+        thread2,
+        sub,
+        PARAMS,
+        now=due_at + timedelta(hours=25),
+    )
+    assert (nothing.send, nothing.reason_code) == (False, "summary_nothing_new")
+    quiet_at = m40.origin_at + timedelta(days=5)
+    stale = decide(tick(quiet_at, 4, m40.origin_at), thread2, sub, PARAMS, now=quiet_at)
+    assert (stale.send, stale.reason_code) == (False, "summary_swarm_quiet")
+
+
+def test_larger_felt_event_is_notified_again() -> None:
+    """After the M4.5, a felt M5.0 at the same place is a new report with guidance."""
+    thread, m45 = _thread_after_m45()
+    big = view("e50", m45.origin_at + timedelta(days=1), 29.85, 92.25, 5.0, LHASA)
+    ctx = PolicyInput("seq1", "new", big, big, "swarm", member_count=3, last_event_at=big.origin_at)
+    d = decide(ctx, thread, SubscriberView("s"), PARAMS, now=big.origin_at)
+    assert (d.send, d.reason_code, d.kinds) == (
+        True,
+        "larger_event",
+        ("official_report", "felt_guidance"),
+    )
+
+
+def test_felt_smaller_event_is_not_sent() -> None:
+    """A felt event no larger than what was told is recorded as not sent."""
+    thread, m45 = _thread_after_m45()
+    near = view("e44", m45.origin_at + timedelta(hours=1), 29.85, 92.25, 4.4, (29.85, 92.05))
+    ctx = PolicyInput(
+        "seq1", "new", near, m45, "swarm", member_count=3, last_event_at=near.origin_at
+    )
+    d = decide(ctx, thread, SubscriberView("s"), PARAMS, now=near.origin_at)
+    assert (d.send, d.reason_code) == (False, "not_larger")
+
+
+def test_strong_shaking_sends_strong_guidance_with_high_urgency_even_in_quiet_hours() -> None:
+    """Degree ≥ VI selects K5, urgency high, never lowered by quiet hours."""
+    at = datetime(2024, 11, 6, 20, 19, tzinfo=UTC)  # 04:19 Beijing: quiet hours
+    ev = view("e6", at, 29.85, 92.25, 6.0, (29.80, 92.20))
+    ctx = PolicyInput("seq2", "new", ev, ev, "undetermined", member_count=1, last_event_at=at)
+    d = decide(ctx, None, SubscriberView("s"), PARAMS, now=at)
+    assert d.kinds == ("official_report", "strong_guidance")
+    assert d.urgency == "high"
+
+
+def test_quiet_hours_lower_advisory_urgency_but_not_felt_guidance() -> None:
+    """At 04:29 Beijing time the felt report stays normal, the swarm advisory drops to low."""
+    ev = view(*SCENARIO[1][:5], LHASA)
+    ctx = PolicyInput("seq1", "new", ev, ev, "swarm", member_count=2, last_event_at=ev.origin_at)
+    p = plan(
+        ctx,
+        None,
+        SubscriberView("s"),
+        PARAMS,
+        now=ev.origin_at + timedelta(minutes=10),
+        notice_id=lambda d: f"n-{d.kind}",
+    )
+    assert [d.urgency for d in p.decisions] == ["normal", "low"]
+    assert "Quiet hours" in p.decisions[1].reason_en
+
+
+def test_automatic_report_then_official_revision_that_matters_is_an_update() -> None:
+    """K1 for an automatic event; official review moving M by 0.3 is a K6 Update referencing it."""
+    at = SCENARIO[1][1]
+    auto = view("e45", at, 29.85, 92.25, 4.8, LHASA, status="automatic")
+    ctx = PolicyInput("seq1", "new", auto, auto, "undetermined", last_event_at=at)
+    sub = SubscriberView("s")
+    d1 = decide(ctx, None, sub, PARAMS, now=at)
+    assert d1.kinds == ("quick_report", "felt_guidance")
+    thread = advance(None, ctx, d1, sub, notice_id="auto1", now=at)
+    official = view("e45", at, 29.85, 92.25, 4.5, LHASA)
+    d2 = decide(
+        PolicyInput("seq1", "revised", official, official, "undetermined"),
+        thread,
+        sub,
+        PARAMS,
+        now=at + timedelta(minutes=15),
+    )
+    assert (d2.send, d2.kind, d2.msg_type, d2.references) == (True, "update", "Update", ("auto1",))
+    assert "automatic → official" in d2.reason_en and "magnitude 4.8 → 4.5" in d2.reason_en
+
+
+def test_minor_revision_is_recorded_not_sent() -> None:
+    """Automatic → official with ΔM 0.1 and a 3 km shift stays below every update threshold."""
+    at = SCENARIO[1][1]
+    auto = view("e45", at, 29.85, 92.25, 4.6, LHASA, status="automatic")
+    sub = SubscriberView("s")
+    ctx = PolicyInput("seq1", "new", auto, auto, "undetermined")
+    thread = advance(None, ctx, decide(ctx, None, sub, PARAMS, now=at), sub, notice_id="a", now=at)
+    official = view("e45", at + timedelta(seconds=2), 29.87, 92.26, 4.5, LHASA)
+    d = decide(
+        PolicyInput("seq1", "revised", official, official, "undetermined"),
+        thread,
+        sub,
+        PARAMS,
+        now=at,
+    )
+    assert (d.send, d.reason_code) == (False, "revision_minor")
+
+
+def test_deletion_cancels_only_what_was_sent() -> None:
+    """A deleted event that was notified gives a K7 Cancel with references; otherwise a recorded no."""
+    thread, m45 = _thread_after_m45()
+    sub = SubscriberView("s")
+    gone = PolicyInput("seq1", "deleted", m45, m45, "swarm")
+    d = decide(gone, thread, sub, PARAMS, now=m45.origin_at)
+    assert (d.send, d.kind, d.msg_type, d.references) == (
+        True,
+        "cancel",
+        "Cancel",
+        ("n-official_report",),
+    )
+    never = decide(gone, None, sub, PARAMS, now=m45.origin_at)
+    assert (never.send, never.reason_code) == (False, "deleted_not_told")
+
+
+def test_subscriber_threshold_overrides_default() -> None:
+    """A subscriber asking for IV or more is not told about a III."""
+    ev = view(*SCENARIO[1][:5], LHASA)
+    d = decide(
+        PolicyInput("seq1", "new", ev, ev, "swarm"),
+        None,
+        SubscriberView("s", min_intensity=4),
+        PARAMS,
+        now=ev.origin_at,
+    )
+    assert (d.send, d.reason_code) == (False, "below_threshold")
+
+
+def test_quiet_hours_window_wraps_midnight() -> None:
+    """22:00-07:00 Beijing covers 04:19 local and not 12:00 local."""
+    assert in_quiet_hours(datetime(2024, 11, 6, 20, 19, tzinfo=UTC), "22:00", "07:00", 8)
+    assert not in_quiet_hours(datetime(2024, 11, 7, 4, 0, tzinfo=UTC), "22:00", "07:00", 8)
+
+
+def test_params_from_config() -> None:
+    """[policy] table: known keys typed, lists to tuples, unknown keys rejected."""
+    p = PolicyParams.from_config(
+        {
+            "felt_degree": 4,
+            "sigma_factor": 0.5,
+            "advise_types": ["swarm", "mainshock_aftershock"],
+            "quiet_start": "23:00",
+        }
+    )
+    assert (p.felt_degree, p.sigma_factor, p.advise_types, p.quiet_start) == (
+        4,
+        0.5,
+        ("swarm", "mainshock_aftershock"),
+        "23:00",
+    )
+    with pytest.raises(ConfigError, match="unknown"):
+        PolicyParams.from_config({"felt": 3})
+    with pytest.raises(ConfigError):
+        PolicyParams.from_config({"quiet_end": "7pm"})
+    with pytest.raises(ConfigError):
+        PolicyParams.from_config({"felt_degree": 7, "strong_degree": 6})
