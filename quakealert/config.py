@@ -141,6 +141,7 @@ def load_settings(path: Path | None) -> Settings:
         api_host=str(api.get("host", "127.0.0.1")),
         api_port=int(api.get("port", 8080)),
         sources=sources,
-        sections={k: v for k, v in data.items() if isinstance(v, dict)},
+        sections={**{k: v for k, v in data.items() if isinstance(v, dict)},
+                  "api": {k: v for k, v in api.items() if k not in ("host", "port")}},
         var_dir=var,
     )

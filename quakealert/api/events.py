@@ -10,6 +10,7 @@ from quakealert.api.keys import STORE
 from quakealert.api.params import (
     decode_cursor,
     encode_cursor,
+    get_bool,
     get_choice,
     get_float,
     get_int,
@@ -60,8 +61,8 @@ async def list_events(request: web.Request) -> web.Response:
     radius = get_float(request, "maxradius_km", lo=0, hi=20_100)
     if radius is not None and (lat is None or lon is None):
         raise InvalidRequest("maxradius_km needs latitude and longitude")
-    box_vals = [get_float(request, n, lo=-180, hi=180) for n in
-                ("minlatitude", "maxlatitude", "minlongitude", "maxlongitude")]
+    box_vals = [get_float(request, n, lo=-90, hi=90) for n in ("minlatitude", "maxlatitude")]
+    box_vals += [get_float(request, n, lo=-180, hi=180) for n in ("minlongitude", "maxlongitude")]
     box = None
     if any(v is not None for v in box_vals):
         la0, la1, lo0, lo1 = box_vals
@@ -87,7 +88,7 @@ async def list_events(request: web.Request) -> web.Response:
         longitude=lon if radius is not None else None,
         maxradius_km=radius, box=box,
         source=q.get("source"), status=get_choice(request, "status", STATUSES),
-        include_deleted=q.get("include_deleted") in ("1", "true"),
+        include_deleted=get_bool(request, "include_deleted"),
         after=after, limit=limit + 1,
     )
     body: dict[str, Any] = {"events": [event_to_json(e) for e in events[:limit]]}

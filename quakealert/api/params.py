@@ -64,6 +64,17 @@ def get_int(request: web.Request, name: str, default: int, lo: int = 1, hi: int 
     return value
 
 
+def get_bool(request: web.Request, name: str, default: bool = False) -> bool:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if raw.lower() in ("true", "1"):
+        return True
+    if raw.lower() in ("false", "0"):
+        return False
+    raise InvalidRequest(f"{name}: {raw!r} is not true or false")
+
+
 def get_choice(request: web.Request, name: str, choices: tuple[str, ...]) -> str | None:
     raw = request.query.get(name)
     if raw is None:

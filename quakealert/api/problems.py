@@ -42,7 +42,11 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
             "/fdsnws/"
         ):
             raise
-        return problem(err.status, err.text or err.reason, instance=request.path)
+        resp = problem(err.status, err.text or err.reason, instance=request.path)
+        for name in ("Allow", "Retry-After", "WWW-Authenticate", "Location"):
+            if name in err.headers:
+                resp.headers[name] = err.headers[name]
+        return resp
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return problem(500, "internal error; the duty log has the details", instance=request.path)

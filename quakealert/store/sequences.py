@@ -1,0 +1,185 @@
+"""Sequences in SQLite: current state, members and type history (schema 002).
+
+Plain sync functions over a ``sqlite3.Connection`` (row_factory=sqlite3.Row); the JSON given to
+``save_sequence`` is ``core.classify.sequence_to_json`` output.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, datetime
+from typing import Any
+
+from quakealert.errors import NotFound
+
+_SUMMARY_KEYS = ("reasons", "context", "stats", "forecast", "flags", "foreshock_ids", "mc",
+                 "n_agency", "second_magnitude", "type_zh", "classified_at", "centre")
+
+
+def _ts(text: str | None) -> float | None:
+    if text is None:
+        return None
+    return datetime.fromisoformat(text).timestamp()
+
+
+def _iso(value: float | None) -> str | None:
+    if value is None:
+        return None
+    return datetime.fromtimestamp(value, UTC).isoformat().replace("+00:00", "Z")
+
+
+def save_sequence(conn: sqlite3.Connection, seq: dict[str, Any], now: datetime) -> bool:
+    """Upsert one sequence and its members; True when its type or final flag changed."""
+    largest = seq.get("largest") or {}
+    summary = {k: seq.get(k) for k in _SUMMARY_KEYS}
+    own = not conn.in_transaction
+    if own:
+        conn.execute("BEGIN IMMEDIATE")
+    try:
+        prev = conn.execute(
+            "SELECT type, final FROM sequence_type_history WHERE sequence_id = ? "
+            "ORDER BY id DESC LIMIT 1", (seq["id"],)).fetchone()
+        changed = prev is None or prev[0] != seq["type"] or bool(prev[1]) != bool(seq["final"])
+        conn.execute(
+            """INSERT INTO sequences (id, type, final, agency, n_events, largest_id, largest_at,
+                   largest_magnitude, largest_mag_type, latitude, longitude, depth_km, first_at,
+                   last_at, delta_m, energy_ratio, classified_at, updated_at, summary_json)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (id) DO UPDATE SET type = excluded.type, final = excluded.final,
+                   agency = excluded.agency, n_events = excluded.n_events,
+                   largest_id = excluded.largest_id, largest_at = excluded.largest_at,
+                   largest_magnitude = excluded.largest_magnitude,
+                   largest_mag_type = excluded.largest_mag_type, latitude = excluded.latitude,
+                   longitude = excluded.longitude, depth_km = excluded.depth_km,
+                   first_at = excluded.first_at, last_at = excluded.last_at,
+                   delta_m = excluded.delta_m, energy_ratio = excluded.energy_ratio,
+                   classified_at = excluded.classified_at, updated_at = excluded.updated_at,
+                   summary_json = excluded.summary_json""",
+            (seq["id"], seq["type"], int(bool(seq["final"])), seq.get("agency"), seq["n_events"],
+             largest.get("id"), _ts(largest.get("time")), largest.get("magnitude"),
+             largest.get("mag_type"), largest.get("latitude"), largest.get("longitude"),
+             largest.get("depth_km"), _ts(seq["first_at"]), _ts(seq["last_at"]),
+             seq.get("delta_m"), seq.get("energy_ratio"),
+             _ts(seq.get("classified_at")) or now.timestamp(), now.timestamp(),
+             json.dumps(summary, ensure_ascii=False)),
+        )
+        if "members" in seq:
+            conn.execute("DELETE FROM sequence_members WHERE sequence_id = ?", (seq["id"],))
+            conn.executemany(
+                """INSERT INTO sequence_members (sequence_id, event_id, origin_at, latitude,
+                       longitude, depth_km, magnitude, mag_type, in_classification, role)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                [(seq["id"], m["id"], _ts(m["time"]), m["latitude"], m["longitude"],
+                  m.get("depth_km"), m.get("magnitude"), m.get("mag_type"),
+                  int(bool(m.get("in_classification"))), m.get("role") or "")
+                 for m in seq["members"]],
+            )
+        if changed:
+            conn.execute(
+                "INSERT INTO sequence_type_history (sequence_id, type, final, changed_at, "
+                "reasons_json) VALUES (?, ?, ?, ?, ?)",
+                (seq["id"], seq["type"], int(bool(seq["final"])), now.timestamp(),
+                 json.dumps(seq.get("reasons") or [], ensure_ascii=False)),
+            )
+        if own:
+            conn.execute("COMMIT")
+    except BaseException:
+        if own:
+            conn.execute("ROLLBACK")
+        raise
+    return changed
+
+
+def delete_sequence(conn: sqlite3.Connection, seq_id: str) -> None:
+    """Remove a sequence that no longer exists (merged or emptied); its history stays."""
+    conn.execute("DELETE FROM sequence_members WHERE sequence_id = ?", (seq_id,))
+    conn.execute("DELETE FROM sequences WHERE id = ?", (seq_id,))
+
+
+def _row(r: sqlite3.Row) -> dict[str, Any]:
+    summary = json.loads(r["summary_json"])
+    return {
+        "id": r["id"],
+        "type": r["type"],
+        "type_zh": summary.get("type_zh"),
+        "final": bool(r["final"]),
+        "agency": r["agency"],
+        "n_events": r["n_events"],
+        "largest": None if r["largest_id"] is None else {
+            "id": r["largest_id"], "time": _iso(r["largest_at"]), "latitude": r["latitude"],
+            "longitude": r["longitude"], "depth_km": r["depth_km"],
+            "magnitude": r["largest_magnitude"], "mag_type": r["largest_mag_type"]},
+        "centre": summary.get("centre"),
+        "first_at": _iso(r["first_at"]),
+        "last_at": _iso(r["last_at"]),
+        "delta_m": r["delta_m"],
+        "energy_ratio": r["energy_ratio"],
+        "classified_at": _iso(r["classified_at"]),
+        "updated_at": _iso(r["updated_at"]),
+        "reasons": summary.get("reasons") or [],
+        "context": summary.get("context"),
+        "flags": summary.get("flags") or [],
+        "_summary": summary,
+    }
+
+
+def list_sequences(
+    conn: sqlite3.Connection,
+    *,
+    since: datetime | None = None,
+    min_magnitude: float | None = None,
+    type: str | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Recent sequences, newest activity first: summary fields, reasons and context line."""
+    where, args = [], []
+    if since is not None:
+        where.append("last_at >= ?")
+        args.append(since.timestamp())
+    if min_magnitude is not None:
+        where.append("largest_magnitude >= ?")
+        args.append(min_magnitude)
+    if type is not None:
+        where.append("type = ?")
+        args.append(type)
+    sql = "SELECT * FROM sequences"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY last_at DESC, id LIMIT ?"
+    args.append(limit)
+    out = []
+    for r in conn.execute(sql, args):
+        d = _row(r)
+        del d["_summary"]
+        out.append(d)
+    return out
+
+
+def get_sequence(conn: sqlite3.Connection, seq_id: str) -> dict[str, Any]:
+    """One sequence with members, type history, stats and forecast; NotFound if unknown."""
+    r = conn.execute("SELECT * FROM sequences WHERE id = ?", (seq_id,)).fetchone()
+    if r is None:
+        raise NotFound(f"sequence {seq_id} not found")
+    d = _row(r)
+    summary = d.pop("_summary")
+    d["stats"] = summary.get("stats")
+    d["forecast"] = summary.get("forecast")
+    d["foreshock_ids"] = summary.get("foreshock_ids") or []
+    d["mc"] = summary.get("mc")
+    d["members"] = [
+        {"id": m["event_id"], "time": _iso(m["origin_at"]), "latitude": m["latitude"],
+         "longitude": m["longitude"], "depth_km": m["depth_km"], "magnitude": m["magnitude"],
+         "mag_type": m["mag_type"], "in_classification": bool(m["in_classification"]),
+         "role": m["role"]}
+        for m in conn.execute(
+            "SELECT * FROM sequence_members WHERE sequence_id = ? ORDER BY origin_at, event_id",
+            (seq_id,))
+    ]
+    d["type_history"] = [
+        {"type": h["type"], "final": bool(h["final"]), "changed_at": _iso(h["changed_at"]),
+         "reasons": json.loads(h["reasons_json"])}
+        for h in conn.execute(
+            "SELECT * FROM sequence_type_history WHERE sequence_id = ? ORDER BY id", (seq_id,))
+    ]
+    return d
