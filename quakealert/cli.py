@@ -42,6 +42,8 @@ def setup_logging(verbose: bool) -> None:
         format="ts=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s",
         stream=sys.stderr,
     )
+    # one line per job run drowns the daemon's own log; failures still show as warnings
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> int:

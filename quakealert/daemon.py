@@ -83,9 +83,26 @@ async def start(settings: Settings, *, stop: asyncio.Event) -> Runtime:
     if Pipeline is not None:
         runtime.pipeline = Pipeline.create(runtime)
         poller.on_ingest = runtime.pipeline.on_ingest
+    if settings.section("demo").get("subscriber"):
+        ensure_demo_subscriber(store)
     if runtime.replay_label:
         log.warning("mode=replay %s: these are recorded events, not live data", runtime.replay_label)
     return runtime
+
+
+DEMO_TARGET = "demo-resident-lhasa"
+
+
+def ensure_demo_subscriber(store: Store) -> None:
+    """The demo's resident: Lhasa (Chengguan), zh + bo + en, on the console channel."""
+    from quakealert.store.subscribers import NewSubscriber, add_subscriber
+
+    exists = store.conn.execute("SELECT 1 FROM subscribers WHERE channel = 'console' AND"
+                                " target = ?", (DEMO_TARGET,)).fetchone()
+    if exists is None:
+        add_subscriber(store.conn, NewSubscriber(29.65, 91.13, ("zh", "bo", "en"), "console",
+                                                 DEMO_TARGET), now=datetime.now(UTC))
+        log.info("demo subscriber added: a Lhasa resident on the console channel (zh, bo, en)")
 
 
 def schedule(runtime: Runtime, scheduler: AsyncIOScheduler) -> None:

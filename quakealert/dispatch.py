@@ -1,0 +1,407 @@
+"""Outbox workers: claim due rows, deliver them through their channels, mark each result.
+
+Every row is written (``store.outbox.enqueue``) before it is sent and marked after. At most
+``concurrency`` rows are claimed and unmarked at any moment, so a crash re-sends at most that
+many (``recover`` at start puts them back). 429/5xx/transport errors retry with exponential
+back-off (Retry-After wins when the receiver sends one); 404/410 delete a Web Push subscription;
+other 4xx fail without retry.
+
+``python -m quakealert.dispatch --db PATH`` runs the workers alone (crash test, drills).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import random
+import signal
+import sqlite3
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+
+from quakealert.channels.base import Channel, DeliveryResult, Recipient, retryable
+from quakealert.errors import ConfigError, NotFound, SubscriptionGone
+from quakealert.model import Notice
+from quakealert.store import outbox as ob
+from quakealert.store.notices import load_stored_notice
+from quakealert.store.subscribers import SubscriberPoints, delete_subscriber
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential back-off: base·2^(n-1), capped, ± jitter (a fraction), at most max_attempts."""
+
+    base_s: float = 5.0
+    cap_s: float = 1800.0
+    jitter: float = 0.25
+    max_attempts: int = 12
+    max_retry_after_s: float = 6 * 3600.0
+
+    def delay_s(self, attempts: int, retry_after_s: float | None, rng: random.Random) -> float:
+        """Seconds until the next attempt after ``attempts`` failed ones."""
+        if retry_after_s is not None:
+            return min(max(retry_after_s, 0.0), self.max_retry_after_s)
+        backoff = min(self.cap_s, self.base_s * 2.0 ** max(attempts - 1, 0))
+        return backoff * (1.0 - self.jitter + 2.0 * self.jitter * rng.random())
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxSettings:
+    """How the workers run (``[outbox]`` in the config)."""
+
+    concurrency: int = 64  # rows claimed and not yet marked: also the duplicate bound on a crash
+    lease_s: float = 120.0
+    poll_s: float = 1.0
+    ttl_s: float = 24 * 3600.0  # a row not delivered this long after its notice gives up
+    pending_recheck_s: float = 60.0  # a notice still awaiting approval is looked at again
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    @classmethod
+    def from_section(cls, section: Mapping[str, Any]) -> OutboxSettings:
+        try:
+            retry = RetryPolicy(**{k[len("retry_"):]: section[k] for k in section
+                                   if k.startswith("retry_")})
+            plain = {k: section[k] for k in section if not k.startswith("retry_")}
+            made = cls(retry=retry, **plain)
+        except TypeError as err:
+            raise ConfigError(f"[outbox]: {err}") from None
+        if made.concurrency < 1 or made.lease_s <= 0 or made.poll_s <= 0:
+            raise ConfigError("[outbox]: concurrency >= 1, lease_s > 0, poll_s > 0")
+        return made
+
+
+@dataclass(frozen=True, slots=True)
+class _Mark:
+    row: ob.OutboxRow
+    state: str  # sent | retry | gone | failed
+    status: int | None = None
+    error: str | None = None
+    delay_s: float = 0.0
+
+
+class Outbox:
+    """Delivers the outbox through ``channels`` over one shared ClientSession."""
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        channels: Mapping[str, Channel],
+        session: aiohttp.ClientSession,
+        *,
+        settings: OutboxSettings | None = None,
+        rng: random.Random | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ):
+        self.conn = conn
+        self.channels = dict(channels)
+        self.session = session
+        self.settings = settings or OutboxSettings()
+        self.rng = rng or random.Random()
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.counters: Counter[str] = Counter()  # claimed, sent, retry, failed, gone, ...
+        self._wake = asyncio.Event()
+
+    @classmethod
+    def from_settings(
+        cls, store: Any, settings: Any, session: aiohttp.ClientSession, *,
+        channels: Mapping[str, Channel] | None = None,
+    ) -> Outbox:
+        """Workers on ``store`` with every channel of ``make_channels(settings)`` and the
+        ``[outbox]`` section (concurrency, lease_s, poll_s, ttl_s, retry_base_s, retry_cap_s,
+        retry_jitter, retry_max_attempts, retry_max_retry_after_s)."""
+        from quakealert.channels import make_channels
+
+        return cls(store.conn, channels if channels is not None else make_channels(settings),
+                   session, settings=OutboxSettings.from_section(settings.section("outbox")))
+
+    def close(self) -> None:
+        """Release what the channels hold (the Web Push crypto pool)."""
+        for channel in self.channels.values():
+            close = getattr(channel, "close", None)
+            if close is not None:
+                close()
+
+    def wake(self) -> None:
+        """Tell a running loop that rows were enqueued."""
+        self._wake.set()
+
+    # -- one batch --------------------------------------------------------------------------
+
+    async def drain_once(self, now: datetime) -> int:
+        """Claim up to ``concurrency`` rows due at ``now``, deliver them all, mark them all.
+
+        Returns the number of rows handled (0 when nothing was due). Tests call this directly.
+        """
+        rows = ob.claim(self.conn, self.settings.concurrency, now, lease_s=self.settings.lease_s)
+        if not rows:
+            return 0
+        self.counters["claimed"] += len(rows)
+        notices = self._notices(rows)
+        results = await asyncio.gather(
+            *(self._attempt(row, notices, now) for row in rows), return_exceptions=True)
+        self._apply([self._judge(row, res, notices, now) for row, res in zip(rows, results)], now)
+        return len(rows)
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event, *, until_empty: bool = False) -> None:
+        """Deliver until ``stop`` is set (then finish what is in flight), keeping at most
+        ``concurrency`` rows in flight; ``until_empty`` returns once nothing is left to do."""
+        recovered = ob.recover(self.conn, self.clock(), all_in_flight=True)
+        if recovered:
+            log.info("outbox: %d in-flight rows from a previous run returned to pending", recovered)
+        limit = self.settings.concurrency
+        inflight: dict[asyncio.Task[DeliveryResult], tuple[ob.OutboxRow, dict[str, Any]]] = {}
+        last_recover = self.clock()
+        while True:
+            now = self.clock()
+            if not stop.is_set() and len(inflight) <= limit // 2:
+                rows = ob.claim(self.conn, limit - len(inflight), now,
+                                lease_s=self.settings.lease_s)
+                if rows:
+                    self.counters["claimed"] += len(rows)
+                    notices = self._notices(rows)
+                    for row in rows:
+                        task = asyncio.create_task(self._attempt(row, notices, now))
+                        inflight[task] = (row, notices)
+            if inflight:
+                done, _ = await asyncio.wait(inflight, timeout=self.settings.poll_s,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if done:
+                    now = self.clock()
+                    marks = []
+                    for task in done:
+                        row, notices = inflight.pop(task)
+                        res: Any = task.exception() if task.exception() else task.result()
+                        marks.append(self._judge(row, res, notices, now))
+                    self._apply(marks, now)
+                continue
+            if stop.is_set():
+                return
+            if (now - last_recover).total_seconds() > self.settings.lease_s:
+                ob.recover(self.conn, now)  # leases of tasks that never came back
+                last_recover = now
+            due = ob.next_due_at(self.conn)
+            if due is None and until_empty and not _any_in_flight(self.conn):
+                return
+            wait_s = self.settings.poll_s
+            if due is not None:
+                wait_s = min(wait_s, max((due - now).total_seconds(), 0.0))
+            if wait_s > 0:
+                await _wait_any(stop, self._wake, wait_s)
+            self._wake.clear()
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _notices(self, rows: Sequence[ob.OutboxRow]) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for nid in {r.notice_id for r in rows}:
+            try:
+                found[nid] = load_stored_notice(self.conn, nid)
+            except NotFound:
+                found[nid] = None
+        return found
+
+    def _precheck(self, row: ob.OutboxRow, stored: Any, now: datetime) -> _Mark | None:
+        if stored is None:
+            return _Mark(row, "failed", error="notice not found")
+        if stored.state == "pending_approval":
+            return _Mark(row, "retry", error="notice awaiting approval",
+                         delay_s=self.settings.pending_recheck_s)
+        if stored.state != "released":
+            return _Mark(row, "failed", error=f"notice {stored.state}")
+        # TTL from release (wall clock): a replay's notice carries its scenario time.
+        released = stored.released_at or stored.notice.created_at
+        if (now - released).total_seconds() > self.settings.ttl_s:
+            return _Mark(row, "failed", error="expired before delivery")
+        if not row.subscriber_exists:
+            return _Mark(row, "gone", error="subscription deleted")
+        if row.channel not in self.channels:
+            return _Mark(row, "failed", error=f"no channel {row.channel!r}")
+        return None
+
+    async def _attempt(
+        self, row: ob.OutboxRow, notices: dict[str, Any], now: datetime
+    ) -> DeliveryResult:
+        stored = notices.get(row.notice_id)
+        if self._precheck(row, stored, now) is not None:
+            raise _Skip()
+        notice: Notice = stored.notice
+        recipient = Recipient(
+            subscriber_id=row.subscriber_id, channel=row.channel, target=row.target,
+            languages=row.languages or ("zh", "bo"), p256dh=row.p256dh, auth=row.auth,
+            secret=row.secret, delivery_id=row.id)
+        return await self.channels[row.channel].deliver(notice, recipient, self.session, now=now)
+
+    def _judge(self, row: ob.OutboxRow, res: Any, notices: dict[str, Any],
+               now: datetime) -> _Mark:
+        policy = self.settings.retry
+        if isinstance(res, _Skip):
+            mark = self._precheck(row, notices.get(row.notice_id), now)
+            assert mark is not None
+            return mark
+        if isinstance(res, SubscriptionGone):
+            return _Mark(row, "gone", status=getattr(res, "status", None), error=str(res))
+        if isinstance(res, DeliveryResult):
+            if res.gone:
+                return _Mark(row, "gone", status=res.status, error=res.error)
+            if res.ok:
+                return _Mark(row, "sent", status=res.status)
+            if retryable(res.status) and row.attempts < policy.max_attempts:
+                return _Mark(row, "retry", status=res.status, error=res.error,
+                             delay_s=policy.delay_s(row.attempts, res.retry_after_s, self.rng))
+            return _Mark(row, "failed", status=res.status, error=res.error)
+        if isinstance(res, asyncio.TimeoutError | aiohttp.ClientError | OSError):
+            error = f"{type(res).__name__}: {res}"[:300]
+            if row.attempts < policy.max_attempts:
+                return _Mark(row, "retry", error=error,
+                             delay_s=policy.delay_s(row.attempts, None, self.rng))
+            return _Mark(row, "failed", error=error)
+        if isinstance(res, BaseException):
+            log.error("outbox: delivery %d on %s raised %r", row.id, row.channel, res,
+                      exc_info=res)
+            return _Mark(row, "failed", error=f"{type(res).__name__}: {res}"[:300])
+        return _Mark(row, "failed", error=f"unexpected result {type(res).__name__}")
+
+    def _apply(self, marks: Sequence[_Mark], now: datetime) -> None:
+        gone_subscribers = set()
+        with ob.transaction(self.conn):
+            for m in marks:
+                if m.state == "sent":
+                    ob.mark_sent(self.conn, m.row.id, at=now, status=m.status)
+                elif m.state == "retry":
+                    ob.mark_retry(self.conn, m.row.id, at=now, status=m.status,
+                                  error=m.error or "retry",
+                                  next_attempt_at=now + timedelta(seconds=m.delay_s))
+                elif m.state == "gone":
+                    ob.mark_gone(self.conn, m.row.id, at=now, status=m.status,
+                                 error=m.error or "subscription gone")
+                    if m.row.subscriber_exists:
+                        gone_subscribers.add(m.row.subscriber_id)
+                else:
+                    ob.mark_failed(self.conn, m.row.id, at=now, status=m.status,
+                                   error=m.error or "failed")
+                self.counters[m.state] += 1
+                self.counters[f"{m.row.channel}.{m.state}"] += 1
+            for sid in gone_subscribers:
+                delete_subscriber(self.conn, sid)
+        for sid in gone_subscribers:
+            log.info("outbox: subscriber %d removed (push service says gone)", sid)
+
+
+def _any_in_flight(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM outbox WHERE state = 'in_flight' LIMIT 1").fetchone() is not None
+
+
+class _Skip(Exception):
+    """A row that is not sent (notice missing/unreleased/expired, subscriber deleted)."""
+
+
+async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, timeout_s: float) -> None:
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
+
+
+# -- recipient selection ---------------------------------------------------------------------
+
+
+def select_recipients(
+    points: SubscriberPoints,
+    upper_intensity: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """Internal ids of subscribers whose predicted intensity reaches their own threshold.
+
+    ``upper_intensity(lat, lon)`` returns the continuous (mean + k·σ) intensity at each place,
+    e.g. ``functools.partial(core.intensity.upper_intensity_many, m, depth, lat0, lon0)``; a
+    degree n is reached when the value rounds to n or more (CSIS degree n covers [n-0.5, n+0.5)).
+    """
+    values = upper_intensity(points.lat, points.lon)
+    return points.ids[values >= points.min_intensity - 0.5]
+
+
+def select_for_event(
+    points: SubscriberPoints,
+    *,
+    magnitude: float,
+    depth_km: float | None,
+    latitude: float,
+    longitude: float,
+    sigma_factor: float = 1.0,
+) -> np.ndarray:
+    """``select_recipients`` with the Allen et al. 2012 IPE of core.intensity."""
+    from quakealert.core.intensity import upper_intensity_many
+
+    def ipe(lats: np.ndarray, lons: np.ndarray) -> np.ndarray:
+        return upper_intensity_many(magnitude, depth_km, latitude, longitude, lats, lons,
+                                    sigma_factor=sigma_factor)
+
+    return select_recipients(points, ipe)
+
+
+# -- standalone workers ----------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m quakealert.dispatch",
+                                description="run the outbox workers on one database")
+    p.add_argument("--db", type=Path, required=True, help="the SQLite store")
+    p.add_argument("--config", type=Path, default=None, help="TOML config ([outbox], [webpush])")
+    p.add_argument("--concurrency", type=int, default=None)
+    p.add_argument("--until-empty", action="store_true", help="exit when nothing is left to send")
+    p.add_argument("--connections", type=int, default=1000, help="HTTP connection pool size")
+    return p
+
+
+async def _main(args: argparse.Namespace) -> int:
+    from quakealert.channels import make_channels
+    from quakealert.config import Settings, load_settings
+    from quakealert.store.sqlite import Store
+
+    if args.config is not None:
+        settings = load_settings(args.config)
+    else:
+        settings = Settings(store_path=args.db, var_dir=args.db.parent)
+    section = settings.section("outbox")
+    if args.concurrency is not None:
+        section["concurrency"] = args.concurrency
+    store = Store.open(args.db)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    connector = aiohttp.TCPConnector(limit=args.connections, limit_per_host=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        box = Outbox(store.conn, make_channels(settings), session,
+                     settings=OutboxSettings.from_section(section))
+        try:
+            await box.run(stop, until_empty=args.until_empty)
+        finally:
+            box.close()
+    log.info("outbox: done %s", dict(box.counters))
+    store.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="ts=%(asctime)s level=%(levelname)s "
+                        "logger=%(name)s msg=%(message)s")
+    return asyncio.run(_main(build_parser().parse_args(argv)))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,677 @@
+"""From stored events to residents: sequences, classification, policy, notices, outbox.
+
+The pipeline runs on *pipeline time*: the wall clock for live sources, the scenario clock for a
+replay. Events of a batch are processed in origin-time order, and between them the pipeline
+"ticks" each active sequence at the moments its type can change (30 min, 24 h, 7 d, 90 d after
+each member: seismology.md §8.2) and once a day for swarm summaries. So a replay played all at
+once gives the same notices, at the same scenario times, as one played in real time.
+
+Everything here is synchronous except the daemon hooks at the bottom; the core decides, this
+module stores and enqueues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import heapq
+import json
+import logging
+import sqlite3
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from quakealert.config import Settings
+from quakealert.core.classify import Classification, sequence_to_json
+from quakealert.core.geo import distances_km
+from quakealert.core.intensity import upper_intensity_many
+from quakealert.core.policy import (
+    Decision,
+    EventView,
+    PolicyInput,
+    PolicyParams,
+    SubscriberView,
+    ThreadState,
+    Told,
+    plan,
+)
+from quakealert.core.render import (
+    NotableEvent,
+    NoticeContext,
+    PreviousNotice,
+    RecentActivity,
+    RegionalContext,
+    RenderOptions,
+    default_catalog,
+    nearest_place,
+    render_notice,
+)
+from quakealert.core.sequences import QuakeSequence, SequenceEngine, params_from_section
+from quakealert.errors import ConfigError, NotFound
+from quakealert.model import Event, Notice
+from quakealert.store import decisions as dec
+from quakealert.store import notices as nt
+from quakealert.store import outbox as ob
+from quakealert.store import sequences as sq
+from quakealert.store.sqlite import IngestResult, Store
+
+log = logging.getLogger(__name__)
+
+LANGS = ("zh", "bo", "en")
+# Moments after each member when the Chinese scheme's evidence rules can change the type
+# (seismology.md §8.2: 30 min no-type window, 12 h span, 24 h, 7 d isolated guard, 90 d final).
+TICK_OFFSETS = (
+    timedelta(minutes=30, seconds=1), timedelta(hours=3), timedelta(hours=12, seconds=1),
+    timedelta(hours=24, seconds=1), timedelta(days=7, seconds=1), timedelta(days=90, seconds=1),
+)
+SUMMARY_EVERY = timedelta(hours=24)
+ACTIVE_FOR = timedelta(days=90)  # sequences are ticked until final (§8.2: final at 90 d)
+# Name the epicentre by the nearest county/district seat within this distance (county seats in
+# Tibet lie up to ~60 km from parts of their county); beyond it, the agency's own place string.
+PLACE_NAME_KM = 80.0
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRule:
+    """A message kind that waits for a duty officer, and how long at most."""
+
+    kind: str
+    timeout_s: float
+
+
+# Felt-quake guidance never waits (issue 5 §2): residents who felt it need it now.
+NEVER_WAIT = frozenset({"quick_report", "official_report", "felt_guidance", "strong_guidance",
+                        "update", "cancel"})
+
+
+def approval_rules(section: dict[str, Any]) -> dict[str, ApprovalRule]:
+    """`[approvals] swarm_advisory = 600` (seconds): kinds that need approval, with timeouts."""
+    rules = {}
+    for kind, timeout in section.items():
+        if kind in NEVER_WAIT or kind not in ("swarm_advisory", "test"):
+            raise ConfigError(f"[approvals] {kind}: only swarm_advisory and test may wait for "
+                              "approval; felt-quake guidance is never held back")
+        if not isinstance(timeout, (int, float)) or not 0 < timeout <= 86400:
+            raise ConfigError(f"[approvals] {kind}: timeout must be 1..86400 seconds")
+        rules[kind] = ApprovalRule(kind, float(timeout))
+    return rules
+
+
+@dataclass(slots=True)
+class Recipients:
+    """Every subscriber as arrays (cached): where they are (1 km), thresholds, area, channel."""
+
+    ids: np.ndarray
+    lat: np.ndarray
+    lon: np.ndarray
+    min_intensity: np.ndarray
+    area: list[str | None]
+    langs: list[tuple[str, ...]]
+    key: tuple[int, int]
+
+    @classmethod
+    def load(cls, conn: sqlite3.Connection) -> Recipients:
+        rows = conn.execute(
+            "SELECT id, latitude, longitude, min_intensity, area, languages FROM subscribers"
+            " ORDER BY id").fetchall()
+        key = conn.execute("SELECT count(*), coalesce(max(id), 0) FROM subscribers").fetchone()
+        return cls(
+            ids=np.array([r[0] for r in rows], dtype=np.int64),
+            lat=np.array([r[1] for r in rows], dtype=np.float64),
+            lon=np.array([r[2] for r in rows], dtype=np.float64),
+            min_intensity=np.array([r[3] for r in rows], dtype=np.int16),
+            area=[r[4] for r in rows],
+            langs=[_langs(r[5]) for r in rows],
+            key=(int(key[0]), int(key[1])),
+        )
+
+
+def _langs(raw: str) -> tuple[str, ...]:
+    try:
+        value = json.loads(raw)
+    except (TypeError, ValueError):
+        value = [x for x in str(raw).replace(";", ",").split(",") if x]
+    return tuple(x for x in value if x in LANGS) or ("zh", "bo")
+
+
+def degrees_of(upper: np.ndarray) -> np.ndarray:
+    """CSIS degree per subscriber, as core.intensity.csis_degree (n covers [n-0.5, n+0.5))."""
+    return np.clip(np.floor(upper + 0.5), 1, 12).astype(np.int16)
+
+
+def thread_to_json(t: ThreadState) -> str:
+    def enc(v: Any) -> Any:
+        return v.isoformat() if isinstance(v, datetime) else v
+
+    d = asdict(t)
+    d["told"] = [{k: enc(v) for k, v in told.items()} for told in d["told"]]
+    return json.dumps({k: enc(v) for k, v in d.items()})
+
+
+def thread_from_json(raw: str) -> ThreadState:
+    d = json.loads(raw)
+
+    def at(v: str | None) -> datetime | None:
+        return None if v is None else datetime.fromisoformat(v)
+
+    told = tuple(
+        Told(t["event_id"], datetime.fromisoformat(t["origin_at"]), t["latitude"],
+             t["longitude"], t["depth_km"], t["magnitude"], t["status"], tuple(t["notice_ids"]))
+        for t in d["told"]
+    )
+    return ThreadState(
+        subscriber_id=d["subscriber_id"], sequence_id=d["sequence_id"], told=told,
+        advised_type=d["advised_type"], notice_ids=tuple(d["notice_ids"]),
+        last_sent_at=at(d["last_sent_at"]), last_summary_at=at(d["last_summary_at"]),
+        member_count_told=d["member_count_told"],
+    )
+
+
+def agency_place(place: str | None) -> str | None:
+    """The agency's place string without the replay marker (notices carry `exercise` instead)."""
+    if place is None:
+        return None
+    return place.removeprefix("[REPLAY]").strip() or None
+
+
+def policy_type(t: str) -> str:
+    """Sequence type as the message glossary and policy name it (underscores)."""
+    return t.replace("-", "_")
+
+
+@dataclass(slots=True)
+class _Planned:
+    notice_id: str
+    decision: Decision
+    event: Event
+    area: str | None
+    degree: int
+    subscriber_ids: list[int] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class RoundResult:
+    """What one evaluation produced: notices and how many decisions of each kind."""
+
+    notice_ids: list[str] = field(default_factory=list)
+    sent: int = 0
+    not_sent: int = 0
+
+
+class Pipeline:
+    """Keeps the sequence engine in step with the store and turns changes into notices."""
+
+    def __init__(self, store: Store, settings: Settings, *, exercise: bool = False,
+                 base_url: str | None = None) -> None:
+        self.store = store
+        self.settings = settings
+        self.exercise = exercise
+        self.base_url = base_url or f"http://{settings.api_host}:{settings.api_port}"
+        self.engine = SequenceEngine(params_from_section(settings.section("sequences")))
+        self.policy = PolicyParams.from_config(settings.section("policy"))
+        self.render_options = RenderOptions(**settings.section("messages"))
+        self.approvals = approval_rules(settings.section("approvals"))
+        self.catalog = default_catalog()
+        self.clock: datetime | None = None
+        self._ticks: list[tuple[datetime, str]] = []
+        self._recipients: Recipients | None = None
+        # notice id -> (subscriber ids, approval rule): enqueued right after the commit
+        self._pending_recipients: dict[str, tuple[list[int], ApprovalRule | None]] = {}
+        self.outbox: Any = None
+        self.runtime: Any = None
+        self.on_notice: list[Any] = []  # callbacks(notice_id) e.g. metrics, drill reports
+
+    # -- daemon hooks -----------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, runtime: Any) -> Pipeline:
+        """The daemon's pipeline: replays are exercises (CAP status Exercise), live is real."""
+        replay = any(s.config.kind == "replay" for s in runtime.sources.values())
+        p = cls(runtime.store, runtime.settings, exercise=replay)
+        p.runtime = runtime
+        p.load()
+        if not replay:
+            p.clock = datetime.now(UTC)
+        return p
+
+    async def on_ingest(self, source: str, result: IngestResult, wall_now: datetime) -> None:
+        """Poller hook: process one stored batch at the pipeline's notion of now."""
+        now = self.runtime.scenario_now(source, wall_now) if self.runtime else wall_now
+        self.process(result, now=now)
+        if self.outbox is not None:
+            self.outbox.wake()
+
+    async def start(self, stop: asyncio.Event) -> None:
+        """Start the outbox workers and the tick task (type changes, summaries, approvals)."""
+        from quakealert.channels import make_channels
+        from quakealert.dispatch import Outbox, OutboxSettings
+
+        self.outbox = Outbox(self.store.conn, make_channels(self.settings), self.runtime.session,
+                             settings=OutboxSettings.from_section(self.settings.section("outbox")))
+        self.runtime.tasks.append(asyncio.create_task(self.outbox.run(stop), name="outbox"))
+        self.runtime.tasks.append(asyncio.create_task(self._tick_loop(stop), name="ticks"))
+
+    async def close(self) -> None:
+        return None
+
+    async def _tick_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=1.0)
+            except TimeoutError:
+                pass
+            if stop.is_set():
+                break
+            wall = datetime.now(UTC)
+            now = wall
+            if self.runtime is not None:
+                for name in self.runtime.sources:
+                    now = max(now, self.runtime.scenario_now(name, wall)) if self.clock is None \
+                        else self.runtime.scenario_now(name, wall)
+            try:
+                if self.clock is not None and now > self.clock:
+                    self.advance(now)
+                self.release_expired(wall)
+            except Exception:  # the tick must never die: log and try again next second
+                log.exception("pipeline tick failed")
+            if self.outbox is not None:
+                self.outbox.wake()
+
+    # -- state ------------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Rebuild the engine from stored events (restart): no notices are re-sent."""
+        events = self.store.events(order="time-asc", limit=None)
+        self.engine.upsert_many(events)
+        latest = max((e.origin_at for e in events), default=None)
+        if latest is not None:
+            for seq in self.engine.sequences():
+                if latest - seq.last_at <= ACTIVE_FOR:
+                    self._schedule(seq, after=latest)
+        log.info("pipeline loaded %d events into %d sequences", len(events),
+                 len(self.engine.sequence_ids()))
+
+    def recipients(self) -> Recipients:
+        key = self.store.conn.execute(
+            "SELECT count(*), coalesce(max(id), 0) FROM subscribers").fetchone()
+        if self._recipients is None or self._recipients.key != (int(key[0]), int(key[1])):
+            self._recipients = Recipients.load(self.store.conn)
+        return self._recipients
+
+    def _schedule(self, seq: QuakeSequence, *, after: datetime) -> None:
+        times = {e.origin_at + off for e in seq.events for off in TICK_OFFSETS}
+        t = seq.first_at + SUMMARY_EVERY
+        while t <= seq.last_at + ACTIVE_FOR:
+            times.add(t)
+            t += SUMMARY_EVERY
+        for at in sorted(x for x in times if x > after):
+            heapq.heappush(self._ticks, (at, seq.id))
+
+    # -- processing -------------------------------------------------------------------------
+
+    def process(self, result: IngestResult, *, now: datetime) -> list[str]:
+        """Every changed event of one batch, in origin-time order, then ticks up to ``now``."""
+        triggers = {**{i: "revised" for i in result.revised},
+                    **{i: "deleted" for i in result.deleted},
+                    **{i: "new" for i in result.created}}
+        events = []
+        for event_id, trigger in triggers.items():
+            try:
+                events.append((self.store.event(event_id), trigger))
+            except NotFound:
+                continue
+        events.sort(key=lambda et: (et[0].origin_at, et[0].id))
+        notices: list[str] = []
+        for event, trigger in events:
+            if trigger == "new" and self.engine.sequence_of(event.id) is not None:
+                trigger = "revised"  # seen before (e.g. restart): a revision, not a new quake
+            at = min(event.origin_at, now)
+            if self.clock is None or at > self.clock:
+                notices += self.advance(at)
+                self.clock = at
+            notices += self.apply(event, trigger, at=self.clock)
+        if self.clock is None or now > self.clock:
+            notices += self.advance(now)
+        return notices
+
+    def apply(self, event: Event, trigger: str, *, at: datetime) -> list[str]:
+        """Put one event into the engine and evaluate every sequence it touched."""
+        before = self.engine.sequence_of(event.id)
+        touched = self.engine.upsert(event)
+        conn = self.store.conn
+        notices: list[str] = []
+        for seq_id in sorted(touched):
+            if not self.engine.has(seq_id):
+                sq.delete_sequence(conn, seq_id)
+                continue
+            seq = self.engine.sequence(seq_id)
+            self._schedule(seq, after=at)
+            inside = any(e.id == event.id for e in seq.events)
+            notices += self.evaluate(seq_id, at, trigger if inside else "tick",
+                                     event if inside else None)
+        if trigger == "deleted" and before is not None:
+            notices += self._cancel_deleted(before, event, at)
+        return notices
+
+    def advance(self, to: datetime) -> list[str]:
+        """Run every due tick up to ``to`` (type changes after 30 min, daily summaries...)."""
+        notices: list[str] = []
+        while self._ticks and self._ticks[0][0] <= to:
+            at, seq_id = heapq.heappop(self._ticks)
+            while self._ticks and self._ticks[0] == (at, seq_id):
+                heapq.heappop(self._ticks)
+            if not self.engine.has(seq_id):
+                continue
+            self.clock = max(self.clock or at, at)
+            notices += self.evaluate(seq_id, at, "tick", None)
+        self.clock = max(self.clock or to, to)
+        return notices
+
+    def evaluate(self, seq_id: str, at: datetime, trigger: str, event: Event | None
+                 ) -> list[str]:
+        """Classify one sequence at ``at``, store it, and run the policy for its residents."""
+        seq = self.engine.sequence(seq_id)
+        cls = self.engine.classify(seq_id, at)
+        js = sequence_to_json(seq, cls, at)
+        conn = self.store.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            type_changed = sq.save_sequence(conn, js, at)
+            if type_changed:
+                log.info("sequence=%s type=%s final=%s at=%s", seq_id, cls.type, cls.final,
+                         at.isoformat())
+            result = self._policy_round(seq, cls, at, trigger, event)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self._enqueue(result.notice_ids, at)
+        return result.notice_ids
+
+    # -- policy -----------------------------------------------------------------------------
+
+    def _policy_round(self, seq: QuakeSequence, cls: Classification, at: datetime,
+                      trigger: str, event: Event | None) -> RoundResult:
+        out = RoundResult()
+        members = [e for e in seq.events if e.origin_at <= at and e.magnitude is not None]
+        if not members:
+            return out
+        largest = cls.largest or max(members, key=lambda e: (e.magnitude or -9, e.id))
+        subject = event or members[-1]
+        if subject.magnitude is None:
+            return out
+        rec = self.recipients()
+        if not len(rec.ids):
+            return out
+        threads = {int(k): v for k, v in dec.threads_for(self.store.conn, seq.id).items()}
+        up_event = upper_intensity_many(subject.magnitude, subject.depth_km or 10.0,
+                                        subject.latitude, subject.longitude, rec.lat, rec.lon,
+                                        sigma_factor=self.policy.sigma_factor)
+        deg_event = degrees_of(up_event)
+        threshold = np.where(rec.min_intensity > 0, rec.min_intensity, self.policy.felt_degree)
+        if trigger == "tick":
+            idx = [i for i, sid in enumerate(rec.ids.tolist()) if sid in threads]
+            policy_trigger = "daily"
+        else:
+            has_thread = np.isin(rec.ids, np.fromiter(threads, dtype=np.int64, count=len(threads)))
+            idx = np.nonzero((deg_event >= threshold) | has_thread)[0].tolist()
+            policy_trigger = trigger
+            # Residents far from the shaking, with no thread: one aggregated "not sent" per area.
+            rest = np.ones(len(rec.ids), dtype=bool)
+            rest[idx] = False
+            self._aggregate_not_sent(seq.id, subject, at, rec, rest, deg_event)
+            out.not_sent += int(rest.sum())
+        if not idx:
+            return out
+        dist = distances_km(subject.latitude, subject.longitude, rec.lat[idx], rec.lon[idx])
+        up_largest = upper_intensity_many(largest.magnitude or subject.magnitude,
+                                          largest.depth_km or 10.0, largest.latitude,
+                                          largest.longitude, rec.lat[idx], rec.lon[idx],
+                                          sigma_factor=self.policy.sigma_factor)
+        dist_largest = distances_km(largest.latitude, largest.longitude, rec.lat[idx],
+                                    rec.lon[idx])
+        planned: dict[str, _Planned] = {}
+        rows: list[dec.DecisionRow] = []
+        ptype = policy_type(cls.type)
+        for j, i in enumerate(idx):
+            sid = int(rec.ids[i])
+            thread = thread_from_json(threads[sid]) if sid in threads else None
+            ctx = PolicyInput(
+                sequence_id=seq.id, trigger=policy_trigger,  # type: ignore[arg-type]
+                event=self._view(subject, float(up_event[i]), float(dist[j])),
+                largest=self._view(largest, float(up_largest[j]), float(dist_largest[j])),
+                sequence_type=ptype, type_provisional=not cls.final, type_official=False,
+                member_count=len(members), last_event_at=members[-1].origin_at,
+            )
+            sub = SubscriberView(str(sid), min_intensity=int(rec.min_intensity[i]) or None)
+            area = rec.area[i]
+
+            def notice_id(d: Decision, _area: str | None = area) -> str:
+                key = json.dumps([seq.id, d.event_id, d.kinds, d.msg_type, d.urgency,
+                                  list(d.references), d.degree, _area, at.isoformat()])
+                return "qa-n-" + hashlib.blake2s(key.encode(), digest_size=8).hexdigest()
+
+            p = plan(ctx, thread, sub, self.policy, now=at, notice_id=notice_id)
+            for d, nid in zip(p.decisions, p.notice_ids + ("",) * len(p.decisions)):
+                rows.append(dec.DecisionRow(
+                    at=at, sequence_id=seq.id, event_id=d.event_id or subject.id,
+                    send=d.send, reason_code=d.reason_code, reason_en=d.reason_en,
+                    reason_zh=d.reason_zh, subscriber_id=sid, area=area, kind="+".join(d.kinds)
+                    or None, msg_type=d.msg_type, urgency=d.urgency if d.send else None,
+                    notice_id=nid or None, degree=d.degree))
+                if d.send:
+                    planned.setdefault(nid, _Planned(nid, d, subject, area, d.degree))
+                    planned[nid].subscriber_ids.append(sid)
+                    out.sent += 1
+                else:
+                    out.not_sent += 1
+            if p.thread is not None and p.thread != thread:
+                dec.save_thread(self.store.conn, sid, seq.id, thread_to_json(p.thread), at)
+        for pl in planned.values():
+            self._make_notice(pl, seq, cls, at)
+            out.notice_ids.append(pl.notice_id)
+        dec.save_decisions(self.store.conn, rows)
+        return out
+
+    def _aggregate_not_sent(self, seq_id: str, event: Event, at: datetime, rec: Recipients,
+                            mask: np.ndarray, degrees: np.ndarray) -> None:
+        if not mask.any():
+            return
+        counts: Counter[tuple[str | None, int]] = Counter()
+        for i in np.nonzero(mask)[0].tolist():
+            counts[(rec.area[i], int(degrees[i]))] += 1
+        rows = []
+        for (area, degree), n in sorted(counts.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
+            rows.append(dec.DecisionRow(
+                at=at, sequence_id=seq_id, event_id=event.id, send=False,
+                reason_code="below_threshold",
+                reason_en=(f"Not felt here: M{event.magnitude:.1f}, predicted intensity degree "
+                           f"{degree} (A12 mean+{self.policy.sigma_factor:g}σ) is below each "
+                           "resident's threshold."),
+                reason_zh=(f"本地预计无感：{event.magnitude:.1f}级地震，预计烈度{degree}度"
+                           f"（A12均值+{self.policy.sigma_factor:g}σ），低于用户的通知阈值。"),
+                area=area, degree=degree, count=n))
+        dec.save_decisions(self.store.conn, rows)
+
+    @staticmethod
+    def _view(e: Event, upper: float, distance: float) -> EventView:
+        status = e.status if e.status in ("automatic", "reviewed", "deleted") else "reviewed"
+        return EventView(e.id, e.origin_at, e.latitude, e.longitude, e.depth_km,
+                         float(e.magnitude or 0.0), status, upper, distance)  # type: ignore[arg-type]
+
+    # -- notices ----------------------------------------------------------------------------
+
+    def _make_notice(self, pl: _Planned, seq: QuakeSequence, cls: Classification,
+                     at: datetime) -> None:
+        d, e = pl.decision, pl.event
+        members = [m for m in seq.events if m.origin_at <= at]
+        place_key, place_km = nearest_place(e.latitude, e.longitude, catalog=self.catalog)
+        previous = self._previous(d.references)
+        context = None
+        if cls.context is not None and cls.context.count > 0:
+            context = RegionalContext(
+                radius_km=cls.context.radius_km, years=int(cls.context.years),
+                min_magnitude=cls.context.min_magnitude, count=cls.context.count,
+                largest_magnitude=float(cls.context.largest_magnitude or e.magnitude or 0),
+                is_largest=cls.context.rank == 1)
+        m1 = cls.largest_magnitude or max((m.magnitude or 0) for m in members)
+        notable = tuple(NotableEvent(m.origin_at, float(m.magnitude)) for m in members
+                        if m.magnitude is not None and m.magnitude >= m1 - 1.0)[-6:]
+        day = [m for m in members if m.origin_at > at - timedelta(hours=24)]
+        ctx = NoticeContext(
+            event_id=e.id, origin_at=e.origin_at, latitude=e.latitude, longitude=e.longitude,
+            depth_km=e.depth_km, magnitude=float(e.magnitude or 0), mag_type=e.mag_type,
+            status="automatic" if e.status == "automatic" else "reviewed",
+            source=e.preferred_source,
+            place_key=place_key if place_km <= PLACE_NAME_KM else None,
+            place_text=agency_place(e.place),
+            recipient_place_key=pl.area, recipient_degree=pl.degree, sequence_id=seq.id,
+            sequence_type=None if cls.type == "undetermined" else policy_type(cls.type),
+            type_official=False, sequence_started_at=seq.first_at,
+            sequence_count=len(members), notable=notable,
+            recent=RecentActivity(24.0, len(day), max((m.magnitude or 0) for m in day))
+            if day else None,
+            summary=d.reason_code == "daily_summary", context=context, previous=previous,
+            exercise=self.exercise, url=f"{self.base_url}/cap/{pl.notice_id}.xml",
+        )
+        messages = render_notice(d.kinds, ctx, LANGS, now=at, options=self.render_options,
+                                 catalog=self.catalog)
+        notice = Notice(
+            id=pl.notice_id, sequence_id=seq.id, event_id=e.id, kind="+".join(d.kinds),
+            msg_type=d.msg_type or "Alert", messages=messages, created_at=at,
+            urgency=d.urgency, references=d.references, exercise=self.exercise, url=ctx.url)
+        rule = self.approvals.get(d.kind or "")
+        state = "pending_approval" if rule else "released"
+        reason = (f"waits for a duty officer, at most {rule.timeout_s:.0f} s" if rule
+                  else f"{d.reason_code}: {d.reason_en}")
+        try:
+            nt.save_notice(self.store.conn, notice, state,  # type: ignore[arg-type]
+                           area=nt.AreaCircle(e.latitude, e.longitude, self._area_km(pl.degree),
+                                              e.place or ""),
+                           at=datetime.now(UTC), reason=reason)
+        except Exception as err:  # the same notice id already stored: a replayed decision
+            log.warning("notice=%s not stored again: %s", pl.notice_id, err)
+            return
+        self._pending_recipients[pl.notice_id] = (pl.subscriber_ids, rule)
+        log.info("notice=%s sequence=%s kind=%s to=%d state=%s reason=%s", pl.notice_id, seq.id,
+                 notice.kind, len(pl.subscriber_ids), state, d.reason_code)
+
+    def _area_km(self, degree: int) -> float:
+        return 200.0 if degree >= 3 else 100.0
+
+    def _previous(self, refs: Sequence[str]) -> PreviousNotice | None:
+        if not refs:
+            return None
+        try:
+            stored = nt.load_stored_notice(self.store.conn, refs[-1])
+        except NotFound:
+            return None
+        n = stored.notice
+        try:
+            e = self.store.event(n.event_id)
+        except NotFound:
+            return None
+        told = [h for h in self.store.event_history(e.id)]
+        first = told[0] if told else None
+        return PreviousNotice(
+            notice_id=n.id, sent_at=stored.released_at or n.created_at,
+            titles=tuple((m.lang, m.title) for m in n.messages),
+            origin_at=e.origin_at if first is None else datetime.fromisoformat(
+                first["time"].replace("Z", "+00:00")),
+            latitude=first["latitude"] if first else e.latitude,
+            longitude=first["longitude"] if first else e.longitude,
+            depth_km=first["depth_km"] if first else e.depth_km,
+            magnitude=float(first["magnitude"] if first else (e.magnitude or 0)),
+            place_text=e.place)
+
+    def _cancel_deleted(self, seq_id: str, event: Event, at: datetime) -> list[str]:
+        """An agency deleted an event: residents who were told about it get a Cancel."""
+        conn = self.store.conn
+        threads = dec.threads_for(conn, seq_id)
+        told = {sid: thread_from_json(raw) for sid, raw in threads.items()}
+        told = {sid: t for sid, t in told.items() if t.told_event(event.id) is not None}
+        if not told:
+            return []
+        rec = self.recipients()
+        area = dict(zip(rec.ids.tolist(), rec.area))
+        planned: dict[str, _Planned] = {}
+        rows: list[dec.DecisionRow] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for sid, thread in sorted(told.items()):
+                view = self._view(event, 0.0, 0.0)
+                ctx = PolicyInput(sequence_id=seq_id, trigger="deleted", event=view,
+                                  largest=view, sequence_type="undetermined")
+                p = plan(ctx, thread, SubscriberView(str(sid)), self.policy, now=at,
+                         notice_id=lambda d: "qa-n-" + hashlib.blake2s(
+                             f"{seq_id}|{d.event_id}|cancel|{at.isoformat()}".encode(),
+                             digest_size=8).hexdigest())
+                for d, nid in zip(p.decisions, p.notice_ids + ("",) * len(p.decisions)):
+                    rows.append(dec.DecisionRow(
+                        at=at, sequence_id=seq_id, event_id=event.id, send=d.send,
+                        reason_code=d.reason_code, reason_en=d.reason_en, reason_zh=d.reason_zh,
+                        subscriber_id=sid, area=area.get(sid), kind=d.kind, msg_type=d.msg_type,
+                        urgency=d.urgency if d.send else None, notice_id=nid or None))
+                    if d.send:
+                        planned.setdefault(nid, _Planned(nid, d, event, area.get(sid), 0))
+                        planned[nid].subscriber_ids.append(sid)
+                if p.thread is not None:
+                    dec.save_thread(conn, sid, seq_id, thread_to_json(p.thread), at)
+            for pl in planned.values():
+                self._make_cancel(pl, seq_id, at)
+            dec.save_decisions(conn, rows)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self._enqueue(list(planned), at)
+        return list(planned)
+
+    def _make_cancel(self, pl: _Planned, seq_id: str, at: datetime) -> None:
+        e = pl.event
+        previous = self._previous(pl.decision.references)
+        ctx = NoticeContext(
+            event_id=e.id, origin_at=e.origin_at, latitude=e.latitude, longitude=e.longitude,
+            depth_km=e.depth_km, magnitude=float(e.magnitude or 0), mag_type=e.mag_type,
+            source=e.preferred_source, place_text=agency_place(e.place), sequence_id=seq_id,
+            previous=previous, cancel_reason="deleted", exercise=self.exercise,
+            url=f"{self.base_url}/cap/{pl.notice_id}.xml")
+        messages = render_notice(("cancel",), ctx, LANGS, now=at, options=self.render_options,
+                                 catalog=self.catalog)
+        notice = Notice(id=pl.notice_id, sequence_id=seq_id, event_id=e.id, kind="cancel",
+                        msg_type="Cancel", messages=messages, created_at=at, urgency="normal",
+                        references=pl.decision.references, exercise=self.exercise, url=ctx.url)
+        nt.save_notice(self.store.conn, notice, "released",
+                       area=nt.AreaCircle(e.latitude, e.longitude, 100.0, e.place or ""),
+                       at=datetime.now(UTC), reason=pl.decision.reason_en)
+        self._pending_recipients[pl.notice_id] = (pl.subscriber_ids, None)
+
+    def _enqueue(self, notice_ids: Iterable[str], at: datetime) -> None:
+        wall = datetime.now(UTC)
+        for nid in notice_ids:
+            pending = self._pending_recipients.pop(nid, None)
+            if pending is None:
+                continue
+            ids, rule = pending
+            due = wall + timedelta(seconds=rule.timeout_s) if rule else wall
+            ob.enqueue_subscribers(self.store.conn, nid, ids, now=due)
+
+    def release_expired(self, wall: datetime) -> list[str]:
+        """Approval timeouts: release the pre-approved template; nothing waits longer."""
+        released = []
+        rows = self.store.conn.execute(
+            "SELECT id, kind, state_at FROM notices WHERE state = 'pending_approval'").fetchall()
+        for row in rows:
+            rule = self.approvals.get(row["kind"].split("+")[0])
+            timeout = rule.timeout_s if rule else 0.0
+            if row["state_at"] + timeout <= wall.timestamp():
+                nt.set_notice_state(self.store.conn, row["id"], "released", at=wall,
+                                    reason=f"auto-released after {timeout:.0f} s without a "
+                                           "duty decision (pre-approved template)")
+                released.append(row["id"])
+        return released
