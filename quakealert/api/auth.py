@@ -87,7 +87,7 @@ POLICY: tuple[Rule, ...] = (
     Rule("*", "/fdsnws/*", PUBLIC),
     Rule("POST", "/api/v1/subscriptions", PUBLIC),
     Rule("DELETE", "/api/v1/subscriptions/*", PUBLIC),  # proved by its own management token
-    Rule("GET", "/api/v1/subscriptions/vapid-public-key", PUBLIC),  # browsers need it to subscribe
+    Rule("GET", "/api/v1/webpush/vapid-public-key", PUBLIC),  # browsers need it to subscribe
     # Events are the same data the public FDSN service serves.
     Rule("GET", "/api/v1/events", PUBLIC),
     Rule("GET", "/api/v1/events/*", PUBLIC),

@@ -72,7 +72,7 @@ UI: dict[str, dict[str, str]] = {
         "notice": "通知", "kind": "类别", "state": "状态", "created": "生成时间",
         "state_reason": "状态说明", "deliveries": "投递统计", "channel": "渠道",
         "no_deliveries": "尚无投递记录。", "approve": "批准发布", "reject": "驳回",
-        "reject_reason": "驳回理由", "decisions": "发送决定及理由", "sent": "发送",
+        "reject_reason": "驳回理由", "approve_note": "备注（可选）", "decisions": "发送决定及理由", "sent": "发送",
         "not_sent": "不发送", "decision": "决定", "reason": "理由", "area": "区县",
         "residents": "居民数", "event": "地震", "at": "时间", "summary": "决定汇总",
         "no_decisions": "尚无发送决定记录。", "members": "序列成员",
@@ -105,6 +105,7 @@ UI: dict[str, dict[str, str]] = {
         "state": "State", "created": "Created", "state_reason": "State note",
         "deliveries": "Deliveries", "channel": "Channel", "no_deliveries": "No deliveries yet.",
         "approve": "Approve and release", "reject": "Reject", "reject_reason": "Reason for rejecting",
+        "approve_note": "Note (optional)",
         "decisions": "Send decisions and reasons", "sent": "sent", "not_sent": "not sent",
         "decision": "Decision", "reason": "Reason", "area": "County/district",
         "residents": "Residents", "event": "Event", "at": "Time", "summary": "Summary",
@@ -351,3 +352,32 @@ async def dashboard_plot(request: web.Request) -> web.Response:
         "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
         "X-Content-Type-Options": "nosniff",
     })
+
+
+def _html_op(summary: str, *params: dict[str, Any]) -> dict[str, Any]:
+    lang = {"name": "lang", "in": "query", "required": False,
+            "description": "UI language, zh or en; any other value falls back to zh",
+            "schema": {"type": "string", "default": "zh"}}
+    path = [{"name": p, "in": "path", "required": True,
+             "schema": {"type": "string", "enum": list(PLOT_NAMES)} if p == "name" else
+             {"type": "string", "minLength": 1, "pattern": "^[^/{}]+$"}}
+            for p in params]
+    return {"summary": summary, "tags": ["dashboard"], "parameters": [*path, lang]}
+
+
+_PAGE = {"200": {"description": "HTML page", "content": {"text/html": {"schema": {
+    "type": "string"}}}}}
+_NOT_FOUND = {"404": {"description": "Unknown sequence (or plot name)",
+                      "content": {"application/problem+json": {"schema": {"type": "object"}}}}}
+
+OPENAPI_PATHS: dict[str, dict[str, Any]] = {
+    "/dashboard": {"get": {**_html_op("Duty dashboard: recent sequences"),
+                           "responses": dict(_PAGE)}},
+    "/dashboard/sequences/{id}": {"get": {
+        **_html_op("Duty dashboard: one sequence with map, plots, forecast, notices", "id"),
+        "responses": {**_PAGE, **_NOT_FOUND}}},
+    "/dashboard/sequences/{id}/plots/{name}.svg": {"get": {
+        **_html_op("A sequence plot as SVG", "id", "name"),
+        "responses": {"200": {"description": "SVG image", "content": {"image/svg+xml": {
+            "schema": {"type": "string"}}}}, **_NOT_FOUND}}},
+}

@@ -197,6 +197,17 @@ async def _read_body(request: web.Request) -> tuple[dict[str, Any], bool]:
     return data, False
 
 
+def _next_lang(next_url: Any) -> str | None:
+    """The dashboard language the form came from (only zh/en; the rest of `next` is ignored)."""
+    if not isinstance(next_url, str):
+        return None
+    query = next_url.partition("?")[2]
+    for part in query.split("&"):
+        if part in ("lang=zh", "lang=en"):
+            return part[5:]
+    return None
+
+
 def _only(data: dict[str, Any], allowed: set[str]) -> None:
     unknown = set(data) - allowed
     if unknown:
@@ -213,9 +224,12 @@ def _form_messages(form: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _done(request: web.Request, stored: StoredNotice, form: bool, **extra: Any) -> web.Response:
+def _done(request: web.Request, stored: StoredNotice, form: bool, data: dict[str, Any] | None = None,
+          **extra: Any) -> web.Response:
     if form:
-        raise web.HTTPSeeOther(f"/dashboard/sequences/{quote(stored.notice.sequence_id, safe='')}")
+        back = f"/dashboard/sequences/{quote(stored.notice.sequence_id, safe='')}"
+        lang = _next_lang((data or {}).get("next"))
+        raise web.HTTPSeeOther(back + (f"?lang={lang}" if lang else ""))
     conn = request.app[STORE].conn
     body = {"notice": notice_detail(conn, stored, _timeouts(request)), **extra}
     return web.Response(text=json.dumps(body, ensure_ascii=False), content_type="application/json",
@@ -247,7 +261,7 @@ async def approve_notice(request: web.Request) -> web.Response:
                             now=datetime.now(UTC), note=note)
     except ap.NotPending as err:
         return _conflict(request, err)
-    return _done(request, stored, form)
+    return _done(request, stored, form, data)
 
 
 @routes.post("/api/v1/notices/{id}/reject")
@@ -264,7 +278,7 @@ async def reject_notice(request: web.Request) -> web.Response:
                            reason=data["reason"], now=datetime.now(UTC))
     except ap.NotPending as err:
         return _conflict(request, err)
-    return _done(request, stored, form)
+    return _done(request, stored, form, data)
 
 
 @routes.post("/api/v1/notices/{id}/edit")
@@ -284,7 +298,7 @@ async def edit_notice(request: web.Request) -> web.Response:
         return _conflict(request, err)
     except ap.OverBudget as err:
         return problem(422, str(err), instance=request.path, budgets=err.budgets)
-    return _done(request, result.stored, form, budgets=result.budgets)
+    return _done(request, result.stored, form, data, budgets=result.budgets)
 
 
 # -- OpenAPI --------------------------------------------------------------------------------

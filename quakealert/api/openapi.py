@@ -25,10 +25,8 @@ from quakealert.api.ratelimit import body_limit
 PROVISIONAL_MODULES = (
     "quakealert.api.sequences",
     "quakealert.api.subscriptions",
-    "quakealert.api.notices",
     "quakealert.api.cap",
     "quakealert.api.fdsnws",
-    "quakealert.api.dashboard",
 )
 HTTP_METHODS = ("get", "put", "post", "delete", "patch")
 

@@ -71,9 +71,11 @@ _VAPID = web.AppKey("subscriptions_vapid", dict)
 
 
 def setup(app: web.Application) -> None:
-    """The rate limiter, sized from ``[subscriptions] rate_per_min``."""
+    """The rate limiter, sized from ``[subscriptions] rate_per_min`` (0 = off)."""
     section = app[SETTINGS].section("subscriptions")
-    app[LIMITER] = RateLimiter(float(section.get("rate_per_min", DEFAULT_RATE_PER_MIN)))
+    rate = float(section.get("rate_per_min", DEFAULT_RATE_PER_MIN))
+    if rate > 0:  # 0 turns this limiter off (auth.py's [ratelimit.subscriptions] still applies)
+        app[LIMITER] = RateLimiter(rate)
     app[_VAPID] = {}
 
 

@@ -227,6 +227,11 @@ def parse_subscriber(data: Any, *, allow_insecure: bool = False) -> NewSubscribe
 # -- places ---------------------------------------------------------------------------------
 
 
+# A resident farther than this from every seat we know (e.g. in Chengdu) gets no area rather
+# than the wrong one: counts by county must not file them under a Lhasa county.
+AREA_MAX_KM = 100.0
+
+
 @dataclass(frozen=True, slots=True)
 class Places:
     """County/district seats: keys and coordinates (from messages/places.toml)."""
@@ -235,14 +240,16 @@ class Places:
     lat: np.ndarray
     lon: np.ndarray
 
-    def nearest(self, lat: float, lon: float) -> str | None:
-        """The key of the nearest seat (haversine), or None when there are no seats."""
+    def nearest(self, lat: float, lon: float, *, max_km: float = AREA_MAX_KM) -> str | None:
+        """The key of the nearest seat within ``max_km`` (haversine), else None."""
         if not self.keys:
             return None
         p1, p2 = math.radians(lat), np.radians(self.lat)
         dl = np.radians(self.lon - lon)
         a = np.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
-        return self.keys[int(np.argmin(a))]
+        i = int(np.argmin(a))
+        km = 2 * 6371.0 * math.asin(min(1.0, math.sqrt(float(a[i]))))
+        return self.keys[i] if km <= max_km else None
 
 
 def parse_places(text: str) -> Places:

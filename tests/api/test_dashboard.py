@@ -315,3 +315,22 @@ def test_every_label_in_both_languages():
 
     assert set(UI["zh"]) == set(UI["en"])
     assert set(plots._LABELS["zh"]) == set(plots._LABELS["en"])
+
+
+@pytest.mark.skipif(create_token is None, reason="no auth module in this tree")
+async def test_approval_forms_work_end_to_end(client, ids, tokens):
+    """Submitting the page's reject form (duty role) rejects the notice; its buttons go away."""
+    _, doc = await page(client, f"/dashboard/sequences/{ids['mz']}")
+    form = doc.xpath("//form[contains(@action, '/reject')]")[0]
+    fields = {i.get("name"): i.get("value") or "" for i in form.xpath(".//input")}
+    fields["reason"] = "wording not checked by the Tibetan reader yet"
+    duty = {"Authorization": f"Bearer {tokens['duty']}"}
+    resp = await client.post(form.get("action"), data=fields, headers=duty,
+                             allow_redirects=False)
+    assert resp.status == 303, await resp.text()
+    assert resp.headers["Location"].startswith(f"/dashboard/sequences/{ids['mz']}")
+    _, doc = await page(client, f"/dashboard/sequences/{ids['mz']}")
+    article = doc.xpath("//article[@id='notice-ntc-mz-swarm']")[0]
+    assert "已驳回" in article.text_content()
+    assert "wording not checked by the Tibetan reader yet" in article.text_content()
+    assert not doc.xpath("//form")

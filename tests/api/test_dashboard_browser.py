@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +16,7 @@ from multidict import CIMultiDict
 
 from quakealert.api.app import make_app
 from quakealert.config import Settings
+from quakealert.store.sqlite import Store
 
 try:
     from quakealert.store.auth import create_token
@@ -81,8 +81,6 @@ def fonts_for(lang: str) -> str:
 
 @pytest.fixture
 async def served(tmp_path, aiohttp_server):
-    from quakealert.store.sqlite import Store
-
     store = Store.open(tmp_path / "q.sqlite")
     ids = fill(store)
     app = make_app(Settings(store_path=tmp_path / "q.sqlite"), store=store)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import jsonschema_rs  # comes with schemathesis (dev dependency)
 import pytest
 from test_approvals import TIMEOUT_S, Scenario, run_scenario
 
@@ -248,3 +249,36 @@ async def test_form_reject_without_reason_is_refused(scenario, api):
                              allow_redirects=False)
     assert resp.status == 303
     assert load_stored_notice(scenario.store.conn, scenario.swarm_id).state == "rejected"
+
+
+async def test_responses_match_the_openapi_document(scenario, api):
+    """The served OpenAPI document describes what these routes really answer."""
+    client, auth = api
+    doc = await (await client.get("/api/v1/openapi.json")).json()
+
+    def check(instance, schema):
+        jsonschema_rs.validate({**schema, "components": doc["components"]}, instance)
+
+    def named(name):
+        return {"$ref": f"#/components/schemas/{name}"}
+
+    seq = await (await client.get(f"/api/v1/sequences/{sequence_id(scenario)}/notices",
+                                  headers=auth["read"])).json()
+    ok = doc["paths"]["/api/v1/sequences/{id}/notices"]["get"]["responses"]["200"]
+    check(seq, ok["content"]["application/json"]["schema"])
+    listed = await (await client.get("/api/v1/notices", headers=auth["read"])).json()
+    assert listed["notices"]
+    for notice in listed["notices"]:
+        check(notice, named("NoticeSummary"))
+    resp = await client.post(f"/api/v1/notices/{scenario.swarm_id}/edit", headers=auth["duty"],
+                             json={"messages": {"en": {"title": "t", "body": "b"}}})
+    check((await resp.json())["notice"], named("NoticeDetail"))
+    resp = await client.post(f"/api/v1/notices/{scenario.swarm_id}/approve",
+                             headers=auth["duty"])
+    check((await resp.json())["notice"], named("NoticeDetail"))
+    resp = await client.post(f"/api/v1/notices/{scenario.swarm_id}/approve",
+                             headers=auth["duty"])
+    assert resp.status == 409
+    check(await resp.json(), named("Problem"))
+    with pytest.raises(jsonschema_rs.ValidationError):  # the check itself can fail
+        check({**listed["notices"][0], "state": "sent"}, named("NoticeSummary"))
