@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / "tests" / "fixtures" / "replay"
+DATA = ROOT / "tests" / "fixtures" / "catalogs"
 # Several real regions (many sequences), then Ridgecrest 2019 up to the event count.
 REGIONS = ("cenc-tibet-events-from-news.csv", "usgs-lhasa-300km-m5-1905-2018.csv",
            "usgs-santorini-amorgos-swarm-2025.tsv", "ingv-campi-flegrei-2018-2024-fdsn-text.txt")

@@ -1,7 +1,7 @@
 """Ingest speed (issue 2): parse + associate + store a 100,000-event FDSN text body, and the
 poll-to-stored latency of a 100-event response through the real poller over HTTP on 127.0.0.1.
 
-Rows are the real SCSN Ridgecrest 2019 catalogue (tests/fixtures/replay, 25,565 events) repeated
+Rows are the real SCSN Ridgecrest 2019 catalogue (tests/fixtures/catalogs, 25,565 events) repeated
 four times, each copy shifted by 150 days and given its own ids: 100,000 distinct events with the
 real catalogue's density in space, time and magnitude (resampling with the same origin times
 would instead stack four copies of each quake in one association window).
@@ -24,13 +24,13 @@ import aiohttp
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_parse import FIXTURE, HEADER, SEED, fdsn_text  # noqa: E402
+from bench_parse import FIXTURE, HEADER, SEED, fdsn_text
 
-from quakealert.config import SourceConfig  # noqa: E402
-from quakealert.poller import Poller  # noqa: E402
-from quakealert.sources.fdsn import FdsnSource, parse_fdsn_text  # noqa: E402
-from quakealert.sources.replay import read_catalog_file  # noqa: E402
-from quakealert.store.sqlite import Store  # noqa: E402
+from quakealert.config import SourceConfig
+from quakealert.poller import Poller
+from quakealert.sources.fdsn import FdsnSource, parse_fdsn_text
+from quakealert.sources.replay import read_catalog_file
+from quakealert.store.sqlite import Store
 
 ROWS = 100_000
 POLLS = 20

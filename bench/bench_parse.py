@@ -1,6 +1,6 @@
 """Parser speed: parse_fdsn_text on 100,000 rows vs obspy reading the same events as QuakeML.
 
-The rows are real SCSN Ridgecrest 2019 events (tests/fixtures/replay/scedc-ridgecrest-2019.csv),
+The rows are real SCSN Ridgecrest 2019 events (tests/fixtures/catalogs/scedc-ridgecrest-2019.csv),
 resampled with a fixed seed and given unique ids. Target: well under 1 s for 100k rows.
 obspy is timed on a 10k-event subset (it takes ~100x longer) and scaled linearly to 100k; the
 QuakeML is written by obspy outside the timing. Prints plain ``key: value`` lines.
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ROWS = 100_000
 OBSPY_ROWS = 10_000  # obspy is timed on a subset and scaled (it takes far longer)
 SEED = 20241107
-FIXTURE = ROOT / "tests" / "fixtures" / "replay" / "scedc-ridgecrest-2019.csv"
+FIXTURE = ROOT / "tests" / "fixtures" / "catalogs" / "scedc-ridgecrest-2019.csv"
 HEADER = ("#EventID|Time|Latitude|Longitude|Depth/km|Author|Catalog|Contributor|ContributorID|"
           "MagType|Magnitude|MagAuthor|EventLocationName|EventType")
 

@@ -58,6 +58,7 @@ class Runtime:
     replay_label: str | None = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     pipeline: Any = None
+    metrics: Any = None
 
     def scenario_now(self, source_name: str, wall: datetime) -> datetime:
         """Scenario time for a replay source (so "30 min after the quake" means scenario time)."""
@@ -74,14 +75,18 @@ async def start(settings: Settings, *, stop: asyncio.Event) -> Runtime:
     poller = Poller(store=store, session=session, priorities=priorities_for(settings))
     labels = [str(s.config.params.get("label") or f"REPLAY of {Path(str(s.config.path)).name}")
               for s in sources.values() if s.config.kind == "replay"]
+    from quakealert.api.metrics import Metrics
+
     runtime = Runtime(settings, store, session, poller, sources,
-                      replay_label="; ".join(labels) or None)
+                      replay_label="; ".join(labels) or None, metrics=Metrics.create())
+    poller.metrics = runtime.metrics
     try:
         from quakealert.pipeline import Pipeline
     except ModuleNotFoundError:  # pragma: no cover - pipeline lands with the sequence engine
-        Pipeline = None  # noqa: N806
+        Pipeline = None
     if Pipeline is not None:
         runtime.pipeline = Pipeline.create(runtime)
+        runtime.pipeline.metrics = runtime.metrics
         poller.on_ingest = runtime.pipeline.on_ingest
     if settings.section("demo").get("subscriber"):
         ensure_demo_subscriber(store)

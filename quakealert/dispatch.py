@@ -109,6 +109,8 @@ class Outbox:
         self.rng = rng or random.Random()
         self.clock = clock or (lambda: datetime.now(UTC))
         self.counters: Counter[str] = Counter()  # claimed, sent, retry, failed, gone, ...
+        # Called once per marked row with (row, state): the daemon's metrics hook.
+        self.on_result: Callable[[ob.OutboxRow, str, datetime], None] | None = None
         self._wake = asyncio.Event()
 
     @classmethod
@@ -297,6 +299,9 @@ class Outbox:
                 delete_subscriber(self.conn, sid)
         for sid in gone_subscribers:
             log.info("outbox: subscriber %d removed (push service says gone)", sid)
+        if self.on_result is not None:
+            for m in marks:
+                self.on_result(m.row, m.state, now)
 
 
 def _any_in_flight(conn: sqlite3.Connection) -> bool:

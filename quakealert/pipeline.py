@@ -18,9 +18,9 @@ import heapq
 import json
 import logging
 import sqlite3
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -52,7 +52,7 @@ from quakealert.core.render import (
     render_notice,
 )
 from quakealert.core.sequences import QuakeSequence, SequenceEngine, params_from_section
-from quakealert.errors import ConfigError, NotFound
+from quakealert.errors import ConfigError, InvalidRequest, NotFound
 from quakealert.model import Event, Notice
 from quakealert.store import decisions as dec
 from quakealert.store import notices as nt
@@ -224,7 +224,9 @@ class Pipeline:
         self._pending_recipients: dict[str, tuple[list[int], ApprovalRule | None]] = {}
         self.outbox: Any = None
         self.runtime: Any = None
-        self.on_notice: list[Any] = []  # callbacks(notice_id) e.g. metrics, drill reports
+        self.metrics: Any = None  # quakealert.api.metrics.Metrics in the daemon
+        # notice id -> wall time of the catalogue response that caused it (alert latency)
+        self._response_at: dict[str, float] = {}
 
     # -- daemon hooks -----------------------------------------------------------------------
 
@@ -242,7 +244,8 @@ class Pipeline:
     async def on_ingest(self, source: str, result: IngestResult, wall_now: datetime) -> None:
         """Poller hook: process one stored batch at the pipeline's notion of now."""
         now = self.runtime.scenario_now(source, wall_now) if self.runtime else wall_now
-        self.process(result, now=now)
+        for notice_id in self.process(result, now=now):
+            self._response_at[notice_id] = wall_now.timestamp()
         if self.outbox is not None:
             self.outbox.wake()
 
@@ -253,11 +256,22 @@ class Pipeline:
 
         self.outbox = Outbox(self.store.conn, make_channels(self.settings), self.runtime.session,
                              settings=OutboxSettings.from_section(self.settings.section("outbox")))
+        self.outbox.on_result = self._delivered
         self.runtime.tasks.append(asyncio.create_task(self.outbox.run(stop), name="outbox"))
         self.runtime.tasks.append(asyncio.create_task(self._tick_loop(stop), name="ticks"))
 
     async def close(self) -> None:
-        return None
+        if self.outbox is not None and hasattr(self.outbox, "close"):
+            self.outbox.close()
+
+    def _delivered(self, row: Any, state: str, at: datetime) -> None:
+        """Outbox hook: deliveries by channel and result, and catalogue-to-push latency."""
+        if self.metrics is None:
+            return
+        self.metrics.deliveries.labels(row.channel, state).inc()
+        started = self._response_at.get(row.notice_id)
+        if state == "sent" and started is not None:
+            self.metrics.alert_latency.observe(max(0.0, at.timestamp() - started))
 
     async def _tick_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -476,7 +490,15 @@ class Pipeline:
             self._make_notice(pl, seq, cls, at)
             out.notice_ids.append(pl.notice_id)
         dec.save_decisions(self.store.conn, rows)
+        self._count(rows)
         return out
+
+    def _count(self, rows: Sequence[dec.DecisionRow]) -> None:
+        if self.metrics is None:
+            return
+        for r in rows:
+            self.metrics.notices.labels(r.kind or "none", "sent" if r.send else r.reason_code).inc(
+                r.count)
 
     def _aggregate_not_sent(self, seq_id: str, event: Event, at: datetime, rec: Recipients,
                             mask: np.ndarray, degrees: np.ndarray) -> None:
@@ -497,6 +519,7 @@ class Pipeline:
                            f"（A12均值+{self.policy.sigma_factor:g}σ），低于用户的通知阈值。"),
                 area=area, degree=degree, count=n))
         dec.save_decisions(self.store.conn, rows)
+        self._count(rows)
 
     @staticmethod
     def _view(e: Event, upper: float, distance: float) -> EventView:
@@ -554,7 +577,7 @@ class Pipeline:
                            area=nt.AreaCircle(e.latitude, e.longitude, self._area_km(pl.degree),
                                               e.place or ""),
                            at=datetime.now(UTC), reason=reason)
-        except Exception as err:  # the same notice id already stored: a replayed decision
+        except InvalidRequest as err:  # the same notice id already stored: a replayed decision
             log.warning("notice=%s not stored again: %s", pl.notice_id, err)
             return
         self._pending_recipients[pl.notice_id] = (pl.subscriber_ids, rule)
@@ -582,7 +605,7 @@ class Pipeline:
             notice_id=n.id, sent_at=stored.released_at or n.created_at,
             titles=tuple((m.lang, m.title) for m in n.messages),
             origin_at=e.origin_at if first is None else datetime.fromisoformat(
-                first["time"].replace("Z", "+00:00")),
+                first["time"]),
             latitude=first["latitude"] if first else e.latitude,
             longitude=first["longitude"] if first else e.longitude,
             depth_km=first["depth_km"] if first else e.depth_km,

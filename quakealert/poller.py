@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import aiohttp
 
@@ -108,6 +109,7 @@ class Poller:
     on_ingest: OnIngest | None = None
     health: dict[str, SourceHealth] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    metrics: Any = None  # quakealert.api.metrics.Metrics when the daemon runs
 
     def health_of(self, name: str) -> SourceHealth:
         if name not in self.health:
@@ -158,6 +160,9 @@ class Poller:
             h.skipped_total += len(parsed.skipped)
             self.store.save_health(h.to_row())
         latency = time.perf_counter() - started
+        if self.metrics is not None:
+            self.metrics.poll_duration.labels(name).observe(latency)
+            self.metrics.events_ingested.labels(name).inc(len(result.changed))
         status = PollStatus(
             name, True, now, new=len(result.created), updated=len(result.revised) + len(
                 result.deleted), unchanged=result.unchanged, skipped=len(parsed.skipped),
@@ -179,6 +184,8 @@ class Poller:
         delay = backoff_s(h.consecutive_failures, err.retry_after_s, source.config.interval_s)
         h.backoff_until = now + timedelta(seconds=delay)
         self.store.save_health(h.to_row())
+        if self.metrics is not None:
+            self.metrics.poll_duration.labels(source.name).observe(time.perf_counter() - started)
         log.warning("source=%s poll failed (%d in a row, next try in %.0fs): %s",
                     source.name, h.consecutive_failures, delay, h.last_error)
         return PollStatus(source.name, False, now, error=h.last_error,

@@ -92,7 +92,7 @@ def test_m40_is_recorded_not_sent_with_its_reason(world) -> None:  # type: ignor
     m40 = [dict(r) for r in store.conn.execute(
         "SELECT * FROM decisions WHERE event_id LIKE 'qa20241108%' AND subscriber_id = ?"
         " ORDER BY id", (ids["lhasa"],))]
-    assert [d["reason_code"] for d in m40][0] == "below_threshold"
+    assert next(d["reason_code"] for d in m40) == "below_threshold"
     assert not any(d["send"] for d in m40)
     assert "predicted intensity II" in m40[0]["reason_en"]
     assert "the swarm advisory was sent" in m40[0]["reason_en"]
@@ -100,7 +100,7 @@ def test_m40_is_recorded_not_sent_with_its_reason(world) -> None:  # type: ignor
 
 def test_chengdu_gets_nothing_with_reasons(world) -> None:  # type: ignore[no-untyped-def]
     """Residents 1,150 km away are never notified, and every event says why."""
-    store, pipeline, ids = world
+    store, pipeline, _ids = world
     feed(store, pipeline, scenario(), datetime(2024, 11, 9, tzinfo=UTC))
     rows = store.conn.execute(
         "SELECT event_id, reason_code, sum(count) FROM decisions WHERE send = 0 AND"

@@ -19,7 +19,7 @@ from prometheus_client.exposition import choose_encoder
 
 from quakealert import __version__
 from quakealert.api.app import source_health
-from quakealert.api.keys import RUNTIME
+from quakealert.api.keys import RUNTIME, STORE
 from quakealert.api.params import json_response
 from quakealert.api.problems import Handler
 
@@ -151,11 +151,22 @@ def refresh_sources(metrics: Metrics, sources: list[dict[str, Any]]) -> None:
             metrics.source_last_success.labels(name).set(last_ok.timestamp())
 
 
+def refresh_store(metrics: Metrics, conn: Any) -> None:
+    """Sequences by type and outbox depth, read from the store at scrape time."""
+    metrics.sequences.clear()
+    for kind, n in conn.execute("SELECT type, count(*) FROM sequences GROUP BY type"):
+        metrics.sequences.labels(kind.replace("-", "_")).set(n)
+    depth = conn.execute(
+        "SELECT count(*) FROM outbox WHERE state IN ('pending', 'in_flight')").fetchone()[0]
+    metrics.outbox_depth.set(depth)
+
+
 @routes.get("/metrics")
 async def get_metrics(request: web.Request) -> web.Response:
     """Prometheus exposition of this app's registry (read role)."""
     metrics = request.app[METRICS]
     refresh_sources(metrics, source_health(request.app))
+    refresh_store(metrics, request.app[STORE].conn)
     encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
     return web.Response(body=encoder(metrics.registry), headers={"Content-Type": content_type})
 

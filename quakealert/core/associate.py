@@ -78,9 +78,9 @@ def associate(
     best_s, dt_s, d_km, best = scored[0]
     if len(scored) > 1 and scored[1][0] - best_s < params.tie_margin:
         other = scored[1][3].event_id
-        return Match(None, best_s, (f"ambiguous: {best.event_id} and {other} score within "
+        return Match(None, best_s, ((f"ambiguous: {best.event_id} and {other} score within "
                                     f"{params.tie_margin} ({best_s:.2f} vs {scored[1][0]:.2f}); "
-                                    "kept apart for review",))
+                                    "kept apart for review"),))
     return Match(best.event_id, best_s, sanity_flags(report, best, dt_s, d_km, params))
 
 

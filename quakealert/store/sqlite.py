@@ -36,6 +36,8 @@ from quakealert.model import Contributor, Event, Report
 
 log = logging.getLogger(__name__)
 
+DEFAULT_PRIORITIES = Priorities()
+DEFAULT_ASSOCIATION = AssociationParams()
 _MIGRATION = re.compile(r"^(\d{3})_[\w-]+\.sql$")
 _BUCKET_S = 16.0  # association time window (§6.1): one bucket per window
 
@@ -147,8 +149,8 @@ class Store:
         reports: Sequence[Report],
         *,
         now: datetime,
-        priorities: Priorities = Priorities(),
-        params: AssociationParams = AssociationParams(),
+        priorities: Priorities = DEFAULT_PRIORITIES,
+        params: AssociationParams = DEFAULT_ASSOCIATION,
     ) -> IngestResult:
         """Store a batch of reports: new versions only, associated into events, in one transaction."""
         result = IngestResult()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from quakealert.model import Report
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "fdsnws"
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "catalogs"
 INGESTED_AT = datetime(2025, 2, 1, tzinfo=UTC)
 
 

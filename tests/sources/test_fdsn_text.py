@@ -88,7 +88,7 @@ def test_usgs_rows_13_columns() -> None:
 
 def test_campi_flegrei_file_every_row() -> None:
     """The 1207-row INGV Campi Flegrei export parses without a skipped row."""
-    result = parse_fdsn_text(load_fixture("replay/ingv-campi-flegrei-2018-2024-fdsn-text.txt"),
+    result = parse_fdsn_text(load_fixture("catalogs/ingv-campi-flegrei-2018-2024-fdsn-text.txt"),
                              "ingv")
     assert len(result.reports) == 1207 and result.skipped == []
     assert max(r.magnitude or 0 for r in result.reports) == 4.4

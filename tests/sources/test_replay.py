@@ -18,7 +18,7 @@ from quakealert.sources.replay import (
 )
 from tests.conftest import FIXTURES
 
-REPLAY = FIXTURES / "replay"
+REPLAY = FIXTURES / "catalogs"
 
 
 def test_ridgecrest_scedc_csv() -> None:

@@ -1,0 +1,132 @@
+"""The daemon as users run it: replay scenario in, events and notices out, a failing source
+beside it, and a clean exit on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+
+from quakealert.config import DEFAULT_SCENARIO, load_settings
+from quakealert.daemon import serve
+from quakealert.store.sqlite import Store
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_config(tmp: Path, port: int, *, dead_port: int | None = None) -> Path:
+    extra = ""
+    if dead_port is not None:
+        extra = f"""
+[[sources]]
+name = "broken-node"
+kind = "fdsn"
+url = "http://127.0.0.1:{dead_port}/fdsnws/event/1/query"
+interval_s = 1
+jitter_s = 0
+timeout_s = 1
+"""
+    path = tmp / "quakealert.toml"
+    path.write_text(f"""
+[store]
+path = "{tmp / 'q.sqlite'}"
+var_dir = "{tmp / 'var'}"
+
+[api]
+host = "127.0.0.1"
+port = {port}
+
+[[sources]]
+name = "replay"
+kind = "replay"
+path = "{DEFAULT_SCENARIO}"
+speed = 0
+interval_s = 1
+jitter_s = 0
+params = {{ source_as = "cenc", label = "REPLAY test" }}
+{extra}
+[demo]
+subscriber = true
+""")
+    return path
+
+
+async def wait_for(url: str, check, timeout_s: float = 20.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            try:
+                async with session.get(url) as resp:
+                    if resp.status == 200:
+                        body = await resp.json()
+                        if check(body):
+                            return body
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"{url} never satisfied the check")
+
+
+async def test_daemon_serves_replayed_events_despite_a_dead_source(tmp_path: Path) -> None:
+    """Scenario events arrive on /api/v1/events while another source fails; health says which."""
+    port, dead = free_port(), free_port()
+    settings = load_settings(write_config(tmp_path, port, dead_port=dead))
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(settings, stop))
+    try:
+        body = await wait_for(f"http://127.0.0.1:{port}/api/v1/events",
+                              lambda b: len(b["events"]) == 3)
+        assert sorted(e["magnitude"] for e in body["events"]) == [4.0, 4.1, 4.5]
+        assert all(e["sources"][0]["source"] == "cenc" for e in body["events"])
+        health = await wait_for(f"http://127.0.0.1:{port}/healthz",
+                                lambda b: b["status"] == "degraded")
+        by_name = {s["name"]: s for s in health["sources"]}
+        assert by_name["replay"]["ok"] and by_name["replay"]["reports_total"] == 3
+        assert by_name["broken-node"]["consecutive_failures"] >= 1
+        assert "SourceUnavailable" in by_name["broken-node"]["last_error"]
+        assert health["mode"] == "REPLAY test"
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+    store = Store.open(tmp_path / "q.sqlite")
+    kinds = [r[0] for r in store.conn.execute("SELECT kind FROM notices ORDER BY created_at")]
+    delivered = store.conn.execute(
+        "SELECT count(*) FROM outbox WHERE channel = 'console' AND state = 'sent'").fetchone()[0]
+    store.close()
+    assert kinds[:2] == ["official_report+felt_guidance", "swarm_advisory"]
+    assert delivered >= 2
+
+
+def test_sigterm_stops_cleanly(tmp_path: Path) -> None:
+    """`quakealert run` exits 0 on SIGTERM after draining, and says so in its log."""
+    port = free_port()
+    cfg = write_config(tmp_path, port)
+    proc = subprocess.Popen([sys.executable, "-m", "quakealert", "run", "--config", str(cfg)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        body = asyncio.run(wait_for(f"http://127.0.0.1:{port}/api/v1/events",
+                                    lambda b: len(b["events"]) == 3, 30))
+        assert len(body["events"]) == 3
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert b"stopped cleanly" in err
+    assert "演练".encode() in out  # the demo resident's console notices are marked EXERCISE
+    json.dumps(body)
