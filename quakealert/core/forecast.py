@@ -131,7 +131,8 @@ def bayes_weights(
     logpost = np.log(np.maximum(prior, 1e-300)) + logl
     w = np.exp(logpost - logpost.max())
     w[prior <= 0] = 0.0
-    return w / w.sum()
+    out: np.ndarray = w / w.sum()
+    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,3 +38,19 @@ def test_far_and_other_agency_events_do_not_count():
     other = dataclasses.replace(a, id="other", contributors=(
         dataclasses.replace(a.contributors[0], source="usgs"),))
     assert regional_context(b, 4.5, [far, other], "cenc").count == 0
+
+
+def test_first_event_in_the_region_is_its_own_largest() -> None:
+    """A lone M4.5 with no earlier M≥3 within 200 km: the line counts the earlier events, 0."""
+    from datetime import UTC, datetime
+
+    from quakealert.core.context import regional_context
+    from quakealert.model import Contributor, Event
+
+    at = datetime(2024, 11, 6, 20, 19, tzinfo=UTC)
+    c = Contributor("cenc", "x", at, 29.85, 92.25, 10.0, 4.5, "M", "reviewed")
+    e = Event("qa1", at, 29.85, 92.25, 10.0, 4.5, "M", "reviewed", "cenc", (c,))
+    ctx = regional_context(e, 4.5, [e], "cenc")
+    assert ctx.count == 0
+    assert ctx.zh == "震中周边200公里内近5年来发生3级以上地震共0次。"
+    assert ctx.en.startswith("Within 200 km of the epicentre, 0 earthquakes")
