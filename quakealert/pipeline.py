@@ -47,8 +47,9 @@ from quakealert.core.render import (
     RecentActivity,
     RegionalContext,
     RenderOptions,
+    agency_place,
     default_catalog,
-    nearest_place,
+    epicentre_place_key,
     render_notice,
 )
 from quakealert.core.sequences import QuakeSequence, SequenceEngine, params_from_section
@@ -71,9 +72,6 @@ TICK_OFFSETS = (
 )
 SUMMARY_EVERY = timedelta(hours=24)
 ACTIVE_FOR = timedelta(days=90)  # sequences are ticked until final (§8.2: final at 90 d)
-# Name the epicentre by the nearest county/district seat within this distance (county seats in
-# Tibet lie up to ~60 km from parts of their county); beyond it, the agency's own place string.
-PLACE_NAME_KM = 80.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,13 +168,6 @@ def thread_from_json(raw: str) -> ThreadState:
         last_sent_at=at(d["last_sent_at"]), last_summary_at=at(d["last_summary_at"]),
         member_count_told=d["member_count_told"],
     )
-
-
-def agency_place(place: str | None) -> str | None:
-    """The agency's place string without the replay marker (notices carry `exercise` instead)."""
-    if place is None:
-        return None
-    return place.removeprefix("[REPLAY]").strip() or None
 
 
 def policy_type(t: str) -> str:
@@ -472,6 +463,12 @@ class Pipeline:
 
             p = plan(ctx, thread, sub, self.policy, now=at, notice_id=notice_id)
             for d, nid in zip(p.decisions, p.notice_ids + ("",) * len(p.decisions)):
+                if trigger == "tick" and not d.send:
+                    # A timer found nothing due (summary too soon, not a swarm): not a decision
+                    # about a quake, and recording it for every resident every tick buries the
+                    # ones duty staff need. Event-triggered "not sent" decisions are all kept.
+                    out.not_sent += 1
+                    continue
                 rows.append(dec.DecisionRow(
                     at=at, sequence_id=seq.id, event_id=d.event_id or subject.id,
                     send=d.send, reason_code=d.reason_code, reason_en=d.reason_en,
@@ -533,7 +530,6 @@ class Pipeline:
                      at: datetime) -> None:
         d, e = pl.decision, pl.event
         members = [m for m in seq.events if m.origin_at <= at]
-        place_key, place_km = nearest_place(e.latitude, e.longitude, catalog=self.catalog)
         previous = self._previous(d.references)
         context = None
         if cls.context is not None and cls.context.count > 0:
@@ -551,7 +547,7 @@ class Pipeline:
             depth_km=e.depth_km, magnitude=float(e.magnitude or 0), mag_type=e.mag_type,
             status="automatic" if e.status == "automatic" else "reviewed",
             source=e.preferred_source,
-            place_key=place_key if place_km <= PLACE_NAME_KM else None,
+            place_key=epicentre_place_key(e.latitude, e.longitude, self.catalog),
             place_text=agency_place(e.place),
             recipient_place_key=pl.area, recipient_degree=pl.degree, sequence_id=seq.id,
             sequence_type=None if cls.type == "undetermined" else policy_type(cls.type),

@@ -16,9 +16,10 @@ from aiohttp import web
 
 from quakealert.api.keys import SETTINGS, STORE
 from quakealert.core.cap import CapReference, build_atom_feed, build_cap
-from quakealert.core.render import NoticeContext, nearest_place
+from quakealert.core.render import NoticeContext, agency_place, epicentre_place_key
 from quakealert.errors import NotFound
 from quakealert.store.notices import StoredNotice, list_notices, load_cap, load_stored_notice
+from quakealert.store.sqlite import Store
 
 log = logging.getLogger(__name__)
 
@@ -85,35 +86,38 @@ async def cap_message(request: web.Request) -> web.Response:
 
 def build_cap_for(request: web.Request, stored: StoredNotice) -> bytes:
     """Build the CAP of a stored notice from its event (when none was kept at release)."""
-    conn = request.app[STORE].conn
+    radius = float(request.app[SETTINGS].section("cap").get("radius_km", DEFAULT_RADIUS_KM))
+    return cap_for_notice(request.app[STORE], stored, sender=_sender(request),
+                          radius_km=radius)
+
+
+def cap_for_notice(store: Store, stored: StoredNotice, *, sender: str,
+                   radius_km: float = DEFAULT_RADIUS_KM) -> bytes:
+    """The CAP 1.2 message of a stored notice, rebuilt from its event; NotFound says why not."""
     notice = stored.notice
     try:
-        event = request.app[STORE].event(notice.event_id)
+        event = store.event(notice.event_id)
     except NotFound:
         raise NotFound(f"no CAP for notice {notice.id!r}: its event is unknown") from None
     if event.magnitude is None:
         raise NotFound(f"no CAP for notice {notice.id!r}: its event has no magnitude")
-    try:
-        place_key, _ = nearest_place(event.latitude, event.longitude)
-    except ValueError:  # no places at all
-        place_key = None
     ctx = NoticeContext(
         event_id=event.id, origin_at=event.origin_at, latitude=event.latitude,
         longitude=event.longitude, depth_km=event.depth_km, magnitude=event.magnitude,
         mag_type=event.mag_type, status="automatic" if event.status == "automatic" else "reviewed",
-        source=event.preferred_source, place_key=place_key, place_text=event.place,
+        source=event.preferred_source,
+        place_key=epicentre_place_key(event.latitude, event.longitude),
+        place_text=agency_place(event.place),
         sequence_id=notice.sequence_id, exercise=notice.exercise, url=notice.url,
     )
     if stored.area is not None:
         circle = stored.area.as_tuple()
     else:
-        radius = float(request.app[SETTINGS].section("cap").get("radius_km", DEFAULT_RADIUS_KM))
-        circle = (event.latitude, event.longitude, radius)
-    sender = _sender(request)
+        circle = (event.latitude, event.longitude, radius_km)
     refs = []
     for ref_id in notice.references:
         try:
-            ref = load_stored_notice(conn, ref_id)
+            ref = load_stored_notice(store.conn, ref_id)
         except NotFound:
             continue
         refs.append(CapReference(sender=sender, identifier=ref_id,

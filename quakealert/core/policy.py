@@ -203,6 +203,21 @@ class Plan:
     notice_ids: tuple[str, ...] = field(default=())
 
 
+TYPE_ZH = {
+    "undetermined": "类型待定",
+    "swarm": "震群型",
+    "mainshock_aftershock": "主震-余震型",
+    "foreshock_mainshock_aftershock": "前震-主震-余震型",
+    "isolated": "孤立型",
+    "doublet": "双震型",
+}
+
+
+def type_zh(sequence_type: str) -> str:
+    """The Chinese operational name of a sequence type (seismology.md §1.1)."""
+    return TYPE_ZH.get(sequence_type.replace("-", "_"), sequence_type)
+
+
 def in_quiet_hours(now: datetime, start: str, end: str, utc_offset_h: float) -> bool:
     """Whether ``now`` falls in a local [start, end) window that may wrap midnight."""
     t = now.astimezone(timezone(timedelta(hours=utc_offset_h))).time()
@@ -374,7 +389,7 @@ def decide(
             return _no(
                 "summary_not_swarm",
                 f"Daily summary: the sequence is '{ctx.sequence_type}', not a swarm.",
-                f"每日动态：该序列类型为“{ctx.sequence_type}”，不是震群。",
+                f"每日动态：该序列类型为“{type_zh(ctx.sequence_type)}”，不是震群。",
                 ev,
             )
         else:
@@ -458,7 +473,7 @@ def decide(
             urgency=lowered("normal"),
             reason_code="type_changed",
             reason_en=f"Sequence type is now '{ctx.sequence_type}' ({official}); one advisory per type.{quiet_en}",
-            reason_zh=f"序列类型变为“{ctx.sequence_type}”（{official_zh}）；每种类型只提示一次。{quiet_zh}",
+            reason_zh=f"序列类型变为“{type_zh(ctx.sequence_type)}”（{official_zh}）；每种类型只提示一次。{quiet_zh}",
             references=thread.notice_ids[-1:],
             event_id=ev.event_id,
             degree=ev.degree,
@@ -469,7 +484,7 @@ def decide(
     parts_zh = [f"已通知{told_max:.1f}级地震"]
     if thread.advised_type:
         parts_en.append(f"the {thread.advised_type} advisory was sent")
-        parts_zh.append(f"已发送{thread.advised_type}提示")
+        parts_zh.append(f"已发送{type_zh(thread.advised_type)}提示")
     if thread.advised_type == "swarm":
         parts_en.append("the daily swarm summary will count this event")
         parts_zh.append("每日震群动态将计入此次地震")

@@ -141,6 +141,28 @@ def nearest_place(
     return best.key, epicentral_km(lat, lon, best.lat, best.lon)
 
 
+# Name an epicentre by the nearest county/district seat within this distance (county seats in
+# Tibet lie up to ~60 km from parts of their county); beyond it, the agency's own place string.
+PLACE_NAME_KM = 80.0
+
+
+def epicentre_place_key(lat: float, lon: float, catalog: MessageCatalog | None = None
+                        ) -> str | None:
+    """The places.toml key naming an epicentre, or None when no seat is within PLACE_NAME_KM."""
+    try:
+        key, km = nearest_place(lat, lon, catalog=catalog)
+    except ValueError:  # no places at all
+        return None
+    return key if km <= PLACE_NAME_KM else None
+
+
+def agency_place(place: str | None) -> str | None:
+    """The agency's place string without the replay marker (notices carry `exercise` instead)."""
+    if place is None:
+        return None
+    return place.removeprefix("[REPLAY]").strip() or None
+
+
 # ---------------------------------------------------------------- inputs
 
 

@@ -1,0 +1,751 @@
+"""`quakealert drill FILE`: replay a catalogue through the whole pipeline, as an exercise.
+
+The drill runs the real pipeline (association, sequences, classification, policy, rendering,
+outbox) against a throw-away SQLite store, never the one in the settings. Every notice is an
+exercise (CAP status Exercise, titles 【演练】/[EXERCISE]), and every delivery channel is replaced
+by a recorder that counts what would have been delivered: nothing leaves the machine.
+
+Residents come from the office's bulk-import CSV (``--subscribers``) or, by default, one resident
+at each county/district seat of messages/places.toml (zh + bo) plus one in Chengdu as a far-away
+control. The report says what would have been sent, when, to how many residents per area, what
+was not sent and why, how long the pipeline took, and how the sequence type evolved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+from aiohttp import ClientSession
+from lxml import etree
+
+from quakealert.api.cap import cap_for_notice
+from quakealert.channels import CHANNELS
+from quakealert.channels.base import DeliveryResult, Recipient
+from quakealert.config import Settings, load_settings
+from quakealert.core.cap import CAP_NS
+from quakealert.core.render import MessageCatalog, default_catalog
+from quakealert.dispatch import Outbox, OutboxSettings
+from quakealert.errors import NotFound, QuakealertError, SourceError
+from quakealert.model import Event, Notice, Report
+from quakealert.pipeline import Pipeline
+from quakealert.sources.base import parse_utc
+from quakealert.sources.cenc import BEIJING_OFFSET_H
+from quakealert.sources.replay import read_catalog_file
+from quakealert.store import notices as nt
+from quakealert.store import outbox as ob
+from quakealert.store.sequences import get_sequence
+from quakealert.store.sqlite import Store
+from quakealert.store.subscribers import (
+    NewSubscriber,
+    Places,
+    add_subscribers,
+    coarsen,
+    load_places,
+)
+from quakealert.subscribers_cmd import parse_csv
+
+BEIJING = timezone(timedelta(hours=BEIJING_OFFSET_H))
+SEAT_KINDS = ("county", "district")
+CONTROL_KEY = "control-chengdu"
+CONTROL_PLACE = (30.66, 104.07)  # Chengdu, about 1,150 km from Lhasa: must never be notified
+CONTROL_NAMES = ("成都（对照）", "Chengdu (control)")
+NO_AREA_NAMES = ("无所属县区", "no county/district seat within 100 km")
+# RFC 2606: .invalid never resolves, so even a misrouted drill delivery could not reach anyone.
+DRILL_TARGET = "https://drill.invalid/{key}"
+# Without --until the clock runs on past the last event so its 30 min and 24 h rules play out.
+DEFAULT_AFTER = timedelta(hours=24, minutes=1)
+MAX_GAP_S = 10.0  # --speed N: a quiet gap never takes longer than this on the wall clock
+STEP_S = 0.05  # --speed N: how often the pipeline clock is moved on during a gap
+CAP_SENDER = "quakealert-drill@localhost"  # unless [cap] sender is configured
+BANNER = "*** EXERCISE — 演练 — a drill, not a real earthquake; nothing was sent ***"
+
+
+class DrillInputError(QuakealertError):
+    """A drill input (catalogue file, subscriber CSV, --keep directory) cannot be used."""
+
+
+# -- residents ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Population:
+    """Who the drill notifies, how they are filed into areas, and the areas' names (zh, en)."""
+
+    subscribers: tuple[NewSubscriber, ...]
+    places: Places
+    names: dict[str, tuple[str, str]]
+    description: str
+    rejected: tuple[str, ...] = ()
+
+
+def area_names(catalog: MessageCatalog) -> dict[str, tuple[str, str]]:
+    """Area key -> (zh, en) for every place in the message catalogue."""
+    return {k: (p.zh, p.en) for k, p in catalog.places.items()}
+
+
+def default_population(catalog: MessageCatalog | None = None) -> Population:
+    """One zh+bo resident at each county/district seat, plus one in Chengdu as a far control."""
+    cat = catalog or default_catalog()
+    seats = [p for p in cat.places.values() if p.kind in SEAT_KINDS]
+    points = [(p.key, p.lat, p.lon) for p in seats] + [(CONTROL_KEY, *CONTROL_PLACE)]
+    subs = tuple(
+        NewSubscriber(coarsen(lat), coarsen(lon), ("zh", "bo"), "webhook",
+                      DRILL_TARGET.format(key=key), secret="drill-never-sent-" + key)
+        for key, lat, lon in points)
+    places = Places(tuple(k for k, _, _ in points), np.array([p[1] for p in points]),
+                    np.array([p[2] for p in points]))
+    names = {**area_names(cat), CONTROL_KEY: CONTROL_NAMES}
+    return Population(subs, places, names,
+                      f"default drill population: one resident (zh+bo) at each of {len(seats)} "
+                      "county/district seats, plus one in Chengdu as a far-away control")
+
+
+def csv_population(path: Path, *, allow_insecure: bool, catalog: MessageCatalog | None = None
+                   ) -> Population:
+    """Residents from the office's bulk-import CSV (same columns, same validation)."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as err:
+        raise DrillInputError(f"cannot read subscribers {path}: {err}") from None
+    good, bad = parse_csv(text, allow_insecure=allow_insecure)
+    if not good:
+        raise DrillInputError(f"{path}: no usable subscriber rows ({'; '.join(bad[:3])})")
+    return Population(tuple(s for _, s in good), load_places(),
+                      area_names(catalog or default_catalog()),
+                      f"{len(good)} residents from {path.name}", tuple(bad))
+
+
+# -- recorder channels and a timed pipeline -------------------------------------------------
+
+
+@dataclass(slots=True)
+class RecorderChannel:
+    """Stands in for a delivery channel: records what would be delivered and sends nothing."""
+
+    name: str
+    delivered: list[tuple[str, int]] = field(default_factory=list)  # (notice id, subscriber id)
+
+    async def deliver(self, notice: Notice, recipient: Recipient, session: ClientSession, *,
+                      now: datetime) -> DeliveryResult:
+        self.delivered.append((notice.id, recipient.subscriber_id))
+        return DeliveryResult(notice_id=notice.id, channel=self.name, target="recorder", ok=True)
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeTiming:
+    """Wall-clock facts about one notice (perf_counter seconds)."""
+
+    trigger: str  # new | revised | deleted | tick (a time rule fell due)
+    taken_up: float  # the event's ingest began, or the pipeline started evaluating the tick
+    enqueued: float
+    ingested: float | None  # the latest ingest of the notice's event before it was enqueued
+
+
+class TimedPipeline(Pipeline):
+    """The pipeline, noting per notice when its trigger was taken up and when it was enqueued.
+
+    ``evaluate`` and ``apply`` return only after their notices are in the outbox, so the time
+    they return is the enqueue time.
+    """
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        super().__init__(store, settings, exercise=True)
+        self.ingested_at: dict[str, float] = {}
+        self.timings: dict[str, NoticeTiming] = {}
+
+    def evaluate(self, seq_id: str, at: datetime, trigger: str, event: Event | None
+                 ) -> list[str]:
+        started = time.perf_counter()
+        ids = super().evaluate(seq_id, at, trigger, event)
+        self._note(ids, trigger, started, time.perf_counter())
+        return ids
+
+    def apply(self, event: Event, trigger: str, *, at: datetime) -> list[str]:
+        started = time.perf_counter()
+        ids = super().apply(event, trigger, at=at)
+        self._note([i for i in ids if i not in self.timings], trigger, started,
+                   time.perf_counter())
+        return ids
+
+    def _note(self, ids: list[str], trigger: str, started: float, done: float) -> None:
+        for nid in ids:
+            ingested = self.ingested_at.get(nt.load_notice(self.store.conn, nid).event_id)
+            taken_up = ingested if trigger != "tick" and ingested is not None else started
+            self.timings[nid] = NoticeTiming(trigger, taken_up, done, ingested)
+
+
+# -- playing --------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Played:
+    """What the replay did: reports fed, reports left out (after --until), the clock's end."""
+
+    fed: int = 0
+    after_until: int = 0
+    until: datetime | None = None
+    wall_s: float = 0.0
+
+
+async def play(pipeline: TimedPipeline, reports: list[Report], *, until: datetime, speed: float,
+               deliver: Callable[[], Awaitable[None]],
+               clock: Callable[[], float] = time.monotonic,
+               sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> Played:
+    """Feed the reports in origin order at scenario time, then run the clock on to ``until``.
+
+    ``speed`` 0 plays as fast as possible; N > 0 waits (gap / N) seconds between moments, at
+    most MAX_GAP_S, moving the pipeline clock on meanwhile so time rules fire at their moment.
+    """
+    store = pipeline.store
+    started = time.perf_counter()
+    todo = sorted((r for r in reports if r.origin_at <= until),
+                  key=lambda r: (r.origin_at, r.source, r.source_id))
+    out = Played(after_until=len(reports) - len(todo), until=until)
+    scenario_at = todo[0].origin_at if todo else until
+
+    async def wait_for(target: datetime) -> None:
+        nonlocal scenario_at
+        span = target - scenario_at
+        wall_s = min(span.total_seconds() / speed, MAX_GAP_S)
+        begun = clock()
+        while True:
+            frac = 1.0 if wall_s <= 0 else min(1.0, (clock() - begun) / wall_s)
+            pipeline.advance(scenario_at + span * frac)
+            await deliver()
+            if frac >= 1.0:
+                break
+            await sleep(min(STEP_S, max(wall_s - (clock() - begun), 0.0)))
+        scenario_at = target
+
+    for report in todo:
+        if speed > 0 and report.origin_at > scenario_at:
+            await wait_for(report.origin_at)
+        # Time rules due before this quake run first, as a live daemon would have run them
+        # meanwhile: the event's latency below is its own work, not the catching up.
+        pipeline.advance(report.origin_at)
+        await deliver()
+        taken = time.perf_counter()
+        result = store.ingest([report], now=report.origin_at)
+        for event_id in result.changed:
+            pipeline.ingested_at[event_id] = taken
+        pipeline.process(result, now=report.origin_at)
+        scenario_at = max(scenario_at, report.origin_at)
+        out.fed += 1
+        await deliver()
+    if speed > 0 and until > scenario_at:
+        await wait_for(until)
+    pipeline.advance(until)
+    await deliver()
+    out.wall_s = time.perf_counter() - started
+    return out
+
+
+async def drain(outbox: Outbox, now: datetime) -> None:
+    """Deliver every due outbox row through the recorders."""
+    while await outbox.drain_once(now):
+        pass
+
+
+def release_held(pipeline: Pipeline) -> tuple[float, list[str]]:
+    """Notices waiting for a duty officer: release them as their timeout would (drill only)."""
+    longest = max((r.timeout_s for r in pipeline.approvals.values()), default=0.0)
+    if not longest:
+        return 0.0, []
+    later = datetime.now(UTC) + timedelta(seconds=longest)
+    return longest, pipeline.release_expired(later)
+
+
+# -- CAP ------------------------------------------------------------------------------------
+
+
+def cap_for(store: Store, stored: nt.StoredNotice, *, sender: str) -> bytes | None:
+    """The CAP 1.2 message the feed would serve for a notice (None when it cannot be built)."""
+    try:
+        return cap_for_notice(store, stored, sender=sender)
+    except NotFound:
+        return None
+
+
+def cap_status(xml: bytes | None) -> str | None:
+    """The <status> of a CAP message."""
+    if xml is None:
+        return None
+    return etree.fromstring(xml).findtext(f"{{{CAP_NS}}}status")
+
+
+# -- the report -----------------------------------------------------------------------------
+
+
+def times(at: datetime) -> dict[str, str]:
+    """One instant as UTC and Beijing time (ISO 8601)."""
+    return {"utc": at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "beijing": at.astimezone(BEIJING).isoformat()}
+
+
+def _area(key: str | None, names: dict[str, tuple[str, str]], residents: int) -> dict[str, Any]:
+    zh, en = names.get(key, (key, key)) if key is not None else NO_AREA_NAMES
+    return {"key": key, "zh": zh, "en": en, "residents": residents}
+
+
+def _event(e: Event) -> dict[str, Any]:
+    return {"id": e.id, "origin": times(e.origin_at), "magnitude": e.magnitude,
+            "mag_type": e.mag_type, "latitude": e.latitude, "longitude": e.longitude,
+            "depth_km": e.depth_km, "place": e.place, "source": e.preferred_source}
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000.0, 2)
+
+
+def _max(a: float | None, b: float) -> float:
+    return b if a is None else max(a, b)
+
+
+def build_report(store: Store, pipeline: TimedPipeline, recorders: dict[str, RecorderChannel],
+                 population: Population, *, file: str, skipped: list[str], played: Played,
+                 speed: float, held_s: float, held: list[str], cap_dir: Path | None = None,
+                 sender: str = CAP_SENDER) -> dict[str, Any]:
+    """Everything the drill found, as JSON-ready values."""
+    conn = store.conn
+    names = population.names
+    events = {e.id: e for e in store.events(order="time-asc", limit=None)}
+    recorded: dict[str, Counter[str]] = defaultdict(Counter)
+    for name, rec in recorders.items():
+        for nid, _ in rec.delivered:
+            recorded[nid][name] += 1
+
+    notices: dict[tuple[datetime, str, str, str], dict[str, Any]] = {}
+    for stored in nt.list_notices(conn, limit=None, newest_first=False):
+        n = stored.notice
+        rows = conn.execute(
+            "SELECT area, sum(count) AS n, group_concat(DISTINCT reason_code) AS why FROM"
+            " decisions WHERE notice_id = ? AND send = 1 GROUP BY area ORDER BY area",
+            (n.id,)).fetchall()
+        timing = pipeline.timings.get(n.id)
+        event = events.get(n.event_id)
+        xml = cap_for(store, stored, sender=sender)
+        if cap_dir is not None and xml is not None:
+            cap_dir.mkdir(parents=True, exist_ok=True)
+            (cap_dir / f"{n.id}.xml").write_bytes(xml)
+        # One notice per (area, degree): residents see one dispatch, listed area by area.
+        key = (n.created_at, n.kind, n.msg_type, n.event_id)
+        g = notices.get(key)
+        if g is None:
+            g = notices[key] = {
+                "at": times(n.created_at), "kind": n.kind, "msg_type": n.msg_type,
+                "urgency": n.urgency, "exercise": n.exercise, "cap_status": cap_status(xml),
+                "sequence_id": n.sequence_id, "event": _event(event) if event else {"id": n.event_id},
+                "reasons": [], "residents": 0, "areas": [], "channels": Counter(),
+                "titles": {}, "notice_ids": [], "held_for_approval_s": None,
+                "latency": {"scenario_delay_s": (n.created_at - event.origin_at).total_seconds()
+                            if event else None, "trigger": None, "processing_ms": None,
+                            "since_ingest_ms": None}}
+        g["notice_ids"].append(n.id)
+        g["exercise"] = g["exercise"] and n.exercise
+        if cap_status(xml) != g["cap_status"]:
+            g["cap_status"] = "mixed"
+        for m in n.messages:
+            titles = g["titles"].setdefault(m.lang, [])
+            if m.title not in titles:
+                titles.append(m.title)
+        g["channels"].update(recorded[n.id])
+        if n.id in held:
+            g["held_for_approval_s"] = held_s
+        lat = g["latency"]
+        if timing is not None:
+            lat["trigger"] = timing.trigger
+            lat["processing_ms"] = _max(lat["processing_ms"],
+                                        _ms(timing.enqueued - timing.taken_up))
+            if timing.ingested is not None:
+                lat["since_ingest_ms"] = _max(lat["since_ingest_ms"],
+                                              _ms(timing.enqueued - timing.ingested))
+        for r in rows:
+            why = sorted(c for c in (r["why"] or "").split(",") if c)
+            g["residents"] += int(r["n"])
+            g["areas"].append({**_area(r["area"], names, int(r["n"])), "reasons": why,
+                               "notice_id": n.id})
+            g["reasons"] = sorted(set(g["reasons"]) | set(why))
+    sent = []
+    # Scenario order: list_notices orders by release time, which is wall-clock time here.
+    for _, g in sorted(notices.items(), key=lambda kv: kv[0][0]):
+        g["areas"].sort(key=lambda a: str(a["key"]))
+        g["channels"] = dict(sorted(g["channels"].items()))
+        g["titles"] = {lang: " | ".join(t) for lang, t in g["titles"].items()}
+        sent.append(g)
+
+    # A reason repeated at many moments (each daily-summary tick) is one line with its span.
+    groups: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for r in conn.execute(
+            "SELECT event_id, reason_code, reason_en, reason_zh, area, at, sum(count) AS n"
+            " FROM decisions WHERE send = 0"
+            " GROUP BY event_id, reason_code, reason_en, reason_zh, area, at ORDER BY at, area"):
+        reason_key = (r["event_id"], r["reason_code"], r["reason_en"])
+        g = groups.get(reason_key)
+        if g is None:
+            e = events.get(r["event_id"])
+            g = groups[reason_key] = {
+                "first": r["at"], "last": r["at"], "moments": set(),
+                "event": _event(e) if e else {"id": r["event_id"]},
+                "reason_code": r["reason_code"], "reason_en": r["reason_en"],
+                "reason_zh": r["reason_zh"], "decisions": 0, "areas": Counter()}
+        g["last"] = r["at"]
+        g["moments"].add(r["at"])
+        g["decisions"] += int(r["n"])
+        g["areas"][r["area"]] += int(r["n"])
+    not_sent = []
+    for g in groups.values():
+        not_sent.append({
+            **g, "first": times(datetime.fromtimestamp(g["first"], UTC)),
+            "last": times(datetime.fromtimestamp(g["last"], UTC)), "moments": len(g["moments"]),
+            "areas": [_area(k, names, n) for k, n in sorted(g["areas"].items(),
+                                                            key=lambda kv: str(kv[0]))]})
+
+    sequences = []
+    for (seq_id,) in conn.execute("SELECT id FROM sequences ORDER BY first_at, id"):
+        s = get_sequence(conn, seq_id)
+        sequences.append({
+            "id": seq_id, "type": s["type"], "type_zh": s["type_zh"], "final": s["final"],
+            "events": s["n_events"], "delta_m": s["delta_m"], "energy_ratio": s["energy_ratio"],
+            "history": [{"at": times(datetime.fromisoformat(h["changed_at"])),
+                         "type": h["type"], "final": h["final"], "reasons": h["reasons"]}
+                        for h in s["type_history"]]})
+
+    population_areas = [
+        _area(r[0], names, int(r[1])) for r in conn.execute(
+            "SELECT area, count(*) FROM subscribers GROUP BY area ORDER BY area")]
+    processing = [x["latency"]["processing_ms"] for x in sent
+                  if x["latency"]["processing_ms"] is not None]
+    deliveries = Counter({name: len(rec.delivered) for name, rec in recorders.items()})
+    return {
+        "exercise": True,
+        "banner": BANNER,
+        "file": file,
+        "speed": speed,
+        "until": times(played.until) if played.until else None,
+        "wall_s": round(played.wall_s, 3),
+        "reports": {"played": played.fed, "after_until": played.after_until,
+                    "skipped": len(skipped), "skipped_rows": skipped[:20]},
+        "events": [_event(e) for e in events.values()],
+        "population": {"description": population.description,
+                       "residents": len(population.subscribers), "areas": population_areas,
+                       "rejected_rows": list(population.rejected)},
+        "sent": sent,
+        "not_sent": not_sent,
+        "sequences": sequences,
+        "totals": {
+            "dispatches": len(sent),
+            "notices": sum(len(g["notice_ids"]) for g in sent),
+            "deliveries": {k: v for k, v in sorted(deliveries.items()) if v},
+            "residents_reached": len({sid for rec in recorders.values()
+                                      for _, sid in rec.delivered}),
+            "not_sent_decisions": sum(g["decisions"] for g in not_sent),
+            "outbox": ob.counts(conn),
+            "processing_ms_median": round(statistics.median(processing), 2) if processing else None,
+            "processing_ms_max": max(processing, default=None),
+        },
+    }
+
+
+# -- formatting -----------------------------------------------------------------------------
+
+
+def _when(t: dict[str, str]) -> str:
+    utc = datetime.fromisoformat(t["utc"])
+    bjt = datetime.fromisoformat(t["beijing"])
+    return f"{utc:%Y-%m-%d %H:%M:%S} UTC = {bjt:%Y-%m-%d %H:%M:%S} 北京时间"
+
+
+def _mag(e: dict[str, Any]) -> str:
+    m = e.get("magnitude")
+    return "M?" if m is None else f"M{m:.1f}"
+
+
+def _areas(areas: list[dict[str, Any]]) -> str:
+    return ", ".join(f"{a['zh']} {a['en']} {a['residents']}" for a in areas)
+
+
+def _reason(reason: Any) -> str:
+    if isinstance(reason, dict):
+        return f"{reason.get('code', '')}: {reason.get('en', '')}"
+    return str(reason)
+
+
+def _delay(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    if seconds >= 3600:
+        return f"+{seconds / 3600:.2f} h"
+    return f"+{seconds:.0f} s"
+
+
+def format_text(report: dict[str, Any]) -> str:
+    """The report as plain text for the terminal."""
+    lines = [report["banner"], f"quakealert drill of {report['file']}"]
+    rp = report["reports"]
+    speed = report["speed"]
+    lines.append(f"  {rp['played']} reports played ({len(report['events'])} events), speed "
+                 + ("0 (as fast as possible)" if not speed else f"{speed:g}x real time")
+                 + f", clock run to {_when(report['until'])}, {report['wall_s']:.2f} s wall")
+    if rp["after_until"]:
+        lines.append(f"  {rp['after_until']} reports after --until were not played")
+    if rp["skipped"]:
+        lines.append(f"  {rp['skipped']} rows of the file skipped: "
+                     + "; ".join(rp["skipped_rows"][:3]))
+    pop = report["population"]
+    lines.append(f"  residents: {pop['residents']} ({pop['description']})")
+    lines.append(f"    {_areas(pop['areas'])}")
+    for bad in pop["rejected_rows"]:
+        lines.append(f"    rejected subscriber row: {bad}")
+
+    lines += ["", "EVENTS"]
+    for e in report["events"]:
+        lines.append(f"  {_when(e['origin'])}  {_mag(e)}  {e.get('place') or ''}  [{e['id']}]")
+
+    t = report["totals"]
+    lines += ["", f"WOULD HAVE BEEN SENT ({t['dispatches']} dispatches, {t['notices']} notices)"]
+    for i, n in enumerate(report["sent"], 1):
+        lat = n["latency"]
+        lines.append(f"  {i}. {_when(n['at'])}  {n['kind']} ({n['msg_type']}, CAP status "
+                     f"{n['cap_status']})")
+        lines.append(f"     about {_mag(n['event'])} of {_when(n['event']['origin'])}")
+        lines.append(f"     to {n['residents']} residents:")
+        for a in n["areas"]:
+            lines.append(f"       {a['zh']} {a['en']}: {a['residents']} ({', '.join(a['reasons'])})")
+        lines.append("     channels (recorded, not sent): " + (", ".join(
+            f"{k} {v}" for k, v in n["channels"].items()) or "none"))
+        if n["held_for_approval_s"]:
+            lines.append(f"     held for a duty officer; the drill released it as its "
+                         f"{n['held_for_approval_s']:.0f} s timeout would")
+        took = "rule fell due" if lat["trigger"] == "tick" else "ingest"
+        lines.append(f"     latency: {_delay(lat['scenario_delay_s'])} after the origin "
+                     f"(scenario time); processing {lat['processing_ms']} ms ({took} -> enqueued)")
+        for lang, title in n["titles"].items():
+            lines.append(f"     [{lang}] {title}")
+
+    lines += ["", f"NOT SENT ({t['not_sent_decisions']} decisions)"]
+    for g in report["not_sent"]:
+        span = "" if g["moments"] == 1 else f" .. {_when(g['last'])} ({g['moments']} moments)"
+        lines.append(f"  {_when(g['first'])}{span}")
+        lines.append(f"     {_mag(g['event'])} {g['reason_code']}: {g['decisions']} decisions"
+                     f" — {_areas(g['areas'])}")
+        lines.append(f"     {g['reason_en']}")
+        lines.append(f"     {g['reason_zh']}")
+
+    lines += ["", "SEQUENCE TYPE HISTORY"]
+    for s in report["sequences"]:
+        lines.append(f"  {s['id']}: now {s['type']} {s['type_zh'] or ''} ({s['events']} events"
+                     f"{', final' if s['final'] else ''})")
+        for h in s["history"]:
+            lines.append(f"    {_when(h['at'])}  {h['type']}{' (final)' if h['final'] else ''}")
+            for reason in h["reasons"]:
+                lines.append(f"      - {_reason(reason)}")
+
+    lines += ["", "TOTALS",
+              f"  dispatches {t['dispatches']} ({t['notices']} notices); deliveries recorded "
+              + (", ".join(f"{k} {v}" for k, v in t["deliveries"].items()) or "none")
+              + f"; residents reached {t['residents_reached']}",
+              f"  processing latency median {t['processing_ms_median']} ms, max "
+              + f"{t['processing_ms_max']} ms", report["banner"]]
+    return "\n".join(lines) + "\n"
+
+
+_HTML = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).from_string("""\
+<!doctype html>
+<html lang="zh">
+<head><meta charset="utf-8">
+<title>[EXERCISE] 演练 — quakealert drill of {{ r.file }}</title>
+<style>
+body { font-family: sans-serif; margin: 1.5em; max-width: 70em; }
+.banner { background: #b00020; color: #fff; font-weight: bold; padding: .6em 1em;
+  font-size: 1.2em; }
+table { border-collapse: collapse; margin: .5em 0 1.5em; }
+td, th { border: 1px solid #ccc; padding: .25em .5em; vertical-align: top; text-align: left; }
+.notice { border-left: 4px solid #b00020; padding-left: 1em; margin-bottom: 1.5em; }
+</style></head>
+<body>
+<p class="banner">{{ r.banner }}</p>
+<h1>EXERCISE 演练: drill of {{ r.file }}</h1>
+<p>{{ r.reports.played }} reports, {{ r.events|length }} events; clock run to
+{{ r.until.utc }} ({{ r.until.beijing }}); speed {{ r.speed }}; {{ r.wall_s }} s wall.</p>
+<p>Residents: {{ r.population.residents }} ({{ r.population.description }})</p>
+<h2>Events</h2>
+<table><tr><th>UTC</th><th>北京时间</th><th>M</th><th>place</th><th>id</th></tr>
+{% for e in r.events %}<tr><td>{{ e.origin.utc }}</td><td>{{ e.origin.beijing }}</td>
+<td>{{ e.magnitude }}</td><td>{{ e.place or "" }}</td><td>{{ e.id }}</td></tr>
+{% endfor %}</table>
+<h2>Would have been sent ({{ r.totals.dispatches }})</h2>
+{% for n in r.sent %}<div class="notice">
+<h3>{{ n.at.utc }} / {{ n.at.beijing }}: {{ n.kind }} ({{ n.msg_type }},
+CAP status {{ n.cap_status }})</h3>
+<p>About M{{ n.event.magnitude }} of {{ n.event.origin.utc }}. Scenario delay
+{{ n.latency.scenario_delay_s }} s; processing {{ n.latency.processing_ms }} ms
+({{ "rule fell due" if n.latency.trigger == "tick" else "ingest" }} to enqueued).</p>
+<table><tr><th>区县</th><th>area</th><th>residents</th><th>reason</th></tr>
+{% for a in n.areas %}<tr><td>{{ a.zh }}</td><td>{{ a.en }}</td><td>{{ a.residents }}</td>
+<td>{{ a.reasons|join(", ") }}</td></tr>
+{% endfor %}</table>
+<ul>{% for lang, title in n.titles.items() %}<li lang="{{ lang }}">{{ title }}</li>{% endfor %}</ul>
+</div>{% endfor %}
+<h2>Not sent</h2>
+<table><tr><th>time (UTC)</th><th>event</th><th>reason</th><th>decisions per area</th></tr>
+{% for g in r.not_sent %}<tr><td>{{ g.first.utc }}{% if g.moments > 1 %} .. {{ g.last.utc }}
+({{ g.moments }} moments){% endif %}</td><td>M{{ g.event.magnitude }}</td>
+<td>{{ g.reason_code }}<br>{{ g.reason_en }}<br>{{ g.reason_zh }}</td>
+<td>{% for a in g.areas %}{{ a.zh }} {{ a.en }}: {{ a.residents }}<br>{% endfor %}</td></tr>
+{% endfor %}</table>
+<h2>Sequence type history</h2>
+{% for s in r.sequences %}<h3>{{ s.id }}: {{ s.type }} {{ s.type_zh or "" }}</h3>
+<table><tr><th>UTC</th><th>type</th><th>reasons</th></tr>
+{% for h in s.history %}<tr><td>{{ h.at.utc }}</td><td>{{ h.type }}</td>
+<td>{% for x in h.reasons %}{{ x.en if x.en is defined else x }}<br>{% endfor %}</td></tr>
+{% endfor %}</table>
+{% endfor %}
+<p class="banner">{{ r.banner }}</p>
+</body></html>
+""")
+
+
+def format_html(report: dict[str, Any]) -> str:
+    """The report as one self-contained HTML page, EXERCISE-bannered top and bottom."""
+    return _HTML.render(r=report)
+
+
+# -- command line ---------------------------------------------------------------------------
+
+
+def _instant(text: str) -> datetime:
+    try:
+        return parse_utc(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+
+
+def _speed(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"speed must be a number >= 0, not {text!r}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", type=Path, help="catalogue file (CSV, FDSN text, QuakeML, GeoJSON)")
+    parser.add_argument("--subscribers", type=Path, default=None,
+                        help="residents as in the bulk-import CSV (default: one per county seat"
+                             " of messages/places.toml plus a Chengdu control)")
+    parser.add_argument("--speed", type=_speed, default=0.0,
+                        help="0 = as fast as possible (default); N = N x real time, each quiet"
+                             f" gap at most {MAX_GAP_S:g} s")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="TOML config for policy, messages and approvals (its store is"
+                             " never touched)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--html", type=Path, default=None, help="also write the report as HTML")
+    parser.add_argument("--until", type=_instant, default=None,
+                        help="run the scenario clock to this time (ISO 8601, UTC unless an offset"
+                             " is given; default: 24 h after the last event)")
+    parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
+                        help="keep the drill store (drill.sqlite) and CAP messages in DIR")
+
+
+def read_reports(path: Path) -> tuple[list[Report], list[str]]:
+    """The catalogue's reports and skipped rows; DrillInputError when nothing can be played."""
+    try:
+        result = read_catalog_file(path)
+    except OSError as err:
+        raise DrillInputError(f"cannot read {path}: {err.strerror or err}") from None
+    except SourceError as err:
+        raise DrillInputError(f"{path} is not a catalogue we can read: {err.detail}") from None
+    except (ValueError, UnicodeDecodeError) as err:
+        raise DrillInputError(f"{path} is not a catalogue we can read: {err}") from None
+    if not result.reports:
+        why = f" ({'; '.join(result.skipped[:3])})" if result.skipped else ""
+        raise DrillInputError(f"{path}: no earthquakes to replay{why}")
+    return result.reports, result.skipped
+
+
+async def drill(reports: list[Report], skipped: list[str], population: Population,
+                settings: Settings, *, store_path: Path, file: str, speed: float,
+                until: datetime | None, cap_dir: Path | None = None) -> dict[str, Any]:
+    """Run one drill on a fresh store at ``store_path`` and return its report."""
+    store = Store.open(store_path)
+    try:
+        first = min(r.origin_at for r in reports)
+        add_subscribers(store.conn, population.subscribers, now=first - timedelta(days=1),
+                        places=population.places)
+        pipeline = TimedPipeline(store, settings)
+        recorders = {name: RecorderChannel(name) for name in CHANNELS}
+        box_settings = OutboxSettings.from_section(settings.section("outbox"))
+        # The recorders never use the session; None proves no HTTP can happen.
+        outbox = Outbox(store.conn, recorders, None, settings=box_settings)  # type: ignore[arg-type]
+        end = until or max(r.origin_at for r in reports) + DEFAULT_AFTER
+        played = await play(pipeline, reports, until=end, speed=speed,
+                            deliver=lambda: drain(outbox, datetime.now(UTC)))
+        held_s, held = release_held(pipeline)
+        await drain(outbox, datetime.now(UTC) + timedelta(seconds=held_s + 1))
+        sender = str(settings.section("cap").get("sender", CAP_SENDER))
+        return build_report(store, pipeline, recorders, population, file=file, skipped=skipped,
+                            played=played, speed=speed, held_s=held_s, held=held,
+                            cap_dir=cap_dir, sender=sender)
+    finally:
+        store.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    if not getattr(args, "verbose", False):
+        # one INFO line per notice would bury the report; warnings still show
+        logging.getLogger("quakealert").setLevel(logging.WARNING)
+    try:
+        settings = load_settings(args.config)
+        reports, skipped = read_reports(args.file)
+        if args.subscribers is not None:
+            allow = bool(settings.section("webpush").get("allow_insecure_endpoints", False))
+            population = csv_population(args.subscribers, allow_insecure=allow)
+        else:
+            population = default_population()
+        if args.keep is not None:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            if (args.keep / "drill.sqlite").exists():
+                raise DrillInputError(f"{args.keep}/drill.sqlite exists; keep each drill in its "
+                                      "own directory")
+    except QuakealertError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    workdir = args.keep or Path(tempfile.mkdtemp(prefix="quakealert-drill-"))
+    try:
+        report = asyncio.run(drill(
+            reports, skipped, population, settings, store_path=workdir / "drill.sqlite",
+            file=str(args.file), speed=args.speed, until=args.until,
+            cap_dir=workdir / "cap" if args.keep else None))
+    finally:
+        if args.keep is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    if args.html is not None:
+        try:
+            args.html.write_text(format_html(report), encoding="utf-8")
+        except OSError as err:
+            print(f"error: cannot write {args.html}: {err.strerror or err}", file=sys.stderr)
+            return 2
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        sys.stdout.write(format_text(report))
+    return 0

@@ -1,0 +1,244 @@
+"""`quakealert drill`: the Maizhokunggar scenario through the whole pipeline, as an exercise.
+
+Every test runs the real command (cli.main) on real catalogue files; nothing is sent anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from quakealert import drill
+from quakealert.cli import main
+from quakealert.config import DEFAULT_SCENARIO
+from quakealert.core.cap import CAP_NS
+from quakealert.store.sqlite import Store
+
+FIXTURES = Path(__file__).parent / "fixtures"
+LHASA_AREAS = {"chengguan", "doilungdeqen", "dagze", "lhunzhub", "damxung", "maizhokunggar"}
+
+
+@pytest.fixture(autouse=True)
+def own_tempdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The drill's throw-away store goes under tmp_path/tmp, so tests can see it is gone."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    return tmp
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict:  # type: ignore[type-arg]
+    assert main(["drill", *args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def by_kind(report: dict, kind: str) -> list[dict]:  # type: ignore[type-arg]
+    return [n for n in report["sent"] if n["kind"] == kind]
+
+
+def test_scenario_text_report(capsys: pytest.CaptureFixture[str]) -> None:
+    """The text report names the M4.5 report to Lhasa's districts, the swarm advisory, and why
+    Chengdu got nothing, between EXERCISE banners."""
+    assert main(["drill", str(DEFAULT_SCENARIO)]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0] == lines[-1] == drill.BANNER
+    m45 = out.index("2024-11-06 20:19:00 UTC = 2024-11-07 04:19:00 北京时间  "
+                    "official_report+felt_guidance (Alert, CAP status Exercise)")
+    advisory = out.index("2024-11-07 20:19:01 UTC = 2024-11-08 04:19:01 北京时间  "
+                         "swarm_advisory (Update, CAP status Exercise)")
+    assert m45 < advisory
+    assert "城关区 Chengguan District: 1 (first_felt)" in out[m45:advisory]
+    assert "[zh] 【演练】【正式测定】拉萨市墨竹工卡县4.5级地震" in out[m45:advisory]
+    assert "+24.00 h after the origin" in out[advisory:]
+    not_sent = out[out.index("NOT SENT"):out.index("SEQUENCE TYPE HISTORY")]
+    assert "below_threshold" in not_sent and "成都（对照） Chengdu (control) 1" in not_sent
+    history = out[out.index("SEQUENCE TYPE HISTORY"):]
+    assert "undetermined" in history and "swarm" in history and "ΔM = M1 − M2" in history
+
+
+def test_scenario_json_facts(capsys: pytest.CaptureFixture[str]) -> None:
+    """JSON: who got what when (UTC and Beijing), not-sent reasons per area, latency, types."""
+    r = run_json(capsys, str(DEFAULT_SCENARIO))
+    assert r["exercise"] is True and r["reports"]["played"] == 3
+    m45 = next(n for n in by_kind(r, "official_report+felt_guidance")
+               if n["event"]["magnitude"] == 4.5)
+    assert m45["at"] == {"utc": "2024-11-06T20:19:00Z", "beijing": "2024-11-07T04:19:00+08:00"}
+    assert {a["key"] for a in m45["areas"]} == LHASA_AREAS
+    assert m45["residents"] == 6 and m45["channels"] == {"webhook": 6}
+    chengguan = next(a for a in m45["areas"] if a["key"] == "chengguan")
+    assert (chengguan["zh"], chengguan["en"]) == ("城关区", "Chengguan District")
+    assert chengguan["reasons"] == ["first_felt"]
+    assert m45["latency"]["scenario_delay_s"] == 0 and m45["latency"]["trigger"] == "new"
+    assert 0 < m45["latency"]["processing_ms"] < 10_000
+    assert m45["titles"]["zh"].startswith("【演练】") and m45["titles"]["en"].startswith("EXERCISE")
+
+    (advisory,) = [n for n in by_kind(r, "swarm_advisory") if n["reasons"] == ["type_changed"]]
+    assert advisory["at"]["utc"] == "2024-11-07T20:19:01Z" and advisory["msg_type"] == "Update"
+    assert {a["key"] for a in advisory["areas"]} == LHASA_AREAS
+    assert advisory["latency"]["scenario_delay_s"] == 24 * 3600 + 1
+    assert advisory["latency"]["trigger"] == "tick"
+    assert all(n["cap_status"] == "Exercise" and n["exercise"] for n in r["sent"])
+
+    sent_areas = {a["key"] for n in r["sent"] for a in n["areas"]}
+    assert drill.CONTROL_KEY not in sent_areas
+    control = [g for g in r["not_sent"]
+               if any(a["key"] == drill.CONTROL_KEY for a in g["areas"])]
+    assert {g["reason_code"] for g in control} == {"below_threshold"}
+    assert {g["event"]["magnitude"] for g in control} == {4.1, 4.5, 4.0}
+
+    (seq,) = r["sequences"]
+    assert seq["type"] == "swarm" and [h["type"] for h in seq["history"]] == ["undetermined",
+                                                                             "swarm"]
+    assert seq["history"][1]["at"]["utc"] == "2024-11-07T20:19:01Z"
+    assert any("0.40" in reason["en"] for reason in seq["history"][1]["reasons"])
+    t = r["totals"]
+    assert t["deliveries"] == {"webhook": t["notices"]}
+    assert t["outbox"] == {"webhook": {"sent": t["notices"]}}
+
+
+def test_html_is_marked_exercise(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The HTML page carries the EXERCISE/演练 banner and the exercise-marked titles."""
+    page = tmp_path / "drill.html"
+    assert main(["drill", str(DEFAULT_SCENARIO), "--html", str(page)]) == 0
+    html = page.read_text(encoding="utf-8")
+    assert html.count(drill.BANNER) == 2 and "<title>[EXERCISE] 演练" in html
+    assert "【演练】【震群提示】拉萨市墨竹工卡县地震活动" in html
+    assert "Chengdu (control)" in html and "below_threshold" in html
+
+
+def test_real_store_is_never_touched(tmp_path: Path, own_tempdir: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """The configured store is never created and the throw-away store is deleted afterwards."""
+    real = tmp_path / "real"
+    cfg = tmp_path / "q.toml"
+    cfg.write_text(f'[store]\npath = "{real}/q.sqlite"\nvar_dir = "{real}"\n', encoding="utf-8")
+    r = run_json(capsys, str(DEFAULT_SCENARIO), "--config", str(cfg))
+    assert r["totals"]["notices"] > 0
+    assert not real.exists()
+    assert list(own_tempdir.iterdir()) == []
+
+
+def test_keep_dir_holds_store_and_exercise_cap(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """--keep DIR keeps the drill store and each notice's CAP, valid and with status Exercise."""
+    keep = tmp_path / "kept"
+    r = run_json(capsys, str(DEFAULT_SCENARIO), "--keep", str(keep))
+    store = Store.open(keep / "drill.sqlite")
+    try:
+        rows = store.conn.execute("SELECT count(*), sum(exercise) FROM notices").fetchone()
+    finally:
+        store.close()
+    assert tuple(rows) == (r["totals"]["notices"], r["totals"]["notices"])
+    schema = etree.XMLSchema(etree.parse(str(FIXTURES / "cap" / "cap-1.2.xsd")))
+    caps = sorted((keep / "cap").glob("*.xml"))
+    assert len(caps) == r["totals"]["notices"]
+    for path in caps:
+        doc = etree.parse(str(path))
+        schema.assertValid(doc)
+        assert doc.findtext(f"{{{CAP_NS}}}status") == "Exercise"
+    assert main(["drill", str(DEFAULT_SCENARIO), "--keep", str(keep)]) == 2
+    assert "exists" in capsys.readouterr().err
+
+
+def test_subscribers_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--subscribers: the office's CSV; a bad row is reported, Chengdu falls in no area."""
+    csv_file = tmp_path / "residents.csv"
+    csv_file.write_text(
+        "latitude,longitude,languages,channel,url,min_intensity\n"
+        "29.65,91.13,zh;bo,webhook,https://gw.example.org/lhasa,3\n"
+        "30.66,104.07,zh,webhook,https://gw.example.org/chengdu,\n"
+        "95,91.1,zh,webhook,https://gw.example.org/x,3\n", encoding="utf-8")
+    r = run_json(capsys, str(DEFAULT_SCENARIO), "--subscribers", str(csv_file))
+    pop = r["population"]
+    assert pop["residents"] == 2 and len(pop["rejected_rows"]) == 1
+    assert pop["rejected_rows"][0].startswith("line 4: latitude")
+    assert {a["key"] for a in pop["areas"]} == {"chengguan", None}
+    assert [(n["kind"], n["residents"]) for n in r["sent"]][:2] == [
+        ("official_report+felt_guidance", 1), ("swarm_advisory", 1)]
+    assert {a["key"] for n in r["sent"] for a in n["areas"]} == {"chengguan"}
+    nowhere = [g for g in r["not_sent"] if any(a["key"] is None for a in g["areas"])]
+    assert {g["reason_code"] for g in nowhere} == {"below_threshold"}
+    assert nowhere[0]["areas"][0]["en"] == drill.NO_AREA_NAMES[1]
+
+
+def test_subscribers_csv_without_good_rows(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """A CSV in which no row is usable stops the drill with exit code 2."""
+    csv_file = tmp_path / "residents.csv"
+    csv_file.write_text("name,phone\nA,123\n", encoding="utf-8")
+    assert main(["drill", str(DEFAULT_SCENARIO), "--subscribers", str(csv_file)]) == 2
+    assert "no usable subscriber rows" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("missing.csv", None, "cannot read"),
+    ("notes.csv", "# minutes of the drill meeting\nnothing here\n", "unknown CSV layout"),
+    ("broken.xml", "<q:quakeml xmlns:q='x'><eventParameters>", "not a catalogue we can read"),
+    ("empty-rows.csv", "time,latitude,longitude,depth,mag,net,id\nyesterday,29.8,92.2,10,4.5,us,x1\n",
+     "no earthquakes to replay"),
+])
+def test_bad_file_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                   name: str, content: str | None, message: str) -> None:
+    """A file that cannot be replayed: one error line naming it, exit code 2, no report."""
+    path = tmp_path / name
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    assert main(["drill", str(path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("error: ") and str(path) in err and message in err
+
+
+def test_until_stops_the_clock(capsys: pytest.CaptureFixture[str]) -> None:
+    """--until before the M4.0: it is not played, and nothing is sent after that time."""
+    r = run_json(capsys, str(DEFAULT_SCENARIO), "--until", "2024-11-08 12:00+08:00")
+    assert r["reports"] == {"played": 2, "after_until": 1, "skipped": 0, "skipped_rows": []}
+    assert r["until"]["utc"] == "2024-11-08T04:00:00Z"
+    assert max(n["at"]["utc"] for n in r["sent"]) == "2024-11-07T20:19:01Z"
+
+
+def test_real_time_speed_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """--speed 1 on two quakes a day apart: the gap is capped on the wall clock, the swarm
+    rule fires while waiting, and the decisions are those of an as-fast-as-possible drill."""
+    monkeypatch.setattr(drill, "MAX_GAP_S", 0.4)
+    rows = DEFAULT_SCENARIO.read_text(encoding="utf-8").splitlines()
+    short = tmp_path / "two.csv"
+    short.write_text("\n".join(rows[:3]) + "\n", encoding="utf-8")  # M4.1 and M4.5
+    until = "2024-11-07T21:00Z"
+    slow = run_json(capsys, str(short), "--speed", "1", "--until", until)
+    fast = run_json(capsys, str(short), "--until", until)
+    assert 0.4 <= slow["wall_s"] < 5.0
+    assert [(n["at"], n["kind"], n["residents"]) for n in slow["sent"]] == [
+        (n["at"], n["kind"], n["residents"]) for n in fast["sent"]]
+    advisory = by_kind(slow, "swarm_advisory")[0]
+    # Enqueued during the last capped gap: the wait shows in the time since the M4.5's ingest.
+    assert advisory["latency"]["since_ingest_ms"] >= 100.0
+    assert advisory["latency"]["processing_ms"] < advisory["latency"]["since_ingest_ms"]
+
+
+def test_speed_must_be_a_non_negative_number(capsys: pytest.CaptureFixture[str]) -> None:
+    """--speed -1 is refused by the argument parser (exit code 2)."""
+    with pytest.raises(SystemExit) as exc:
+        main(["drill", str(DEFAULT_SCENARIO), "--speed", "-1"])
+    assert exc.value.code == 2
+    assert "speed must be a number >= 0" in capsys.readouterr().err
+
+
+def test_held_notices_are_released_as_their_timeout_would(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """[approvals] swarm_advisory = 600: the advisory is held, then counted as delivered."""
+    cfg = tmp_path / "q.toml"
+    cfg.write_text("[approvals]\nswarm_advisory = 600\n", encoding="utf-8")
+    r = run_json(capsys, str(DEFAULT_SCENARIO), "--config", str(cfg))
+    (report,) = [n for n in by_kind(r, "official_report+felt_guidance")
+                 if n["event"]["magnitude"] == 4.5]
+    advisory = by_kind(r, "swarm_advisory")[0]
+    assert report["held_for_approval_s"] is None
+    assert advisory["held_for_approval_s"] == 600.0 and advisory["channels"] == {"webhook": 6}
+    assert [n["at"]["utc"] for n in r["sent"]] == sorted(n["at"]["utc"] for n in r["sent"])
