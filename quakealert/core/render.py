@@ -283,6 +283,11 @@ class RenderOptions:
 # ---------------------------------------------------------------- formatting helpers
 
 
+def quakes_en(n: int) -> str:
+    """"1 earthquake", "3 earthquakes" (English sentences only; zh and bo need no plural)."""
+    return f"{n} earthquake" if n == 1 else f"{n} earthquakes"
+
+
 def to_tibetan_digits(text: str) -> str:
     """ASCII digits as Tibetan digits; the decimal point stays an ASCII full stop (messages.md §4.4)."""
     return text.translate(TIBETAN_DIGITS)
@@ -535,6 +540,7 @@ def _values(
             years=num(str(c.years)),
             min_magnitude=num(f"{c.min_magnitude:g}"),
             count=num(str(c.count)),
+            count_quakes=quakes_en(c.count),
             largest=num(fmt_magnitude(c.largest_magnitude)),
         )
     if ctx.recipient_degree is not None:
@@ -555,6 +561,7 @@ def _values(
     if ctx.sequence_started_at is not None:
         v["start"] = num(fmt_date(ctx.sequence_started_at, lang))
     v["seq_count"] = num(str(ctx.sequence_count))
+    v["seq_quakes"] = quakes_en(ctx.sequence_count)
     notable_entry = g.entry("notable")
     if notable_entry is not None and ctx.notable:
         used, e = notable_entry
@@ -576,6 +583,7 @@ def _values(
         v.update(
             recent_hours=num(f"{ctx.recent.window_h:g}"),
             recent_count=num(str(ctx.recent.count)),
+            recent_quakes=quakes_en(ctx.recent.count),
             recent_largest=num(fmt_magnitude(ctx.recent.largest_magnitude)),
         )
     if ctx.outlook is not None:

@@ -260,3 +260,11 @@ def test_sms_budget_limit_and_webpush(m45) -> None:  # type: ignore[no-untyped-d
         assert wp.chars == len(webpush_payload(m)) + 256
     huge = Message(lang="bo", title="t", body="ས" * 1400)
     assert not check_budget(huge, "webpush").ok
+
+
+def test_english_counts_are_singular_for_one() -> None:
+    """'1 earthquake', never '1 earthquakes', in English sentences."""
+    from quakealert.core.render import quakes_en
+
+    assert (quakes_en(1), quakes_en(0), quakes_en(18)) == (
+        "1 earthquake", "0 earthquakes", "18 earthquakes")
