@@ -2,6 +2,10 @@
 
 Plain sync functions over a ``sqlite3.Connection`` (row_factory=sqlite3.Row); the JSON given to
 ``save_sequence`` is ``core.classify.sequence_to_json`` output.
+
+Each row also keeps its list entry, already rendered as compact JSON (column ``list_json``,
+added on first use to databases made before it), so the list is one query that decodes nothing:
+``list_sequences_body`` joins the stored entries into the response body.
 """
 
 from __future__ import annotations
@@ -64,6 +68,8 @@ def save_sequence(conn: sqlite3.Connection, seq: dict[str, Any], now: datetime) 
              _ts(seq.get("classified_at")) or now.timestamp(), now.timestamp(),
              json.dumps(summary, ensure_ascii=False)),
         )
+        # the list entry from the row as stored (REAL columns and all), like _row reads it
+        _store_list_entry(conn, seq["id"])
         if "members" in seq:
             conn.execute("DELETE FROM sequence_members WHERE sequence_id = ?", (seq["id"],))
             conn.executemany(
@@ -97,6 +103,54 @@ def delete_sequence(conn: sqlite3.Connection, seq_id: str) -> None:
     conn.execute("DELETE FROM sequences WHERE id = ?", (seq_id,))
 
 
+def _dumps(value: Any) -> str:
+    """Compact JSON, as ``api.params.json_response`` renders it."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _list_entry(r: sqlite3.Row) -> str:
+    """The list entry of one stored row: ``_row`` without the detail-only parts."""
+    d = _row(r)
+    del d["_summary"]
+    return _dumps(d)
+
+
+def _ensure_list_column(conn: sqlite3.Connection) -> None:
+    """Add ``sequences.list_json`` to an older database and fill it for every row."""
+    own = not conn.in_transaction
+    if own:
+        conn.execute("BEGIN IMMEDIATE")
+    try:
+        cols = {c[1] for c in conn.execute("PRAGMA table_info(sequences)")}
+        if "list_json" not in cols:
+            conn.execute("ALTER TABLE sequences ADD COLUMN list_json TEXT")
+        rows = conn.execute("SELECT * FROM sequences WHERE list_json IS NULL").fetchall()
+        conn.executemany("UPDATE sequences SET list_json = ? WHERE id = ?",
+                         [(_list_entry(r), r["id"]) for r in rows])
+        if own:
+            conn.execute("COMMIT")
+    except BaseException:
+        if own:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _no_list_column(err: sqlite3.OperationalError) -> bool:
+    return "list_json" in str(err)
+
+
+def _store_list_entry(conn: sqlite3.Connection, seq_id: str) -> None:
+    r = conn.execute("SELECT * FROM sequences WHERE id = ?", (seq_id,)).fetchone()
+    sql = "UPDATE sequences SET list_json = ? WHERE id = ?"
+    try:
+        conn.execute(sql, (_list_entry(r), seq_id))
+    except sqlite3.OperationalError as err:
+        if not _no_list_column(err):
+            raise
+        _ensure_list_column(conn)  # inside the caller's transaction: one commit for both
+        conn.execute(sql, (_list_entry(r), seq_id))
+
+
 def _row(r: sqlite3.Row) -> dict[str, Any]:
     summary = json.loads(r["summary_json"])
     return {
@@ -124,15 +178,9 @@ def _row(r: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def list_sequences(
-    conn: sqlite3.Connection,
-    *,
-    since: datetime | None = None,
-    min_magnitude: float | None = None,
-    type: str | None = None,
-    limit: int = 100,
-) -> list[dict[str, Any]]:
-    """Recent sequences, newest activity first: summary fields, reasons and context line."""
+def _list_query(
+    since: datetime | None, min_magnitude: float | None, type: str | None, limit: int
+) -> tuple[str, list[Any]]:
     where, args = [], []
     if since is not None:
         where.append("last_at >= ?")
@@ -143,17 +191,62 @@ def list_sequences(
     if type is not None:
         where.append("type = ?")
         args.append(type)
-    sql = "SELECT * FROM sequences"
+    sql = "SELECT id, list_json FROM sequences"
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY last_at DESC, id LIMIT ?"
     args.append(limit)
+    return sql, args
+
+
+def _list_entries(
+    conn: sqlite3.Connection,
+    since: datetime | None,
+    min_magnitude: float | None,
+    type: str | None,
+    limit: int,
+) -> list[str]:
+    """The stored list entries (compact JSON text) of the selected sequences, in list order."""
+    sql, args = _list_query(since, min_magnitude, type, limit)
+    try:
+        rows = conn.execute(sql, args).fetchall()
+    except sqlite3.OperationalError as err:
+        if not _no_list_column(err):
+            raise
+        _ensure_list_column(conn)
+        rows = conn.execute(sql, args).fetchall()
     out = []
-    for r in conn.execute(sql, args):
-        d = _row(r)
-        del d["_summary"]
-        out.append(d)
+    for seq_id, entry in rows:
+        if entry is None:  # written by an older version since the column was added
+            r = conn.execute("SELECT * FROM sequences WHERE id = ?", (seq_id,)).fetchone()
+            entry = _list_entry(r)
+        out.append(entry)
     return out
+
+
+def list_sequences(
+    conn: sqlite3.Connection,
+    *,
+    since: datetime | None = None,
+    min_magnitude: float | None = None,
+    type: str | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Recent sequences, newest activity first: summary fields, reasons and context line."""
+    return [json.loads(e) for e in _list_entries(conn, since, min_magnitude, type, limit)]
+
+
+def list_sequences_body(
+    conn: sqlite3.Connection,
+    *,
+    since: datetime | None = None,
+    min_magnitude: float | None = None,
+    type: str | None = None,
+    limit: int = 100,
+) -> bytes:
+    """``{"sequences": list_sequences(...)}`` as compact UTF-8 JSON, built without decoding."""
+    entries = _list_entries(conn, since, min_magnitude, type, limit)
+    return ('{"sequences":[' + ",".join(entries) + "]}").encode()
 
 
 def get_sequence(conn: sqlite3.Connection, seq_id: str) -> dict[str, Any]:

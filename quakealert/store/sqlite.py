@@ -24,9 +24,9 @@ from typing import Any
 from quakealert.core.associate import (
     AssociationParams,
     Candidate,
+    Match,
     Priorities,
     associate,
-    contributor_of,
     new_event_id,
     preferred,
 )
@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 DEFAULT_PRIORITIES = Priorities()
 DEFAULT_ASSOCIATION = AssociationParams()
 _MIGRATION = re.compile(r"^(\d{3})_[\w-]+\.sql$")
+_NO_MATCH = Match(None)
+_IN_CHUNK = 30_000  # ids per IN (...) query: under SQLite's 32,766 host parameters
 _BUCKET_S = 16.0  # association time window (§6.1): one bucket per window
 
 
@@ -203,14 +205,13 @@ class Store:
                 bucket_of[cand.event_id] = key
 
         # In-memory view of every event this batch touches; written once at the end.
-        contribs: dict[str, dict[tuple[str, str], Contributor]] = {}
+        contribs: dict[str, dict[tuple[str, str], Contributor | Report]] = {}
         meta: dict[str, dict[str, Any]] = {}  # created_at, review flags, place per event
         touched: dict[str, str] = {}  # event id -> "created" | "revised" | "deleted"
         new_flags: dict[str, list[str]] = defaultdict(list)
         report_rows: list[tuple[Any, ...]] = []
         current_rows: list[tuple[Any, ...]] = []
         retired: list[tuple[str, str]] = []
-        history_rows: list[tuple[Any, ...]] = []
         next_id = int(conn.execute("SELECT coalesce(max(id), 0) FROM reports").fetchone()[0]) + 1
 
         def load(event_id: str) -> None:
@@ -253,7 +254,7 @@ class Store:
                 key = int(r.origin_at.timestamp() // _BUCKET_S)
                 cands = [c for k in (key - 1, key, key + 1) if k in buckets
                          for c in buckets[k].values()]
-                match = associate(r, cands, params)
+                match = associate(r, cands, params) if cands else _NO_MATCH
                 version = 1
                 if match.event_id is None:
                     event_id = new_event_id(r)
@@ -275,16 +276,14 @@ class Store:
             next_id += 1
             row = _report_row_tuple(r)
             report_rows.append((report_id, r.source, r.source_id, version, now_s, *row,
-                                ",".join(r.other_ids), event_id))
+                                ",".join(r.other_ids), event_id, change, detail))
             current_rows.append((r.source, r.source_id, report_id, event_id))
-            history_rows.append((event_id, now_s, change, r.source, r.source_id, report_id, detail))
-            contributor = contributor_of(r)
             members = contribs[event_id]
-            members[(r.source, r.source_id)] = contributor
+            members[(r.source, r.source_id)] = r  # a Report has every Contributor field we read
             if r.place and (meta[event_id]["place"] is None or r.source == "cenc"):
                 meta[event_id]["place"] = r.place
             if len(members) == 1:  # the common case: no merge needed
-                best: Contributor = contributor
+                best: Contributor | Report = r
                 status = r.status
             else:
                 best = preferred(list(members.values()), priorities)
@@ -298,14 +297,16 @@ class Store:
             key = int(best.origin_at.timestamp() // _BUCKET_S)
             buckets[key][event_id] = Candidate(
                 event_id, best.origin_at, best.latitude, best.longitude, best.depth_km,
-                best.magnitude, best.mag_type, frozenset(src for src, _ in members))
+                best.magnitude, best.mag_type,
+                frozenset((r.source,)) if len(members) == 1 else frozenset(s for s, _ in members))
             bucket_of[event_id] = key
 
         conn.executemany("DELETE FROM report_current WHERE source = ? AND source_id = ?", retired)
         conn.executemany(
             "INSERT INTO reports (id, source, source_id, version, received_at, origin_at, latitude,"
             " longitude, depth_km, magnitude, mag_type, status, updated_at, place, agency,"
-            " event_type, other_ids, event_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " event_type, other_ids, event_id, change, detail)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             report_rows,
         )
         conn.executemany(
@@ -314,17 +315,12 @@ class Store:
             " event_id = excluded.event_id",
             current_rows,
         )
-        conn.executemany(
-            "INSERT INTO event_history (event_id, at, change, source, source_id, report_id,"
-            " detail) VALUES (?,?,?,?,?,?,?)",
-            history_rows,
-        )
         event_rows = []
         for event_id in touched:
             m = meta[event_id]
             members = list(contribs[event_id].values())
             if len(members) == 1:
-                e: Contributor = members[0]
+                e: Contributor | Report = members[0]
                 status = e.status
             else:
                 e = preferred(members, priorities)
@@ -357,8 +353,8 @@ class Store:
         for r in batch:
             by_source[r.source].append(r.source_id)
         for source, ids in by_source.items():
-            for i in range(0, len(ids), 900):
-                chunk = ids[i : i + 900]
+            for i in range(0, len(ids), _IN_CHUNK):
+                chunk = ids[i : i + _IN_CHUNK]
                 marks = ",".join("?" * len(chunk))
                 for row in self.conn.execute(
                     "SELECT r.*, c.event_id AS event_id FROM report_current c"
@@ -571,8 +567,7 @@ class Store:
         self.event(event_id)
         out = []
         for row in self.conn.execute(
-            "SELECT h.at, h.change, h.detail, r.* FROM event_history h"
-            " JOIN reports r ON r.id = h.report_id WHERE h.event_id = ? ORDER BY h.id",
+            "SELECT received_at AS at, * FROM reports WHERE event_id = ? ORDER BY id",
             (event_id,),
         ):
             out.append({

@@ -1,5 +1,7 @@
 -- Reports (every version of every agency's view, kept forever) and the events derived from them.
 -- Instants are UTC epoch seconds (REAL) so range queries use the index.
+-- A report row is also the event's history entry: `change` says what it did to its event
+-- (created, associated, revised, official, deleted) and `detail` why (score, flags, diff).
 CREATE TABLE reports (
     id          INTEGER PRIMARY KEY,
     source      TEXT NOT NULL,
@@ -19,6 +21,8 @@ CREATE TABLE reports (
     event_type  TEXT,
     other_ids   TEXT NOT NULL DEFAULT '',
     event_id    TEXT NOT NULL,
+    change      TEXT NOT NULL,
+    detail      TEXT NOT NULL DEFAULT '',
     UNIQUE (source, source_id, version)
 );
 CREATE INDEX reports_event ON reports (event_id);
@@ -47,22 +51,10 @@ CREATE TABLE events (
     review_flags     TEXT NOT NULL DEFAULT '[]',
     created_at       REAL NOT NULL,
     changed_at       REAL NOT NULL
-);
+) WITHOUT ROWID;
 CREATE INDEX events_origin ON events (origin_at);
 CREATE INDEX events_changed ON events (changed_at);
 
--- What happened to an event and why: created, associated, revised, deleted.
-CREATE TABLE event_history (
-    id        INTEGER PRIMARY KEY,
-    event_id  TEXT NOT NULL,
-    at        REAL NOT NULL,
-    change    TEXT NOT NULL,
-    source    TEXT NOT NULL,
-    source_id TEXT NOT NULL,
-    report_id INTEGER NOT NULL,
-    detail    TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX event_history_event ON event_history (event_id);
 
 CREATE TABLE source_health (
     name                 TEXT PRIMARY KEY,
