@@ -1,15 +1,33 @@
-"""Sequences for duty staff: `GET /api/v1/sequences` and `GET /api/v1/sequences/{id}`."""
+"""Sequences for duty staff: `GET /api/v1/sequences` and `GET /api/v1/sequences/{id}`.
+
+The list is the hot path (dashboards poll it): its body is joined from list entries the store
+keeps rendered, and kept per query until the database changes (``fdsnws.store_version``), so
+a repeated request costs a dictionary look-up. ETag and 304 are those of ``json_response``.
+"""
 
 from __future__ import annotations
 
+import hashlib
+from weakref import WeakKeyDictionary
+
 from aiohttp import web
 
+from quakealert.api.fdsnws import ResponseCache, store_version
 from quakealert.api.keys import STORE
 from quakealert.api.params import get_choice, get_float, get_int, get_time, json_response
 from quakealert.core.classify import TYPES
-from quakealert.store.sequences import get_sequence, list_sequences
+from quakealert.store.sequences import get_sequence, list_sequences_body
+from quakealert.store.sqlite import Store
 
 routes = web.RouteTableDef()
+
+# rendered list bodies per store, keyed by the query and the store version
+_CACHES: WeakKeyDictionary[Store, ResponseCache] = WeakKeyDictionary()
+
+
+def _etag(body: bytes) -> str:
+    """The strong ETag ``json_response`` gives the same JSON text."""
+    return '"' + hashlib.blake2s(body, digest_size=12).hexdigest() + '"'
 
 
 @routes.get("/api/v1/sequences")
@@ -19,9 +37,25 @@ async def get_sequences(request: web.Request) -> web.Response:
     min_magnitude = get_float(request, "minmagnitude", "minmag", lo=-10, hi=12)
     kind = get_choice(request, "type", TYPES)
     limit = get_int(request, "limit", 100)
-    rows = list_sequences(request.app[STORE].conn, since=since, min_magnitude=min_magnitude,
-                          type=kind, limit=limit)
-    return json_response(request, {"sequences": rows})
+    store = request.app[STORE]
+    cache = _CACHES.get(store)
+    if cache is None:
+        cache = _CACHES[store] = ResponseCache()
+    version = store_version(store)
+    key = (since, min_magnitude, kind, limit, version)
+    hit = cache.get(key) if version is not None else None
+    if hit is None:
+        body = list_sequences_body(store.conn, since=since, min_magnitude=min_magnitude,
+                                   type=kind, limit=limit)
+        hit = (body, _etag(body))
+        if version is not None:
+            cache.put(key, hit)
+    body, etag = hit
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=body, content_type="application/json", charset="utf-8",
+                        headers=headers)
 
 
 @routes.get("/api/v1/sequences/{id}")

@@ -8,6 +8,10 @@ The rule is symmetric, so sequences do not depend on the order in which events a
 
 ``SequenceEngine`` keeps the components incrementally over a latitude-band grid (one new event
 costs a few cell look-ups, not a scan of the catalogue) and handles revisions and deletions.
+``build_sequences`` groups a whole catalogue at once with numpy (``batch_labels``: a sorted sweep
+over 3-D cubes of unit vectors and a union of the links found) and hands the result to an engine,
+which then takes single events incrementally as usual. Both paths test a pair with the same
+arithmetic (``_dot3``), so they give identical membership.
 """
 
 from __future__ import annotations
@@ -189,9 +193,12 @@ def link_radius_km(magnitude: float | None, params: SequenceParams) -> float:
     return min(max(params.min_link_km, window), params.region_radius_km)
 
 
+_US = timedelta(microseconds=1)
+
+
 def to_us(at: datetime) -> int:
     """An aware instant as integer microseconds since the epoch (exact, shift-invariant)."""
-    return (at - EPOCH) // timedelta(microseconds=1)
+    return (at - EPOCH) // _US
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,6 +320,34 @@ class _Grid:
         n = self.n_lon[b]
         return b, int((lon + 180.0) / (360.0 / n)) % n
 
+    def keys(self, lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``key`` of many points at once (the same float operations, so the same cells)."""
+        b = np.clip(((lat + 90.0) / self.h_deg).astype(np.int64), 0, self.n_bands - 1)
+        n = np.asarray(self.n_lon, dtype=np.int64)[b]
+        return b, ((lon + 180.0) / (360.0 / n)).astype(np.int64) % n
+
+    def fill(self, idx: np.ndarray, lat: np.ndarray, lon: np.ndarray, t: np.ndarray,
+             u: np.ndarray, cr: np.ndarray) -> None:
+        """Put events ``idx`` (ascending, so oldest first) into an empty grid at once."""
+        if not len(idx):
+            return
+        b, i = self.keys(lat[idx], lon[idx])
+        code = b * (max(self.n_lon) + 1) + i
+        order = np.argsort(code, kind="stable")
+        idx, code, b, i = idx[order], code[order], b[order], i[order]
+        starts = np.flatnonzero(np.append(True, code[1:] != code[:-1]))
+        ends = np.append(starts[1:], len(idx))
+        for s, e, kb, ki in zip(starts.tolist(), ends.tolist(), b[starts].tolist(),
+                                i[starts].tolist(), strict=True):
+            members = idx[s:e]
+            cell = _Cell()
+            cell.n = e - s
+            cell.t = t[members]
+            cell.u = u[members]
+            cell.cr = cr[members]
+            cell.idx = members.astype(np.int64)
+            self.cells[(kb, ki)] = cell
+
     def near(self, lat: float, lon: float, radius_km: float) -> Iterator[_Cell]:
         """Every non-empty cell that may hold a point within ``radius_km``."""
         dlat = radius_km / KM_PER_DEG
@@ -359,7 +394,7 @@ class SequenceEngine:
         self._ids: dict[str, int] = {}
         self._events: list[Event | None] = []
         self._t: list[int] = []
-        self._u: list[np.ndarray] = []
+        self._U = np.empty((1024, 3), dtype=np.float64)  # unit vector per event index
         self._r: list[float] = []
         self._cr: list[float] = []
         self._comp = np.full(1024, -1, dtype=np.int64)  # component label per event index
@@ -397,6 +432,90 @@ class SequenceEngine:
             return touched
         touched.add(self._insert(event))
         return touched
+
+    def load(self, events: Iterable[Event]) -> None:
+        """Add a whole catalogue at once: the state ``upsert`` of each event, oldest first, gives.
+
+        Of several rows with one id the last (by origin time, then input order) wins, and a
+        deleted last row drops the event. Grouping is ``batch_labels`` (numpy sweeps); an
+        engine that already holds events takes them one ``upsert`` at a time instead.
+        """
+        if self._ids:
+            for e in sorted(events, key=lambda e: (e.origin_at, e.id)):
+                self.upsert(e)
+            return
+        events = list(events)
+        ts = [to_us(e.origin_at) for e in events]
+        ids = [e.id for e in events]
+        keep = np.arange(len(events))
+        if len(set(ids)) != len(ids) or any(e.status == "deleted" for e in events):
+            latest: dict[str, int] = {}
+            for k, (eid, at_us) in enumerate(zip(ids, ts, strict=True)):
+                prev = latest.get(eid)
+                if prev is None or at_us >= ts[prev]:
+                    latest[eid] = k
+            keep = np.array([k for k in latest.values() if events[k].status != "deleted"],
+                            dtype=np.int64)
+        # oldest first, ties by id (the upsert order of build_sequences_incremental)
+        tk = np.array(ts, dtype=np.int64)[keep]
+        order = np.argsort(tk, kind="stable")
+        rows = keep[order].tolist()
+        tied = np.flatnonzero(tk[order][1:] == tk[order][:-1])
+        if len(tied):
+            starts = tied[np.append(True, np.diff(tied) > 1)]
+            ends = np.append(tied[np.flatnonzero(np.diff(tied) > 1)], tied[-1]) + 2
+            for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+                rows[a:b] = sorted(rows[a:b], key=ids.__getitem__)
+        evs = [events[k] for k in rows]
+        lats = [e.latitude for e in evs]
+        lons = [e.longitude for e in evs]
+        lat = np.array(lats, dtype=np.float64)
+        lon = np.array(lons, dtype=np.float64)
+        if not (np.isfinite(lat).all() and np.isfinite(lon).all()):
+            for e in sorted(events, key=lambda e: (e.origin_at, e.id)):
+                self.upsert(e)  # raises where the event-by-event path raises
+            return
+        p = self.params
+        n = len(evs)
+        t = np.array([ts[k] for k in rows], dtype=np.int64)
+        # unit vectors as _unit computes them (math, then float64 products): the same bits
+        la = list(map(math.radians, lats))
+        lo = list(map(math.radians, lons))
+        c = np.array(list(map(math.cos, la)), dtype=np.float64)
+        u = np.empty((n, 3), dtype=np.float64)
+        u[:, 0] = c * np.array(list(map(math.cos, lo)), dtype=np.float64)
+        u[:, 1] = c * np.array(list(map(math.sin, lo)), dtype=np.float64)
+        u[:, 2] = np.array(list(map(math.sin, la)), dtype=np.float64)
+        mags = [e.magnitude for e in evs]
+        radius = {m: link_radius_km(m, p) for m in set(mags)}
+        chord = {m: chord_for_km(rk) for m, rk in radius.items()}
+        r = np.array(list(map(radius.__getitem__, mags)), dtype=np.float64)
+        cr = np.array(list(map(chord.__getitem__, mags)), dtype=np.float64)
+        labels = batch_labels(t, u, cr, self._gap_us)
+
+        self._ids = dict(zip((e.id for e in evs), range(n), strict=True))
+        self._events = list(evs)
+        self._t = t.tolist()
+        self._r = r.tolist()
+        self._cr = cr.tolist()
+        cap = max(1024, n)
+        self._comp = np.full(cap, -1, dtype=np.int64)
+        self._comp[:n] = labels
+        self._U = np.empty((cap, 3), dtype=np.float64)
+        self._U[:n] = u
+        order = np.argsort(labels, kind="stable")  # each component's members oldest first
+        cuts = np.cumsum(np.bincount(labels)) if n else np.empty(0, dtype=np.int64)
+        start = 0
+        for label, end in enumerate(cuts.tolist()):
+            members = order[start:end].tolist()
+            start = end
+            self._comps[label] = _Comp(members=members, first=(self._t[members[0]],
+                                                               evs[members[0]].id))
+            self._name(label)
+        self._next = len(cuts)
+        small = r <= self._small_r
+        self._small.fill(np.flatnonzero(small), lat, lon, t, u, cr)
+        self._big.fill(np.flatnonzero(~small), lat, lon, t, u, cr)
 
     def upsert_many(self, events: Iterable[Event]) -> set[str]:
         """``upsert`` for each event; the union of the touched ids."""
@@ -458,16 +577,16 @@ class SequenceEngine:
     # ---- internals ------------------------------------------------------------------------
     def _build(self, label: int) -> QuakeSequence:
         comp = self._comps[label]
-        evs = [self._events[i] for i in comp.members]
-        members = sorted((e for e in evs if e is not None), key=lambda e: (to_us(e.origin_at), e.id))
-        return QuakeSequence(id=self._seq_ids[label], events=tuple(members))
+        evs, ts = self._events, self._t
+        order = sorted(comp.members, key=lambda i: (ts[i], evs[i].id))  # type: ignore[union-attr]
+        return QuakeSequence(id=self._seq_ids[label], events=tuple(evs[i] for i in order))  # type: ignore[misc]
 
     def _grid_of(self, r: float) -> _Grid:
         return self._small if r <= self._small_r else self._big
 
     def _linked(self, i: int) -> set[int]:
         """Labels of components holding an event linked to event ``i`` (excluding itself)."""
-        t, u, cr, r = self._t[i], self._u[i], self._cr[i], self._r[i]
+        t, u, cr, r = self._t[i], self._U[i], self._cr[i], self._r[i]
         ev = self._events[i]
         assert ev is not None
         gap = self._gap_us
@@ -505,7 +624,8 @@ class SequenceEngine:
             uu, cc, idx = cell.u[sel], cell.cr[sel], cell.idx[sel]
         else:
             uu, cc, idx = cell.u[lo:hi], cell.cr[lo:hi], cell.idx[lo:hi]
-        c2 = 2.0 - 2.0 * (uu @ u)
+        # the same arithmetic as batch_labels (_dot3), so both paths agree to the last bit
+        c2 = 2.0 - 2.0 * (uu[:, 0] * u[0] + uu[:, 1] * u[1] + uu[:, 2] * u[2])
         thr = np.maximum(cc, cr)
         hits = idx[c2 <= thr * thr]
         if len(hits):
@@ -521,11 +641,13 @@ class SequenceEngine:
         u = _unit(event.latitude, event.longitude)
         r = link_radius_km(event.magnitude, p)
         self._t.append(t)
-        self._u.append(u)
         self._r.append(r)
         self._cr.append(chord_for_km(r))
         if i == len(self._comp):
             self._comp = np.concatenate([self._comp, np.full(i, -1, dtype=np.int64)])
+        if i == len(self._U):
+            self._U = np.concatenate([self._U, np.empty((max(i, 1), 3), dtype=np.float64)])
+        self._U[i] = u
         labels = self._linked(i)
         self._grid_of(r).cells.setdefault(self._grid_of(r).key(event.latitude, event.longitude), _Cell()).add(
             t, u, self._cr[i], i
@@ -598,8 +720,251 @@ def _unit(lat: float, lon: float) -> np.ndarray:
     return np.array([c * math.cos(lo), c * math.sin(lo), math.sin(la)])
 
 
+# ---- batch grouping -----------------------------------------------------------------------
+# A whole catalogue at once: the same links as the engine, found by numpy sweeps instead of
+# one Python call per event. Only pairs that pass ``_link_mask`` are ever unioned, so the
+# components can only be those of the rule; every pair that could be linked is either tested
+# or already known to be in one component, so none is missed.
+
+_BATCH_PAIRS = 1 << 21  # pairs (or window runs) tested per numpy step: bounds the memory
+_TIER_STEP = 1.5  # link radii are swept in tiers of this ratio (smaller cubes for small radii)
+_SQRT3 = math.sqrt(3.0)
+
+
+def _dot3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise dot products of (k, 3) arrays, x then y then z (as ``SequenceEngine._scan``)."""
+    return a[:, 0] * b[:, 0] + a[:, 1] * b[:, 1] + a[:, 2] * b[:, 2]
+
+
+def _link_mask(
+    i: np.ndarray, j: np.ndarray, t: np.ndarray, u: np.ndarray, cr: np.ndarray, gap: int
+) -> np.ndarray:
+    """Which pairs (i[k], j[k]) are linked, with the engine's arithmetic (j's vector first)."""
+    c2 = 2.0 - 2.0 * _dot3(u[j], u[i])
+    thr = np.maximum(cr[j], cr[i])
+    return (np.abs(t[i] - t[j]) <= gap) & (c2 <= thr * thr) & (i != j)
+
+
+def _ragged(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(owner, k): item o repeated counts[o] times, with k = 0 .. counts[o] - 1 for each."""
+    owner = np.repeat(np.arange(len(counts)), counts)
+    starts = np.cumsum(counts) - counts
+    return owner, np.arange(len(owner)) - starts[owner]
+
+
+def _spans(counts: np.ndarray, limit: int) -> Iterator[tuple[int, int]]:
+    """Consecutive slices [a, b) of ``counts`` each summing to about ``limit`` at most."""
+    cum = np.cumsum(counts)
+    a, n = 0, len(counts)
+    while a < n:
+        base = int(cum[a - 1]) if a else 0
+        b = max(a + 1, int(np.searchsorted(cum, base + limit, "right")))
+        yield a, b
+        a = b
+
+
+def _cube_keys(u: np.ndarray, side: float) -> tuple[np.ndarray, np.ndarray]:
+    """Cube of each unit vector on a grid of ``side`` (chord units), and the 27 key offsets.
+
+    Two points closer than ``side`` (Euclidean) lie in the same or in neighbouring cubes.
+    """
+    side = max(side, 4e-6)  # at most ~2^19 cubes a side: keys fit in int64
+    off = math.ceil(1.0 / side) + 2
+    m = 2 * off + 1
+    q = np.floor(u / side).astype(np.int64) + off
+    keys = (q[:, 0] * m + q[:, 1]) * m + q[:, 2]
+    deltas = np.array([(dx * m + dy) * m + dz for dx in (-1, 0, 1) for dy in (-1, 0, 1)
+                       for dz in (-1, 0, 1)], dtype=np.int64)
+    return keys, deltas
+
+
+class _Sorted:
+    """Some events sorted by (cube, time), with runs of equal (cube, label): search windows."""
+
+    def __init__(self, members: np.ndarray, keys: np.ndarray, tc: np.ndarray, width: int):
+        order = np.lexsort((tc[members], keys[members]))
+        self.idx = members[order]
+        ks = keys[self.idx]
+        first = np.ones(len(ks), dtype=bool)
+        first[1:] = ks[1:] != ks[:-1]
+        self.first = first
+        self.ukeys = ks[first]
+        self.rank = np.cumsum(first) - 1
+        self.width = width
+        self.vals = self.rank * width + tc[self.idx]
+
+    def runs(self, labels: np.ndarray) -> None:
+        lab = labels[self.idx]
+        brk = self.first.copy()
+        brk[1:] |= lab[1:] != lab[:-1]
+        self.run_id = np.cumsum(brk) - 1
+        self.run_start = np.flatnonzero(brk)
+        self.run_end = np.append(self.run_start[1:], len(lab))
+        self.run_label = lab[self.run_start]
+
+    def cube(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(ok, rank): which keys have events here, and the rank of their cube."""
+        pos = np.searchsorted(self.ukeys, keys)
+        pos[pos == len(self.ukeys)] = 0
+        return self.ukeys[pos] == keys if len(self.ukeys) else np.zeros(len(keys), bool), pos
+
+    def windows(
+        self, q: np.ndarray, qkeys: np.ndarray, deltas: np.ndarray, lo_tc: np.ndarray,
+        hi_tc: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For each query event and each neighbouring cube with events: (event, lo, hi)."""
+        qs, los, his = [], [], []
+        for d in deltas.tolist():
+            ok, rank = self.cube(qkeys + d)
+            sel = np.flatnonzero(ok)
+            if not len(sel):
+                continue
+            base = rank[sel] * self.width
+            lo = np.searchsorted(self.vals, base + lo_tc[sel], "left")
+            hi = np.searchsorted(self.vals, base + hi_tc[sel], "right")
+            keep = hi > lo
+            qs.append(q[sel[keep]])
+            los.append(lo[keep])
+            his.append(hi[keep])
+        if not qs:
+            empty = np.empty(0, dtype=np.int64)
+            return empty, empty, empty
+        return np.concatenate(qs), np.concatenate(los), np.concatenate(his)
+
+    def cross_pairs(
+        self, qe: np.ndarray, lo: np.ndarray, hi: np.ndarray, labels: np.ndarray
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Pairs (query, event in its window) whose labels differ, in bounded chunks."""
+        r0, r1 = self.run_id[lo], self.run_id[hi - 1]
+        lq = labels[qe]
+        keep = ~((r0 == r1) & (self.run_label[r0] == lq))
+        qe, lo, hi, r0, r1, lq = qe[keep], lo[keep], hi[keep], r0[keep], r1[keep], lq[keep]
+        nr = r1 - r0 + 1
+        for a, b in _spans(nr, _BATCH_PAIRS):
+            owner, k = _ragged(nr[a:b])
+            owner += a
+            rr = r0[owner] + k
+            m = self.run_label[rr] != lq[owner]
+            owner, rr = owner[m], rr[m]
+            s0 = np.maximum(lo[owner], self.run_start[rr])
+            cnt = np.minimum(hi[owner], self.run_end[rr]) - s0
+            for c, d in _spans(cnt, _BATCH_PAIRS):
+                o2, k2 = _ragged(cnt[c:d])
+                o2 += c
+                yield qe[owner[o2]], self.idx[s0[o2] + k2]
+
+
+def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Connected-component label of each of n nodes given undirected edges (a[k], b[k])."""
+    from scipy.sparse import coo_matrix  # type: ignore[import-untyped]
+    from scipy.sparse.csgraph import connected_components  # type: ignore[import-untyped]
+
+    g = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n)).tocsr()
+    return connected_components(g, directed=False)[1].astype(np.int64)
+
+
+def batch_labels(t: np.ndarray, u: np.ndarray, cr: np.ndarray, gap: int) -> np.ndarray:
+    """Component label of each event under the linking rule, for a whole catalogue at once.
+
+    ``t``: origin times (int64 µs), ``u``: unit vectors (n, 3), ``cr``: link radii as chords,
+    ``gap``: the time gap in µs. Labels are 0 .. k-1 (arbitrary order).
+
+    1. Contraction: cubes small enough that any two events in neighbouring cubes are within
+       the smallest radius; each event is tested against its predecessor in its own cube and
+       (for the first of a run) in each neighbouring cube. Dense clusters become few labels.
+    2. Completion, radius tier by tier: an event tests every event of a different label within
+       the time gap in its 27 cubes of its tier's size (tier <= its own). Labels are merged
+       after each tier, so later tiers skip more.
+    """
+    n = len(t)
+    if n == 0:
+        return np.empty(0, dtype=np.int64)
+    t = np.ascontiguousarray(t, dtype=np.int64)
+    u = np.ascontiguousarray(u, dtype=np.float64)
+    cr = np.ascontiguousarray(cr, dtype=np.float64)
+    # coarse time for search windows: (cube rank) * width + tc must fit in int64
+    tmin, tmax = int(t.min()) - gap - 1, int(t.max()) + gap + 1
+    res = 1
+    while ((tmax - tmin) // res + 2) * (n + 1) >= 1 << 62:
+        res *= 2
+    width = (tmax - tmin) // res + 2
+    tc = (t - tmin) // res
+    lo_full = (t - gap - tmin) // res
+    hi_full = (t + gap - tmin) // res
+    ea: list[np.ndarray] = []  # linked pairs found (ea[k][x], eb[k][x])
+    eb: list[np.ndarray] = []
+
+    def link(i: np.ndarray, j: np.ndarray) -> None:
+        m = _link_mask(i, j, t, u, cr, gap)
+        if m.any():
+            ea.append(i[m])
+            eb.append(j[m])
+
+    def pairs() -> tuple[np.ndarray, np.ndarray]:
+        a = np.concatenate(ea) if ea else np.empty(0, dtype=np.int64)
+        b = np.concatenate(eb) if eb else np.empty(0, dtype=np.int64)
+        ea.clear()
+        eb.clear()
+        return a, b
+
+    # 1. contraction
+    keys, deltas = _cube_keys(u, 0.999 * float(cr.min()) / (2.0 * _SQRT3))
+    o = np.lexsort((t, keys))
+    ks, ts = keys[o], t[o]
+    cont = (ks[1:] == ks[:-1]) & (ts[1:] - ts[:-1] <= gap)
+    link(o[:-1][cont], o[1:][cont])
+    starts = o[np.append(True, ~cont)]
+    grid = _Sorted(np.arange(n), keys, tc, width)
+    for d in deltas.tolist():
+        if d == 0:
+            continue
+        ok, rank = grid.cube(keys[starts] + d)
+        s, p = starts[ok], rank[ok]
+        h = np.searchsorted(grid.vals, p * width + tc[s], "right") - 1
+        good = (h >= 0) & (grid.rank[np.maximum(h, 0)] == p)
+        link(s[good], grid.idx[h[good]])
+    labels = _components(n, *pairs())
+    del grid, o, ks, ts, cont, starts
+
+    # 2. completion by radius tier: tier k holds radii in (bound[k-1], bound[k]]
+    bounds = [float(cr.min())]
+    top = float(cr.max())
+    while bounds[-1] < top:
+        bounds.append(min(top, max(bounds[-1] * _TIER_STEP, 1e-9)))
+    tier = np.searchsorted(np.array(bounds), cr, "left")
+    for k, bound in enumerate(bounds):
+        mine = np.flatnonzero(tier == k)
+        if not len(mine):
+            continue
+        keys, deltas = _cube_keys(u, bound * (1.0 + 1e-9) + 1e-12)
+        mine = mine[np.lexsort((tc[mine], keys[mine]))]  # sorted queries search faster
+        lower = np.flatnonzero(tier < k)
+        # same tier: each pair once from its later event (half window); lower tiers: full window
+        for members, hi_tc in ((mine, tc), (lower, hi_full)):
+            if not len(members):
+                continue
+            sweep = _Sorted(members, keys, tc, width)
+            sweep.runs(labels)
+            qe, lo, hi = sweep.windows(mine, keys[mine], deltas, lo_full[mine], hi_tc[mine])
+            for i, j in sweep.cross_pairs(qe, lo, hi, labels):
+                link(i, j)
+        a, b = pairs()
+        if len(a):
+            labels = _components(int(labels.max()) + 1, labels[a], labels[b])[labels]
+    return labels
+
+
 def build_sequences(events: Iterable[Event], params: SequenceParams | None = None) -> SequenceEngine:
-    """An engine holding every non-deleted event (fed oldest first, which is fastest)."""
+    """An engine holding every non-deleted event, grouped at once (``SequenceEngine.load``)."""
+    engine = SequenceEngine(params)
+    engine.load(events)
+    return engine
+
+
+def build_sequences_incremental(
+    events: Iterable[Event], params: SequenceParams | None = None
+) -> SequenceEngine:
+    """The same engine fed one ``upsert`` at a time, oldest first (the reference for ``load``)."""
     engine = SequenceEngine(params)
     for e in sorted(events, key=lambda e: (e.origin_at, e.id)):
         engine.upsert(e)
@@ -622,7 +987,7 @@ def link_pairs_bruteforce(events: list[Event], params: SequenceParams) -> list[s
         return a
 
     for i in range(n):
-        c2 = 2.0 - 2.0 * (u @ u[i])
+        c2 = 2.0 - 2.0 * (u[:, 0] * u[i, 0] + u[:, 1] * u[i, 1] + u[:, 2] * u[i, 2])
         thr = np.maximum(cr, cr[i])
         ok = (np.abs(t - t[i]) <= gap) & (c2 <= thr * thr)
         for j in np.nonzero(ok)[0].tolist():

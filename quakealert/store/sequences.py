@@ -115,40 +115,9 @@ def _list_entry(r: sqlite3.Row) -> str:
     return _dumps(d)
 
 
-def _ensure_list_column(conn: sqlite3.Connection) -> None:
-    """Add ``sequences.list_json`` to an older database and fill it for every row."""
-    own = not conn.in_transaction
-    if own:
-        conn.execute("BEGIN IMMEDIATE")
-    try:
-        cols = {c[1] for c in conn.execute("PRAGMA table_info(sequences)")}
-        if "list_json" not in cols:
-            conn.execute("ALTER TABLE sequences ADD COLUMN list_json TEXT")
-        rows = conn.execute("SELECT * FROM sequences WHERE list_json IS NULL").fetchall()
-        conn.executemany("UPDATE sequences SET list_json = ? WHERE id = ?",
-                         [(_list_entry(r), r["id"]) for r in rows])
-        if own:
-            conn.execute("COMMIT")
-    except BaseException:
-        if own:
-            conn.execute("ROLLBACK")
-        raise
-
-
-def _no_list_column(err: sqlite3.OperationalError) -> bool:
-    return "list_json" in str(err)
-
-
 def _store_list_entry(conn: sqlite3.Connection, seq_id: str) -> None:
     r = conn.execute("SELECT * FROM sequences WHERE id = ?", (seq_id,)).fetchone()
-    sql = "UPDATE sequences SET list_json = ? WHERE id = ?"
-    try:
-        conn.execute(sql, (_list_entry(r), seq_id))
-    except sqlite3.OperationalError as err:
-        if not _no_list_column(err):
-            raise
-        _ensure_list_column(conn)  # inside the caller's transaction: one commit for both
-        conn.execute(sql, (_list_entry(r), seq_id))
+    conn.execute("UPDATE sequences SET list_json = ? WHERE id = ?", (_list_entry(r), seq_id))
 
 
 def _row(r: sqlite3.Row) -> dict[str, Any]:
@@ -181,7 +150,8 @@ def _row(r: sqlite3.Row) -> dict[str, Any]:
 def _list_query(
     since: datetime | None, min_magnitude: float | None, type: str | None, limit: int
 ) -> tuple[str, list[Any]]:
-    where, args = [], []
+    where: list[str] = []
+    args: list[Any] = []
     if since is not None:
         where.append("last_at >= ?")
         args.append(since.timestamp())
@@ -208,13 +178,7 @@ def _list_entries(
 ) -> list[str]:
     """The stored list entries (compact JSON text) of the selected sequences, in list order."""
     sql, args = _list_query(since, min_magnitude, type, limit)
-    try:
-        rows = conn.execute(sql, args).fetchall()
-    except sqlite3.OperationalError as err:
-        if not _no_list_column(err):
-            raise
-        _ensure_list_column(conn)
-        rows = conn.execute(sql, args).fetchall()
+    rows = conn.execute(sql, args).fetchall()
     out = []
     for seq_id, entry in rows:
         if entry is None:  # written by an older version since the column was added

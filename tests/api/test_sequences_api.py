@@ -85,3 +85,79 @@ async def test_filters_and_errors(client):
         assert (await resp.json())["status"] == 400
     resp = await c.get("/api/v1/sequences/seq-nope")
     assert resp.status == 404
+
+
+def legacy_list_body(conn, **query):
+    """The list as the first version rendered it: every row's summary decoded and re-encoded."""
+    import json
+
+    from quakealert.store import sequences as sq
+
+    sql, args = sq._list_query(query.get("since"), query.get("min_magnitude"),
+                               query.get("type"), query.get("limit", 100))
+    rows = []
+    for seq_id, _ in conn.execute(sql, args).fetchall():
+        d = sq._row(conn.execute("SELECT * FROM sequences WHERE id = ?", (seq_id,)).fetchone())
+        del d["_summary"]
+        rows.append(d)
+    return json.dumps({"sequences": rows}, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def test_list_body_is_byte_identical_to_the_decoded_rendering(store):
+    """The stored entries join into exactly the JSON the old per-request rendering gave."""
+    from quakealert.store.sequences import list_sequences_body
+
+    save_all(store.conn, cenc_news(), NOW)
+    save_all(store.conn, lhasa_usgs(), datetime(2018, 12, 31, tzinfo=UTC))
+    for q in ({}, {"min_magnitude": 7.0}, {"type": "mainshock-aftershock"}, {"limit": 3},
+              {"since": datetime(2008, 1, 1, tzinfo=UTC)}):
+        assert list_sequences_body(store.conn, **q) == legacy_list_body(store.conn, **q)
+    entry = list_sequences(store.conn, limit=1)[0]
+    assert not {"members", "stats", "forecast"} & set(entry)
+
+
+async def test_list_etag_304_and_cache_follows_writes(client, store, tmp_path):
+    """A repeat is served from the cache; any write (ours or another connection's) shows."""
+    import hashlib
+
+    from quakealert.store.sequences import delete_sequence
+    from quakealert.store.sqlite import Store
+
+    c = await client
+    r1 = await c.get("/api/v1/sequences")
+    body = await r1.read()
+    etag = r1.headers["ETag"]
+    assert etag == '"' + hashlib.blake2s(body, digest_size=12).hexdigest() + '"'
+    assert r1.headers["Content-Type"] == "application/json; charset=utf-8"
+    assert r1.headers["Cache-Control"] == "no-cache"
+    assert body == legacy_list_body(store.conn)
+    r2 = await c.get("/api/v1/sequences", headers={"If-None-Match": etag})
+    assert r2.status == 304 and r2.headers["ETag"] == etag
+    assert (await (await c.get("/api/v1/sequences")).read()) == body
+    # a write on this connection
+    first = list_sequences(store.conn, limit=1)[0]["id"]
+    delete_sequence(store.conn, first)
+    r3 = await c.get("/api/v1/sequences", headers={"If-None-Match": etag})
+    assert r3.status == 200 and r3.headers["ETag"] != etag
+    assert first not in {s["id"] for s in (await r3.json())["sequences"]}
+    # a write by another process (another connection to the same file)
+    r4 = await c.get("/api/v1/sequences", params={"minmagnitude": "7"})
+    assert (await r4.json())["sequences"] == []
+    other = Store.open(tmp_path / "test.sqlite")
+    try:
+        save_all(other.conn, lhasa_usgs(), datetime(2018, 12, 31, tzinfo=UTC))
+    finally:
+        other.close()
+    r5 = await c.get("/api/v1/sequences", params={"minmagnitude": "7"})
+    seqs = (await r5.json())["sequences"]
+    assert seqs and all(s["largest"]["magnitude"] >= 7 for s in seqs)
+
+
+def test_rows_saved_before_the_list_column_are_rendered_on_read(store):
+    """Rows without list_json (written before migration 007) list exactly as saved ones."""
+    from quakealert.store.sequences import list_sequences_body
+
+    save_all(store.conn, cenc_news(), NOW)
+    want = legacy_list_body(store.conn)
+    store.conn.execute("UPDATE sequences SET list_json = NULL")  # rows of an older writer
+    assert list_sequences_body(store.conn) == want
