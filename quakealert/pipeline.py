@@ -71,6 +71,9 @@ TICK_OFFSETS = (
     timedelta(hours=24, seconds=1), timedelta(days=7, seconds=1), timedelta(days=90, seconds=1),
 )
 SUMMARY_EVERY = timedelta(hours=24)
+DIAGNOSTICS_EVERY = timedelta(minutes=10)  # pipeline time between statistics refreshes
+TICK_COALESCE = timedelta(minutes=10)  # at most one timer evaluation per sequence in this
+SMALL_SEQUENCE = 50  # below this, statistics are cheap (and the Omori fit needs >= 50 events)
 ACTIVE_FOR = timedelta(days=90)  # sequences are ticked until final (§8.2: final at 90 d)
 
 
@@ -210,6 +213,12 @@ class Pipeline:
         self.catalog = default_catalog()
         self.clock: datetime | None = None
         self._ticks: list[tuple[datetime, str]] = []
+        self._full_at: dict[str, datetime] = {}  # when each sequence's statistics were stored
+        self._saved_type: dict[str, tuple[str, bool]] = {}
+        self._stale: dict[str, datetime] = {}  # typed but statistics not yet stored
+        self._last_tick: dict[str, datetime] = {}
+        self._scheduled: set[str] = set()  # sequences whose members' ticks are queued
+        self._daily: dict[str, datetime] = {}  # each active sequence's next daily tick
         self._recipients: Recipients | None = None
         # notice id -> (subscriber ids, approval rule): enqueued right after the commit
         self._pending_recipients: dict[str, tuple[list[int], ApprovalRule | None]] = {}
@@ -308,14 +317,34 @@ class Pipeline:
             self._recipients = Recipients.load(self.store.conn)
         return self._recipients
 
-    def _schedule(self, seq: QuakeSequence, *, after: datetime) -> None:
-        times = {e.origin_at + off for e in seq.events for off in TICK_OFFSETS}
-        t = seq.first_at + SUMMARY_EVERY
-        while t <= seq.last_at + ACTIVE_FOR:
-            times.add(t)
-            t += SUMMARY_EVERY
-        for at in sorted(x for x in times if x > after):
-            heapq.heappush(self._ticks, (at, seq.id))
+    def _schedule(self, seq: QuakeSequence, *, after: datetime, event: Event | None = None
+                  ) -> None:
+        """Ticks at the moments the type can change after each member, and the daily one.
+
+        A sequence seen for the first time (or renamed by a merge) gets every member's ticks;
+        after that, only the new event's, so a dense sequence costs O(1) per event.
+        """
+        if seq.id in self._scheduled and event is not None:
+            members: Sequence[Event] = (event,)
+        else:
+            members = seq.events
+            self._scheduled.add(seq.id)
+        for e in members:
+            for off in TICK_OFFSETS:
+                if e.origin_at + off > after:
+                    heapq.heappush(self._ticks, (e.origin_at + off, seq.id))
+        if seq.id not in self._daily:
+            self._push_daily(seq, after)
+
+    def _push_daily(self, seq: QuakeSequence, after: datetime) -> None:
+        """The next daily tick (swarm summaries) while the sequence is active."""
+        days = max(0, int((after - seq.first_at) / SUMMARY_EVERY)) + 1
+        t = seq.first_at + days * SUMMARY_EVERY
+        if t <= seq.last_at + ACTIVE_FOR:
+            self._daily[seq.id] = t
+            heapq.heappush(self._ticks, (t, seq.id))
+        else:
+            self._daily.pop(seq.id, None)
 
     # -- processing -------------------------------------------------------------------------
 
@@ -342,6 +371,7 @@ class Pipeline:
             notices += self.apply(event, trigger, at=self.clock)
         if self.clock is None or now > self.clock:
             notices += self.advance(now)
+        self.refresh_stale()
         return notices
 
     def apply(self, event: Event, trigger: str, *, at: datetime) -> list[str]:
@@ -355,8 +385,8 @@ class Pipeline:
                 sq.delete_sequence(conn, seq_id)
                 continue
             seq = self.engine.sequence(seq_id)
-            self._schedule(seq, after=at)
-            inside = any(e.id == event.id for e in seq.events)
+            inside = self.engine.sequence_of(event.id) == seq_id
+            self._schedule(seq, after=at, event=event if inside else None)
             notices += self.evaluate(seq_id, at, trigger if inside else "tick",
                                      event if inside else None)
         if trigger == "deleted" and before is not None:
@@ -372,6 +402,16 @@ class Pipeline:
                 heapq.heappop(self._ticks)
             if not self.engine.has(seq_id):
                 continue
+            if self._daily.get(seq_id) == at:
+                self._push_daily(self.engine.sequence(seq_id), at)
+            last = self._last_tick.get(seq_id)
+            if last is not None and at - last < TICK_COALESCE:
+                # A dense sequence schedules ticks minutes apart; one evaluation per
+                # TICK_COALESCE is enough, and a skipped tick moves to the end of the window
+                # so no threshold waits longer than that.
+                heapq.heappush(self._ticks, (last + TICK_COALESCE, seq_id))
+                continue
+            self._last_tick[seq_id] = at
             self.clock = max(self.clock or at, at)
             notices += self.evaluate(seq_id, at, "tick", None)
         self.clock = max(self.clock or to, to)
@@ -379,17 +419,28 @@ class Pipeline:
 
     def evaluate(self, seq_id: str, at: datetime, trigger: str, event: Event | None
                  ) -> list[str]:
-        """Classify one sequence at ``at``, store it, and run the policy for its residents."""
+        """Classify one sequence at ``at``, store it, and run the policy for its residents.
+
+        The type is decided afresh every time. The statistics and the forecast (an Omori fit,
+        the ZBZ forest, the RJ integral: tens of ms for a big sequence) are refreshed when the
+        type changes and at most every DIAGNOSTICS_EVERY of pipeline time; in
+        between, the stored sequence is marked stale and refreshed at the end of the batch.
+        """
         seq = self.engine.sequence(seq_id)
-        cls = self.engine.classify(seq_id, at)
-        js = sequence_to_json(seq, cls, at)
+        cls = self.engine.classify(seq_id, at, diagnostics=False)
+        last = self._full_at.get(seq_id)
+        full = (last is None or at - last >= DIAGNOSTICS_EVERY
+                or self._saved_type.get(seq_id) != (cls.type, cls.final)
+                or len(seq.events) < SMALL_SEQUENCE)
+        if full:
+            cls = self.engine.classify(seq_id, at)
         conn = self.store.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            type_changed = sq.save_sequence(conn, js, at)
-            if type_changed:
-                log.info("sequence=%s type=%s final=%s at=%s", seq_id, cls.type, cls.final,
-                         at.isoformat())
+            if full:
+                self._save(seq, cls, at)
+            else:
+                self._stale[seq_id] = at
             result = self._policy_round(seq, cls, at, trigger, event)
             conn.execute("COMMIT")
         except BaseException:
@@ -397,6 +448,22 @@ class Pipeline:
             raise
         self._enqueue(result.notice_ids, at)
         return result.notice_ids
+
+    def _save(self, seq: QuakeSequence, cls: Classification, at: datetime) -> None:
+        if sq.save_sequence(self.store.conn, sequence_to_json(seq, cls, at), at):
+            log.info("sequence=%s type=%s final=%s at=%s", seq.id, cls.type, cls.final,
+                     at.isoformat())
+        self._full_at[seq.id] = at
+        self._saved_type[seq.id] = (cls.type, cls.final)
+        self._stale.pop(seq.id, None)
+
+    def refresh_stale(self) -> None:
+        """Store the full classification of every sequence evaluated only for its type."""
+        for seq_id, at in sorted(self._stale.items()):
+            if self.engine.has(seq_id):
+                seq = self.engine.sequence(seq_id)
+                self._save(seq, self.engine.classify(seq_id, at), at)
+        self._stale.clear()
 
     # -- policy -----------------------------------------------------------------------------
 

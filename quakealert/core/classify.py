@@ -142,10 +142,13 @@ def classify_sequence(
     *,
     engine: SequenceEngine | None = None,
     background: Iterable[Event] | None = None,
+    diagnostics: bool = True,
 ) -> Classification:
     """Type ``seq`` as known at ``now`` (members after ``now`` are ignored).
 
-    Regional context comes from ``engine`` (its other events) or from ``background``.
+    Regional context comes from ``engine`` (its other events) or from ``background``. With
+    ``diagnostics=False`` the statistics (b, Omori fit, ZBZ) and the forecast are skipped: they
+    never decide the type, and the daemon refreshes them less often than it re-types.
     """
     p = params
     members = [e for e in seq.events if e.origin_at <= now and e.status != "deleted"]
@@ -265,11 +268,14 @@ def classify_sequence(
     final = kind != UNDETERMINED and age_h >= p.final_age_d * 24
     reasons.append(_status_reason(kind, final, p))
 
-    stats, zbz_flag = _stats(p, rows, t_us, mags, mc, i1, to_us(now))
+    stats: SequenceStats | None = None
+    zbz_flag: bool | None = None
+    if diagnostics:
+        stats, zbz_flag = _stats(p, rows, t_us, mags, mc, i1, to_us(now))
     flags: list[str] = []
     if zbz_flag is False:
         flags.append("zbz-disagrees")
-    if stats.zbz is not None:
+    if stats is not None and stats.zbz is not None:
         z = stats.zbz
         agree_en = "agrees with" if zbz_flag else "DISAGREES with"
         agree_zh = "一致" if zbz_flag else "不一致"
@@ -291,7 +297,8 @@ def classify_sequence(
         assert bg is not None and agency is not None
         context = regional_context(largest, m1, bg, agency, radius_km=p.context_radius_km,
                                    years=p.context_years, min_magnitude=p.context_min_magnitude)
-    forecast = _forecast(p, kind, rows, t_us, mags, m1, t1, mc, largest, now, stats)
+    forecast = (_forecast(p, kind, rows, t_us, mags, m1, t1, mc, largest, now, stats)
+                if stats is not None else None)
     return Classification(
         sequence_id=seq.id, type=kind, final=final, at=now, agency=agency,
         n_events=len(members), n_agency=len(rows), largest=largest, largest_magnitude=m1,

@@ -567,12 +567,13 @@ class SequenceEngine:
                         found.append(ev)
         return sorted(found, key=lambda e: (e.origin_at, e.id))
 
-    def classify(self, seq_id: str, now: datetime) -> Classification:
+    def classify(self, seq_id: str, now: datetime, *, diagnostics: bool = True) -> Classification:
         """Type one sequence at ``now`` with its regional context (see core.classify)."""
         # imported here because classify.py imports this module's types
         from quakealert.core.classify import classify_sequence
 
-        return classify_sequence(self.sequence(seq_id), self.params, now, engine=self)
+        return classify_sequence(self.sequence(seq_id), self.params, now, engine=self,
+                                 diagnostics=diagnostics)
 
     # ---- internals ------------------------------------------------------------------------
     def _build(self, label: int) -> QuakeSequence:
