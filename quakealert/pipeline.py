@@ -336,6 +336,15 @@ class Pipeline:
         if seq.id not in self._daily:
             self._push_daily(seq, after)
 
+    def _has_threads(self, seq_id: str) -> bool:
+        return self.store.conn.execute(
+            "SELECT 1 FROM threads WHERE sequence_id = ? LIMIT 1", (seq_id,)).fetchone() is not None
+
+    def _offset_due(self, seq_id: str, at: datetime) -> bool:
+        """Whether a type-rule tick of this sequence coincides with ``at`` (it was deduplicated)."""
+        seq = self.engine.sequence(seq_id)
+        return any(e.origin_at + off == at for e in seq.events for off in TICK_OFFSETS)
+
     def _push_daily(self, seq: QuakeSequence, after: datetime) -> None:
         """The next daily tick (swarm summaries) while the sequence is active."""
         days = max(0, int((after - seq.first_at) / SUMMARY_EVERY)) + 1
@@ -404,6 +413,8 @@ class Pipeline:
                 continue
             if self._daily.get(seq_id) == at:
                 self._push_daily(self.engine.sequence(seq_id), at)
+                if not self._has_threads(seq_id) and not self._offset_due(seq_id, at):
+                    continue  # the daily tick is for swarm summaries: nobody to summarise to
             last = self._last_tick.get(seq_id)
             if last is not None and at - last < TICK_COALESCE:
                 # A dense sequence schedules ticks minutes apart; one evaluation per
