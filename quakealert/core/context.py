@@ -75,6 +75,7 @@ def regional_context(
         zh += "。"
         en += "."
     elif rank == 1:
+        assert big is not None  # count > 0, so there is a largest earlier event
         zh += f"，本次地震为其中最大地震（此前最大为{_zh_date(big[1])}{_fmt_m(big[0])}级地震）。"
         en += (f"; this earthquake is the largest (the largest before it was "
                f"M{_fmt_m(big[0])} on {big[1]:%Y-%m-%d})." if big else ".")

@@ -81,7 +81,7 @@ def omori_integral(p: float, c: float, t1: float, t2: float) -> float:
     if abs(z) < 1e-12:
         return math.log(x / y)
     # (x^z - y^z)/z = (2/z) (sqrt(xy))^z sinh(z ln sqrt(x/y))
-    return (2.0 / z) * math.sqrt(x * y) ** z * math.sinh(z * 0.5 * math.log(x / y))
+    return float((2.0 / z) * math.sqrt(x * y) ** z * math.sinh(z * 0.5 * math.log(x / y)))
 
 
 def expected_number(
@@ -89,7 +89,7 @@ def expected_number(
 ) -> float:
     """RJ expected number of M >= m_min in [t1, t2] days after a mainshock of m_main."""
     k = 10.0 ** (a + rj.b * (m_main - m_min))
-    return k * omori_integral(rj.p, rj.c_d, t1_d, t2_d)
+    return float(k * omori_integral(rj.p, rj.c_d, t1_d, t2_d))
 
 
 def a_grid(a_min: float = -4.5, a_max: float = -0.5, step: float = 0.01) -> np.ndarray:
@@ -105,7 +105,8 @@ def prior_weights(rj: RJParams, grid: np.ndarray) -> np.ndarray:
         w[int(np.argmin(np.abs(grid - rj.a_mean)))] = 1.0
         return w
     w = np.exp(-0.5 * ((grid - rj.a_mean) / rj.a_sigma) ** 2)
-    return w / w.sum()
+    out: np.ndarray = w / w.sum()
+    return out
 
 
 def page_mc(m_main: float, t_d: float, f: float, g: float, h: float, floor: float) -> float:

@@ -26,7 +26,8 @@ def distances_km(lat: float, lon: float, lats: Any, lons: Any) -> np.ndarray:
     p2 = np.radians(np.asarray(lats, dtype=float))
     dl = np.radians(np.asarray(lons, dtype=float) - lon)
     h = np.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * np.arcsin(np.minimum(1.0, np.sqrt(h)))
+    out: np.ndarray = 2 * EARTH_RADIUS_KM * np.arcsin(np.minimum(1.0, np.sqrt(h)))
+    return out
 
 
 def unit_vectors(lats: Any, lons: Any) -> np.ndarray:

@@ -734,7 +734,8 @@ _SQRT3 = math.sqrt(3.0)
 
 def _dot3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Row-wise dot products of (k, 3) arrays, x then y then z (as ``SequenceEngine._scan``)."""
-    return a[:, 0] * b[:, 0] + a[:, 1] * b[:, 1] + a[:, 2] * b[:, 2]
+    out: np.ndarray = a[:, 0] * b[:, 0] + a[:, 1] * b[:, 1] + a[:, 2] * b[:, 2]
+    return out
 
 
 def _link_mask(
@@ -743,7 +744,8 @@ def _link_mask(
     """Which pairs (i[k], j[k]) are linked, with the engine's arithmetic (j's vector first)."""
     c2 = 2.0 - 2.0 * _dot3(u[j], u[i])
     thr = np.maximum(cr[j], cr[i])
-    return (np.abs(t[i] - t[j]) <= gap) & (c2 <= thr * thr) & (i != j)
+    out: np.ndarray = (np.abs(t[i] - t[j]) <= gap) & (c2 <= thr * thr) & (i != j)
+    return out
 
 
 def _ragged(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -857,8 +859,8 @@ class _Sorted:
 
 def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Connected-component label of each of n nodes given undirected edges (a[k], b[k])."""
-    from scipy.sparse import coo_matrix  # type: ignore[import-untyped]
-    from scipy.sparse.csgraph import connected_components  # type: ignore[import-untyped]
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
 
     g = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n)).tocsr()
     return connected_components(g, directed=False)[1].astype(np.int64)

@@ -13,16 +13,18 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 
+Floats = Sequence[float] | np.ndarray  # plain lists in tests, numpy arrays in the core
+
 LOG10_E = math.log10(math.e)
 
 
-def bin_magnitudes(mags: Sequence[float], bin_width: float) -> np.ndarray:
+def bin_magnitudes(mags: Floats, bin_width: float) -> np.ndarray:
     """Magnitudes rounded to the nearest bin centre (half away from zero, like SeismoStats)."""
     m = np.asarray(mags, dtype=float) / bin_width
     return np.round(np.sign(m) * np.floor(np.abs(m) + 0.5)) * bin_width
 
 
-def mc_maxc(mags: Sequence[float], bin_width: float = 0.1, correction: float = 0.2) -> float:
+def mc_maxc(mags: Floats, bin_width: float = 0.1, correction: float = 0.2) -> float:
     """Maximum curvature (Wiemer & Wyss 2000) + correction (Woessner & Wiemer 2005), §4.2.
 
     The centre of the most populated ``bin_width`` bin (lowest on ties) plus ``correction``.
@@ -35,7 +37,7 @@ def mc_maxc(mags: Sequence[float], bin_width: float = 0.1, correction: float = 0
     return round(mode * bin_width + correction, 10)
 
 
-def b_value_classic(mags: Sequence[float], mc: float, delta_m: float) -> float:
+def b_value_classic(mags: Floats, mc: float, delta_m: float) -> float:
     """Tinti & Mulargia (1987) binned MLE (SeismoStats "Classic"), §4.1; ``mc`` is a bin centre."""
     m = np.asarray(mags, dtype=float)
     m = m[m >= mc - delta_m / 2]
@@ -43,14 +45,14 @@ def b_value_classic(mags: Sequence[float], mc: float, delta_m: float) -> float:
     return beta / math.log(10.0)
 
 
-def b_value_utsu(mags: Sequence[float], mc: float, delta_m: float) -> float:
+def b_value_utsu(mags: Floats, mc: float, delta_m: float) -> float:
     """Aki (1965) MLE with Utsu's (1965) binning correction: log10(e)/(mean - (Mc - dm/2))."""
     m = np.asarray(mags, dtype=float)
     m = m[m >= mc - delta_m / 2]
     return LOG10_E / (float(np.mean(m)) - (mc - delta_m / 2))
 
 
-def shi_bolt_sigma(mags: Sequence[float], b: float) -> float:
+def shi_bolt_sigma(mags: Floats, b: float) -> float:
     """Shi & Bolt (1982) b-value uncertainty: 2.30 b^2 sqrt(sum (M - mean)^2 / (N (N - 1)))."""
     m = np.asarray(mags, dtype=float)
     n = len(m)
@@ -70,7 +72,7 @@ class BValue:
     n: int
 
 
-def b_value(mags: Sequence[float], mc: float, delta_m: float = 0.1) -> BValue | None:
+def b_value(mags: Floats, mc: float, delta_m: float = 0.1) -> BValue | None:
     """Classic b (Tinti-Mulargia) with Shi-Bolt sigma, or None with fewer than 2 usable events."""
     m = np.asarray(mags, dtype=float)
     m = m[m >= mc - delta_m / 2]
@@ -97,10 +99,10 @@ class OmoriFit:
 def _omori_integral(c: float, p: float, s: float, t: float) -> float:
     if abs(1.0 - p) < 1e-9:
         return math.log((t + c) / (s + c))
-    return ((t + c) ** (1.0 - p) - (s + c) ** (1.0 - p)) / (1.0 - p)
+    return float(((t + c) ** (1.0 - p) - (s + c) ** (1.0 - p)) / (1.0 - p))
 
 
-def omori_fit(times_d: Sequence[float], end_d: float, start_d: float = 0.0) -> OmoriFit | None:
+def omori_fit(times_d: Floats, end_d: float, start_d: float = 0.0) -> OmoriFit | None:
     """Ogata (1983) MLE of K, c, p (§4.4): K profiled out, log10 c in [-5, 0] d, p in [0.5, 2]."""
     t = np.asarray([x for x in times_d if start_d < x <= end_d], dtype=float)
     n = len(t)
@@ -138,7 +140,7 @@ def omori_fit(times_d: Sequence[float], end_d: float, start_d: float = 0.0) -> O
                     log_likelihood=-float(best.fun))
 
 
-def moment_skewness(times_d: Sequence[float], mags: Sequence[float]) -> float | None:
+def moment_skewness(times_d: Floats, mags: Floats) -> float | None:
     """Roland & McGuire (2009) moment-weighted time skewness (§2.3); > 0 means moment up front.
 
     Magnitudes are used as Mw in M0 = 10^(1.5 M + 9.1) N m.
@@ -153,7 +155,7 @@ def moment_skewness(times_d: Sequence[float], mags: Sequence[float]) -> float | 
     var = float(np.sum(w * (t - mean) ** 2))
     if var <= 0:
         return None
-    return float(np.sum(w * (t - mean) ** 3)) / var**1.5
+    return float(np.sum(w * (t - mean) ** 3)) / math.pow(var, 1.5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,10 +170,10 @@ class ZbzResult:
 
 
 def zbz_families(
-    times_d: Sequence[float],
-    lats: Sequence[float],
-    lons: Sequence[float],
-    mags: Sequence[float],
+    times_d: Floats,
+    lats: Floats,
+    lons: Floats,
+    mags: Floats,
     *,
     df: float = 1.6,
     b: float = 1.0,
