@@ -163,23 +163,54 @@ class Outbox:
         if recovered:
             log.info("outbox: %d in-flight rows from a previous run returned to pending", recovered)
         limit = self.settings.concurrency
+        # Claim again once this many slots are free: small enough to keep the channels busy
+        # while the rest are in flight, large enough that a claim is one query for many rows.
+        refill = max(1, min(limit // 4, 128))
+        loop = asyncio.get_running_loop()
         inflight: dict[asyncio.Task[DeliveryResult], tuple[ob.OutboxRow, dict[str, Any]]] = {}
+        finished: list[asyncio.Task[DeliveryResult]] = []
+        waiter: list[asyncio.Future[None] | None] = [None]
+
+        def on_done(task: asyncio.Task[DeliveryResult]) -> None:
+            # O(1) per completed task (asyncio.wait would re-register on every task per wake).
+            finished.append(task)
+            w = waiter[0]
+            if w is not None and not w.done():
+                w.set_result(None)
+
+        dry, claimed_at = False, loop.time()
         last_recover = self.clock()
         while True:
             now = self.clock()
-            if not stop.is_set() and len(inflight) <= limit // 2:
-                rows = ob.claim(self.conn, limit - len(inflight), now,
-                                lease_s=self.settings.lease_s)
+            free = limit - len(inflight)
+            if (not stop.is_set() and free >= refill
+                    and (not dry or not inflight or self._wake.is_set()
+                         or loop.time() - claimed_at >= self.settings.poll_s)):
+                self._wake.clear()
+                rows = ob.claim(self.conn, free, now, lease_s=self.settings.lease_s)
+                # Fewer than asked: nothing more is due; look again after poll_s or a wake()
+                # rather than on every completion.
+                dry, claimed_at = len(rows) < free, loop.time()
                 if rows:
                     self.counters["claimed"] += len(rows)
                     notices = self._notices(rows)
                     for row in rows:
-                        task = asyncio.create_task(self._attempt(row, notices, now))
+                        task = loop.create_task(self._attempt(row, notices, now))
                         inflight[task] = (row, notices)
+                        task.add_done_callback(on_done)
             if inflight:
-                done, _ = await asyncio.wait(inflight, timeout=self.settings.poll_s,
-                                             return_when=asyncio.FIRST_COMPLETED)
-                if done:
+                if not finished:
+                    w = waiter[0] = loop.create_future()
+                    timer = loop.call_later(self.settings.poll_s, _resolve, w)
+                    try:
+                        await w
+                    finally:
+                        timer.cancel()
+                        waiter[0] = None
+                if finished:
+                    # Let the other completions of this loop iteration land: one mark batch.
+                    await asyncio.sleep(0)
+                    done, finished[:] = list(finished), []
                     now = self.clock()
                     marks = []
                     for task in done:
@@ -276,27 +307,30 @@ class Outbox:
         return _Mark(row, "failed", error=f"unexpected result {type(res).__name__}")
 
     def _apply(self, marks: Sequence[_Mark], now: datetime) -> None:
+        """Write every mark in one transaction: one executemany for all the rows."""
         gone_subscribers = set()
+        params: list[tuple[int, str, int | None, str | None, datetime | None]] = []
+        counts: Counter[str] = Counter()
+        for m in marks:
+            state = m.state
+            if state == "sent":
+                params.append((m.row.id, "sent", m.status, None, None))
+            elif state == "retry":
+                params.append((m.row.id, "pending", m.status, m.error or "retry",
+                               now + timedelta(seconds=m.delay_s)))
+            elif state == "gone":
+                params.append((m.row.id, "gone", m.status, m.error or "subscription gone", None))
+                if m.row.subscriber_exists:
+                    gone_subscribers.add(m.row.subscriber_id)
+            else:
+                params.append((m.row.id, "failed", m.status, m.error or "failed", None))
+            counts[state] += 1
+            counts[f"{m.row.channel}.{state}"] += 1
         with ob.transaction(self.conn):
-            for m in marks:
-                if m.state == "sent":
-                    ob.mark_sent(self.conn, m.row.id, at=now, status=m.status)
-                elif m.state == "retry":
-                    ob.mark_retry(self.conn, m.row.id, at=now, status=m.status,
-                                  error=m.error or "retry",
-                                  next_attempt_at=now + timedelta(seconds=m.delay_s))
-                elif m.state == "gone":
-                    ob.mark_gone(self.conn, m.row.id, at=now, status=m.status,
-                                 error=m.error or "subscription gone")
-                    if m.row.subscriber_exists:
-                        gone_subscribers.add(m.row.subscriber_id)
-                else:
-                    ob.mark_failed(self.conn, m.row.id, at=now, status=m.status,
-                                   error=m.error or "failed")
-                self.counters[m.state] += 1
-                self.counters[f"{m.row.channel}.{m.state}"] += 1
+            ob.finish_many(self.conn, params, at=now)
             for sid in gone_subscribers:
                 delete_subscriber(self.conn, sid)
+        self.counters.update(counts)
         for sid in gone_subscribers:
             log.info("outbox: subscriber %d removed (push service says gone)", sid)
         if self.on_result is not None:
@@ -306,6 +340,11 @@ class Outbox:
 
 def _any_in_flight(conn: sqlite3.Connection) -> bool:
     return conn.execute("SELECT 1 FROM outbox WHERE state = 'in_flight' LIMIT 1").fetchone() is not None
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 class _Skip(Exception):

@@ -87,6 +87,34 @@ def test_mark_ignores_rows_not_in_flight(store):
     assert not ob.mark_sent(store.conn, row.id, at=NOW)
 
 
+def test_finish_many_marks_like_mark_star(store):
+    """One executemany marks sent/retry/gone/failed as the single-row marks do, and skips rows
+    no longer in flight."""
+    ids = add_hooks(store, [f"https://h{i}.example/" for i in range(5)])
+    ob.enqueue(store.conn, "n1", rows_for(store, ids), now=NOW)
+    rows = ob.claim(store.conn, 5, NOW)
+    assert ob.mark_failed(store.conn, rows[4].id, at=NOW, error="x")  # already marked
+    later = NOW + timedelta(seconds=30)
+    with ob.transaction(store.conn):
+        changed = ob.finish_many(store.conn, [
+            (rows[0].id, "sent", 201, None, None),
+            (rows[1].id, "pending", 503, "HTTP 503", later),
+            (rows[2].id, "gone", 410, "gone", None),
+            (rows[3].id, "failed", 400, "HTTP 400", None),
+            (rows[4].id, "sent", 201, None, None),
+        ], at=NOW)
+    assert changed == 4
+    got = {r["id"]: r for r in store.conn.execute("SELECT * FROM outbox")}
+    assert got[rows[0].id]["state"] == "sent" and got[rows[0].id]["sent_at"] == NOW.timestamp()
+    assert got[rows[1].id]["state"] == "pending"
+    assert got[rows[1].id]["next_attempt_at"] == later.timestamp()
+    assert got[rows[1].id]["sent_at"] is None and got[rows[1].id]["lease_until"] is None
+    assert [got[r.id]["state"] for r in rows[2:]] == ["gone", "failed", "failed"]
+    assert got[rows[4].id]["last_error"] == "x"
+    with pytest.raises(ValueError):
+        ob.finish_many(store.conn, [(rows[0].id, "in_flight", None, None, None)], at=NOW)
+
+
 def test_retry_policy():
     """Back-off doubles up to the cap within ± jitter; Retry-After wins."""
     p = RetryPolicy(base_s=2, cap_s=30, jitter=0.25)

@@ -11,6 +11,7 @@ import hmac
 import json
 import os
 import re
+from collections.abc import Mapping
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +22,7 @@ from aiohttp import ClientSession
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from multidict import CIMultiDict
 
 from quakealert.channels.base import (
     EXERCISE_LABEL,
@@ -87,7 +89,7 @@ class PushRequest:
     """One HTTP request to a push service, ready to send."""
 
     url: str
-    headers: dict[str, str]
+    headers: Mapping[str, str]
     body: bytes
 
     def __repr__(self) -> str:  # the endpoint is a capability URL; the header holds a token
@@ -263,6 +265,7 @@ class WebPushChannel:
         # One notice fans out to many subscribers with few language choices: build each
         # plaintext once (keyed by notice id and languages; a notice never changes).
         self._payloads: dict[tuple[str, tuple[str, ...]], bytes] = {}
+        self._headers: dict[tuple[str, str, str, str], CIMultiDict[str]] = {}
 
     def __repr__(self) -> str:
         return f"WebPushChannel(ttl_s={self.ttl_s})"
@@ -282,20 +285,38 @@ class WebPushChannel:
             data = self._payloads[key] = build_payload(notice, languages)
         return data
 
+    def headers(self, notice: Notice, endpoint: str, now: datetime) -> CIMultiDict[str]:
+        """``push_headers``, built once per (notice, VAPID token) rather than per recipient: the
+        token is cached per push-service origin, so the whole header set is too."""
+        auth = self.vapid.authorization(endpoint, now)
+        key = (notice.id, notice.urgency, notice.sequence_id, auth)
+        headers = self._headers.get(key)
+        if headers is None:
+            if len(self._headers) >= 256:
+                self._headers.clear()
+            # A CIMultiDict is what aiohttp wants: it copies it without converting it first.
+            headers = self._headers[key] = CIMultiDict(
+                push_headers(notice, endpoint, self.vapid, now=now, ttl_s=self.ttl_s))
+        return headers
+
     async def deliver(
         self, notice: Notice, recipient: Recipient, session: ClientSession, *, now: datetime
     ) -> DeliveryResult:
         """Encrypt and POST; 404/410 raise Gone, other statuses become the result."""
         payload = self.payload(notice, recipient.languages)
         if self._batcher is None:
-            req = build_webpush_request(notice, recipient, self.vapid, now=now, ttl_s=self.ttl_s,
-                                        payload=payload)
+            if recipient.p256dh is None or recipient.auth is None:
+                raise ValueError("a Web Push recipient needs p256dh and auth keys")
+            body = encrypt_payload(payload, b64url_decode(recipient.p256dh),
+                                   b64url_decode(recipient.auth))
+            req = PushRequest(url=recipient.target, body=body,
+                              headers=self.headers(notice, recipient.target, now))
         else:
             if recipient.p256dh is None or recipient.auth is None:
                 raise ValueError("a Web Push recipient needs p256dh and auth keys")
             body = await self._batcher.encrypt(payload, recipient.p256dh, recipient.auth)
-            req = PushRequest(url=recipient.target, body=body, headers=push_headers(
-                notice, recipient.target, self.vapid, now=now, ttl_s=self.ttl_s))
+            req = PushRequest(url=recipient.target, body=body,
+                              headers=self.headers(notice, recipient.target, now))
         return await send(session, req, notice, recipient, now=now, timeout=self.timeout)
 
 

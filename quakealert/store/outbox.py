@@ -141,18 +141,48 @@ def claim(
     return out
 
 
+_FINISH_SQL = (
+    "UPDATE outbox SET state = ?, status = ?, last_error = ?, updated_at = ?,"
+    " lease_until = NULL, sent_at = CASE WHEN ? THEN ? ELSE sent_at END,"
+    " next_attempt_at = coalesce(?, next_attempt_at)"
+    " WHERE id = ? AND state = 'in_flight'"
+)
+FINAL_STATES = ("sent", "pending", "gone", "failed")
+
+
 def _finish(conn: sqlite3.Connection, row_id: int, state: str, at: datetime,
             status: int | None, error: str | None, *, sent: bool = False,
             next_attempt_at: datetime | None = None) -> bool:
     cur = conn.execute(
-        "UPDATE outbox SET state = ?, status = ?, last_error = ?, updated_at = ?,"
-        " lease_until = NULL, sent_at = CASE WHEN ? THEN ? ELSE sent_at END,"
-        " next_attempt_at = coalesce(?, next_attempt_at)"
-        " WHERE id = ? AND state = 'in_flight'",
+        _FINISH_SQL,
         (state, status, error, _ts(at), sent, _ts(at),
          _ts(next_attempt_at) if next_attempt_at else None, row_id),
     )
     return cur.rowcount > 0
+
+
+def finish_many(
+    conn: sqlite3.Connection,
+    marks: Iterable[tuple[int, str, int | None, str | None, datetime | None]],
+    *,
+    at: datetime,
+) -> int:
+    """Mark many in-flight rows at once: (row_id, state, status, error, next_attempt_at) with
+    state ``sent`` | ``pending`` (retry at next_attempt_at) | ``gone`` | ``failed``; the same
+    UPDATE as ``mark_*`` run as one executemany. Returns how many rows changed (rows no longer
+    in flight are left alone). Call it inside :func:`transaction` to make one commit of it."""
+    ts = _ts(at)
+    params = []
+    for row_id, state, status, error, next_attempt_at in marks:
+        if state not in FINAL_STATES:
+            raise ValueError(f"unknown outbox state {state!r}")
+        params.append((state, status, error, ts, state == "sent", ts,
+                       _ts(next_attempt_at) if next_attempt_at else None, row_id))
+    if not params:
+        return 0
+    before = conn.total_changes
+    conn.executemany(_FINISH_SQL, params)
+    return conn.total_changes - before
 
 
 def mark_sent(conn: sqlite3.Connection, row_id: int, *, at: datetime,

@@ -22,6 +22,7 @@ from quakealert.channels.webpush import (
     WebPushChannel,
     build_payload,
     build_webpush_request,
+    push_headers,
     topic_for,
 )
 from quakealert.model import Message
@@ -170,3 +171,18 @@ def test_reprs_hide_secrets(ua, vapid):
     for text in (repr(r), repr(req), repr(vapid)):
         assert "push.example.net" not in text and ua.auth_b64 not in text
         assert "vapid t=" not in text
+
+
+def test_channel_headers_cached_per_notice_and_token(vapid):
+    """The channel builds the header set once per (notice, VAPID token): same origin, same
+    object; another origin or a refreshed token gets its own Authorization."""
+    channel = WebPushChannel(vapid, ttl_s=3600)
+    notice = make_notice()
+    a = channel.headers(notice, "https://push.example.net/wpush/v2/a", NOW)
+    b = channel.headers(notice, "https://push.example.net/wpush/v2/b", NOW)
+    other = channel.headers(notice, "https://fcm.example.com/send/x", NOW)
+    assert a is b and dict(a) == push_headers(notice, "https://push.example.net/x", vapid,
+                                              now=NOW, ttl_s=3600)
+    assert other["Authorization"] != a["Authorization"]
+    later = channel.headers(notice, "https://push.example.net/wpush/v2/c", NOW + timedelta(hours=12))
+    assert later["Authorization"] != a["Authorization"] and later["TTL"] == "3600"
