@@ -7,10 +7,12 @@ source never stops the daemon or the other sources (STYLE do/don't 5). Tests cal
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,6 +30,19 @@ log = logging.getLogger(__name__)
 BACKOFF_BASE_S = 30.0
 BACKOFF_CAP_S = 1800.0
 BIG_BODY_BYTES = 256 * 1024  # parse larger bodies in a worker thread, off the event loop
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC while a big body becomes reports: they are acyclic, and the
+    collector rescanning 100k fresh objects costs ~20 % of the parse (bench_ingest)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 @dataclass(slots=True)
@@ -86,6 +101,11 @@ class PollStatus:
     skipped_backoff: bool = False
 
 
+def _parse_paused(source: Source, body: bytes) -> ParseResult:
+    with gc_paused():
+        return source.parse(body)
+
+
 def backoff_s(failures: int, retry_after_s: float | None, interval_s: float) -> float:
     """Exponential back-off from the poll interval, capped; Retry-After wins when it is longer."""
     base = max(BACKOFF_BASE_S, interval_s)
@@ -129,7 +149,7 @@ class Poller:
         try:
             body = await source.fetch(self.session, h.last_since)
             if len(body) > BIG_BODY_BYTES:
-                parsed: ParseResult = await asyncio.to_thread(source.parse, body)
+                parsed: ParseResult = await asyncio.to_thread(_parse_paused, source, body)
             else:
                 parsed = source.parse(body)
         except SourceError as err:

@@ -228,6 +228,7 @@ class Store:
             }
 
         for r in batch:
+            r_ts = r.origin_at.timestamp()
             prev = current.get((r.source, r.source_id))
             if prev is None and r.other_ids:
                 prev = self._current_by_alias(r)
@@ -251,7 +252,7 @@ class Store:
                 if change == "deleted":
                     touched[event_id] = "deleted"
             else:
-                key = int(r.origin_at.timestamp() // _BUCKET_S)
+                key = int(r_ts // _BUCKET_S)
                 cands = [c for k in (key - 1, key, key + 1) if k in buckets
                          for c in buckets[k].values()]
                 match = associate(r, cands, params) if cands else _NO_MATCH
@@ -285,16 +286,17 @@ class Store:
             if len(members) == 1:  # the common case: no merge needed
                 best: Contributor | Report = r
                 status = r.status
+                key = int(r_ts // _BUCKET_S)
             else:
                 best = preferred(list(members.values()), priorities)
                 status = "deleted" if all(
                     c.status == "deleted" for c in members.values()) else best.status
+                key = int(best.origin_at.timestamp() // _BUCKET_S)
             if status == "deleted" and touched[event_id] != "created":
                 touched[event_id] = "deleted"
             old_key = bucket_of.pop(event_id, None)
             if old_key is not None:
                 buckets[old_key].pop(event_id, None)
-            key = int(best.origin_at.timestamp() // _BUCKET_S)
             buckets[key][event_id] = Candidate(
                 event_id, best.origin_at, best.latitude, best.longitude, best.depth_km,
                 best.magnitude, best.mag_type,
