@@ -408,21 +408,22 @@ class Store:
 
     def _contributors(self, event_ids: Sequence[str]) -> dict[str, list[Contributor]]:
         out: dict[str, list[Contributor]] = {eid: [] for eid in event_ids}
-        for i in range(0, len(event_ids), 500):
-            chunk = list(event_ids[i : i + 500])
+        cur = self.conn.cursor()
+        cur.row_factory = None  # plain tuples: name lookups cost more than the query here
+        for i in range(0, len(event_ids), _IN_CHUNK):
+            chunk = list(event_ids[i : i + _IN_CHUNK])
             marks = ",".join("?" * len(chunk))
-            for row in self.conn.execute(
-                "SELECT c.event_id, r.* FROM report_current c JOIN reports r ON r.id = c.report_id"
+            for (eid, source, source_id, origin_at, lat, lon, depth, mag, mag_type, status,
+                 updated_at) in cur.execute(
+                "SELECT c.event_id, r.source, r.source_id, r.origin_at, r.latitude, r.longitude,"
+                " r.depth_km, r.magnitude, r.mag_type, r.status, r.updated_at"
+                " FROM report_current c JOIN reports r ON r.id = c.report_id"
                 f" WHERE c.event_id IN ({marks}) ORDER BY r.source, r.source_id", chunk
             ):
-                out[row["event_id"]].append(Contributor(
-                    source=row["source"], source_id=row["source_id"],
-                    origin_at=datetime.fromtimestamp(row["origin_at"], UTC),
-                    latitude=row["latitude"], longitude=row["longitude"],
-                    depth_km=row["depth_km"], magnitude=row["magnitude"],
-                    mag_type=row["mag_type"], status=row["status"],
-                    updated_at=dt(row["updated_at"]),
-                ))
+                out[eid].append(Contributor(
+                    source, source_id, datetime.fromtimestamp(origin_at, UTC), lat, lon, depth,
+                    mag, mag_type, status, None if updated_at is None
+                    else datetime.fromtimestamp(updated_at, UTC)))
         return out
 
     # -- queries --------------------------------------------------------------------------
@@ -551,7 +552,8 @@ class Store:
                 magnitude=row["magnitude"], mag_type=row["mag_type"], status=row["status"],
                 preferred_source=row["preferred_source"],
                 contributors=tuple(contributors[row["id"]]), place=row["place"],
-                review_flags=tuple(json.loads(row["review_flags"])),
+                review_flags=() if row["review_flags"] == "[]"
+                else tuple(json.loads(row["review_flags"])),
                 updated_at=datetime.fromtimestamp(row["changed_at"], UTC),
             )
             for row in rows
