@@ -14,8 +14,17 @@ from aiohttp import web
 
 from quakealert.api.fdsnws import ResponseCache, store_version
 from quakealert.api.keys import STORE
-from quakealert.api.params import get_choice, get_float, get_int, get_time, json_response
+from quakealert.api.params import (
+    decode_cursor,
+    encode_cursor,
+    get_choice,
+    get_float,
+    get_int,
+    get_time,
+    json_response,
+)
 from quakealert.core.classify import TYPES
+from quakealert.errors import InvalidRequest
 from quakealert.store.sequences import get_sequence, list_sequences_body
 from quakealert.store.sqlite import Store
 
@@ -37,16 +46,24 @@ async def get_sequences(request: web.Request) -> web.Response:
     min_magnitude = get_float(request, "minmagnitude", "minmag", lo=-10, hi=12)
     kind = get_choice(request, "type", TYPES)
     limit = get_int(request, "limit", 100)
+    after = None
+    if "cursor" in request.query:
+        vals = decode_cursor(request.query["cursor"])
+        if (len(vals) != 2 or not isinstance(vals[0], (int, float))
+                or not isinstance(vals[1], str)):
+            raise InvalidRequest("cursor: not a cursor this service issued")
+        after = (float(vals[0]), vals[1])
     store = request.app[STORE]
     cache = _CACHES.get(store)
     if cache is None:
         cache = _CACHES[store] = ResponseCache()
     version = store_version(store)
-    key = (since, min_magnitude, kind, limit, version)
+    key = (since, min_magnitude, kind, limit, after, version)
     hit = cache.get(key) if version is not None else None
     if hit is None:
         body = list_sequences_body(store.conn, since=since, min_magnitude=min_magnitude,
-                                   type=kind, limit=limit)
+                                   type=kind, limit=limit, after=after,
+                                   cursor=lambda last_at, seq_id: encode_cursor([last_at, seq_id]))
         hit = (body, _etag(body))
         if version is not None:
             cache.put(key, hit)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -148,7 +149,8 @@ def _row(r: sqlite3.Row) -> dict[str, Any]:
 
 
 def _list_query(
-    since: datetime | None, min_magnitude: float | None, type: str | None, limit: int
+    since: datetime | None, min_magnitude: float | None, type: str | None, limit: int,
+    after: tuple[float, str] | None = None,
 ) -> tuple[str, list[Any]]:
     where: list[str] = []
     args: list[Any] = []
@@ -161,7 +163,10 @@ def _list_query(
     if type is not None:
         where.append("type = ?")
         args.append(type)
-    sql = "SELECT id, list_json FROM sequences"
+    if after is not None:  # keyset cursor for ORDER BY last_at DESC, id
+        where.append("(last_at < ? OR (last_at = ? AND id > ?))")
+        args += [after[0], after[0], after[1]]
+    sql = "SELECT id, list_json, last_at FROM sequences"
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY last_at DESC, id LIMIT ?"
@@ -175,16 +180,16 @@ def _list_entries(
     min_magnitude: float | None,
     type: str | None,
     limit: int,
-) -> list[str]:
-    """The stored list entries (compact JSON text) of the selected sequences, in list order."""
-    sql, args = _list_query(since, min_magnitude, type, limit)
-    rows = conn.execute(sql, args).fetchall()
+    after: tuple[float, str] | None = None,
+) -> list[tuple[str, float, str]]:
+    """(list entry as compact JSON text, last_at, id) of the selected sequences, in list order."""
+    sql, args = _list_query(since, min_magnitude, type, limit, after)
     out = []
-    for seq_id, entry in rows:
-        if entry is None:  # written by an older version since the column was added
+    for seq_id, entry, last_at in conn.execute(sql, args).fetchall():
+        if entry is None:  # saved before migration 007 added the column
             r = conn.execute("SELECT * FROM sequences WHERE id = ?", (seq_id,)).fetchone()
             entry = _list_entry(r)
-        out.append(entry)
+        out.append((entry, last_at, seq_id))
     return out
 
 
@@ -197,7 +202,7 @@ def list_sequences(
     limit: int = 100,
 ) -> list[dict[str, Any]]:
     """Recent sequences, newest activity first: summary fields, reasons and context line."""
-    return [json.loads(e) for e in _list_entries(conn, since, min_magnitude, type, limit)]
+    return [json.loads(e) for e, _, _ in _list_entries(conn, since, min_magnitude, type, limit)]
 
 
 def list_sequences_body(
@@ -207,10 +212,20 @@ def list_sequences_body(
     min_magnitude: float | None = None,
     type: str | None = None,
     limit: int = 100,
+    after: tuple[float, str] | None = None,
+    cursor: Callable[[float, str], str] | None = None,
 ) -> bytes:
-    """``{"sequences": list_sequences(...)}`` as compact UTF-8 JSON, built without decoding."""
-    entries = _list_entries(conn, since, min_magnitude, type, limit)
-    return ('{"sequences":[' + ",".join(entries) + "]}").encode()
+    """``{"sequences": list_sequences(...)}`` as compact UTF-8 JSON, built without decoding.
+
+    With ``cursor``, one more row is read to know whether a next page exists, and the body
+    carries ``"next_cursor": cursor(last_at, id)`` of the page's last sequence.
+    """
+    rows = _list_entries(conn, since, min_magnitude, type, limit + (1 if cursor else 0), after)
+    page = rows[:limit]
+    body = '{"sequences":[' + ",".join(e for e, _, _ in page) + "]"
+    if cursor is not None and len(rows) > limit:
+        body += ',"next_cursor":' + json.dumps(cursor(page[-1][1], page[-1][2]))
+    return (body + "}").encode()
 
 
 def get_sequence(conn: sqlite3.Connection, seq_id: str) -> dict[str, Any]:
