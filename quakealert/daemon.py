@@ -185,6 +185,16 @@ async def serve(settings: Settings, stop: asyncio.Event,
         log.info("stopped cleanly")
 
 
+def reset_demo_store(path: Path) -> None:
+    """The embedded default replays the same recorded scenario on every start: begin from an
+    empty store so the demo resident sees the notices again (a real config keeps its store)."""
+    for suffix in ("", "-wal", "-shm"):
+        stale = Path(f"{path}{suffix}")
+        if stale.exists():
+            stale.unlink()
+    log.info("demo: starting from an empty store at %s (embedded offline default)", path)
+
+
 async def main_async(settings: Settings) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -199,6 +209,8 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as err:
         log.error("config: %s", err)
         return 2
+    if args.config is None:
+        reset_demo_store(settings.store_path)
     if args.host or args.port:
         from dataclasses import replace
 

@@ -130,3 +130,15 @@ def test_sigterm_stops_cleanly(tmp_path: Path) -> None:
     assert b"stopped cleanly" in err
     assert "演练".encode() in out  # the demo resident's console notices are marked EXERCISE
     json.dumps(body)
+
+
+def test_embedded_default_starts_from_an_empty_store(tmp_path: Path) -> None:
+    """`quakealert run` without --config replays the scenario afresh: the demo store is reset;
+    a store named by a config is never touched (tested above: events persist across runs)."""
+    from quakealert.daemon import reset_demo_store
+
+    db = tmp_path / "quakealert.sqlite"
+    Store.open(db).close()
+    Path(f"{db}-wal").write_bytes(b"")
+    reset_demo_store(db)
+    assert not db.exists() and not Path(f"{db}-wal").exists()
