@@ -31,6 +31,7 @@ from quakealert.api.problems import problem
 from quakealert.core.render import default_catalog
 from quakealert.errors import InvalidRequest, NotFound
 from quakealert.store import approvals as ap
+from quakealert.store.instants import iso as _iso
 from quakealert.store.notices import STATES, StoredNotice, load_stored_notice
 from quakealert.store.outbox import counts
 
@@ -42,8 +43,6 @@ _KIND = re.compile(r"^[a-z_]{1,40}$")
 MAX_SEQUENCE_NOTICES = 1000
 
 
-def _iso(at: datetime | None) -> str | None:
-    return None if at is None else at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def approval_timeouts(settings_section: dict[str, Any]) -> dict[str, float]:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from quakealert.errors import InvalidRequest, NotFound
+from quakealert.store.instants import from_epoch as _dt
 
 Role = Literal["read", "duty", "admin"]
 ROLES: tuple[Role, ...] = ("read", "duty", "admin")  # each role includes the ones before it
@@ -59,8 +60,6 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _dt(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
 def _token(row: sqlite3.Row) -> TokenInfo:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+
+from quakealert.store.instants import iso_epoch as _iso
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,10 +49,6 @@ def save_decisions(conn: sqlite3.Connection, rows: Iterable[DecisionRow]) -> int
     return len(data)
 
 
-def _iso(value: float | None) -> str | None:
-    if value is None:
-        return None
-    return datetime.fromtimestamp(value, UTC).isoformat().replace("+00:00", "Z")
 
 
 def list_decisions(

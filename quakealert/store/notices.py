@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from quakealert.errors import InvalidRequest, NotFound
 from quakealert.model import Message, Notice
+from quakealert.store.instants import epoch as _ts
+from quakealert.store.instants import from_epoch as _dt
 
 NoticeState = Literal["pending_approval", "released", "rejected", "expired"]
 STATES: tuple[NoticeState, ...] = ("pending_approval", "released", "rejected", "expired")
@@ -52,14 +54,8 @@ class StoredNotice:
     area: AreaCircle | None
 
 
-def _ts(at: datetime) -> float:
-    if at.tzinfo is None:
-        raise ValueError("instants must be timezone-aware")
-    return at.timestamp()
 
 
-def _dt(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
 def messages_json(messages: tuple[Message, ...]) -> str:

@@ -16,6 +16,9 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from quakealert.store.instants import epoch as _ts
+from quakealert.store.instants import iso_epoch as _iso
+
 DEFAULT_LEASE_S = 120.0
 
 
@@ -45,10 +48,6 @@ class OutboxRow:
         return self.languages is not None
 
 
-def _ts(at: datetime) -> float:
-    if at.tzinfo is None:
-        raise ValueError("instants must be timezone-aware")
-    return at.timestamp()
 
 
 @contextmanager
@@ -273,7 +272,3 @@ def deliveries(conn: sqlite3.Connection, notice_id: str, *, limit: int = 100,
     return out
 
 
-def _iso(value: float | None) -> str | None:
-    if value is None:
-        return None
-    return datetime.fromtimestamp(value, UTC).isoformat().replace("+00:00", "Z")

@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from quakealert.errors import NotFound
+from quakealert.store.instants import iso_epoch as _iso
 
 _SUMMARY_KEYS = ("reasons", "context", "stats", "forecast", "flags", "foreshock_ids", "mc",
                  "n_agency", "second_magnitude", "type_zh", "classified_at", "centre")
@@ -28,10 +29,6 @@ def _ts(text: str | None) -> float | None:
     return datetime.fromisoformat(text).timestamp()
 
 
-def _iso(value: float | None) -> str | None:
-    if value is None:
-        return None
-    return datetime.fromtimestamp(value, UTC).isoformat().replace("+00:00", "Z")
 
 
 def save_sequence(conn: sqlite3.Connection, seq: dict[str, Any], now: datetime) -> bool:

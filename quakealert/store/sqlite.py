@@ -33,6 +33,8 @@ from quakealert.core.associate import (
 from quakealert.core.geo import distance_km
 from quakealert.errors import NotFound
 from quakealert.model import Contributor, Event, Report
+from quakealert.store.instants import epoch_or_none as ts
+from quakealert.store.instants import iso_epoch as _iso
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +46,8 @@ _IN_CHUNK = 30_000  # ids per IN (...) query: under SQLite's 32,766 host paramet
 _BUCKET_S = 16.0  # association time window (§6.1): one bucket per window
 
 
-def ts(at: datetime | None) -> float | None:
-    return None if at is None else at.timestamp()
 
 
-def dt(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
 def migrations() -> list[tuple[int, str, str]]:
@@ -607,10 +605,6 @@ class Store:
         return {row["name"]: dict(row) for row in self.conn.execute("SELECT * FROM source_health")}
 
 
-def _iso(value: float | None) -> str | None:
-    if value is None:
-        return None
-    return datetime.fromtimestamp(value, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _diff(prev: dict[str, Any], r: Report) -> str:
