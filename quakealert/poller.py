@@ -23,7 +23,9 @@ from quakealert.core.associate import Priorities
 from quakealert.errors import SourceError
 from quakealert.model import ParseResult
 from quakealert.sources.base import Source
-from quakealert.store.sqlite import IngestResult, Store, dt, ts
+from quakealert.store.instants import epoch_or_none as ts
+from quakealert.store.instants import from_epoch as dt
+from quakealert.store.sqlite import IngestResult, Store
 
 log = logging.getLogger(__name__)
 

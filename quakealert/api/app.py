@@ -15,7 +15,8 @@ from quakealert import __version__
 from quakealert.api.keys import RUNTIME, SESSION, SETTINGS, STORE
 from quakealert.api.problems import problem_middleware
 from quakealert.config import Settings
-from quakealert.store.sqlite import Store, _iso
+from quakealert.store.instants import iso_epoch as _iso
+from quakealert.store.sqlite import Store
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ ROUTE_MODULES = (
     "quakealert.api.metrics",
     "quakealert.api.openapi",
     "quakealert.api.dashboard",
+    "quakealert.api.public",
 )
 
 MAX_BODY_BYTES = 256 * 1024
