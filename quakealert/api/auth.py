@@ -88,6 +88,8 @@ POLICY: tuple[Rule, ...] = (
     Rule("POST", "/api/v1/subscriptions", PUBLIC),
     Rule("DELETE", "/api/v1/subscriptions/*", PUBLIC),  # proved by its own management token
     Rule("GET", "/api/v1/webpush/vapid-public-key", PUBLIC),  # browsers need it to subscribe
+    Rule("GET", "/subscribe", PUBLIC),  # the residents' Web Push page (api/public.py)
+    Rule("GET", "/sw.js", PUBLIC),  # its service worker
     # Events are the same data the public FDSN service serves.
     Rule("GET", "/api/v1/events", PUBLIC),
     Rule("GET", "/api/v1/events/*", PUBLIC),
