@@ -634,7 +634,7 @@ class Pipeline:
             recent=RecentActivity(24.0, len(day), max((m.magnitude or 0) for m in day))
             if day else None,
             summary=d.reason_code == "daily_summary", context=context, previous=previous,
-            exercise=self.exercise, url=f"{self.base_url}/cap/{pl.notice_id}.xml",
+            exercise=self.exercise, url=f"{self.base_url}/n/{pl.notice_id}",
         )
         messages = render_notice(d.kinds, ctx, LANGS, now=at, options=self.render_options,
                                  catalog=self.catalog)
@@ -737,7 +737,7 @@ class Pipeline:
             depth_km=e.depth_km, magnitude=float(e.magnitude or 0), mag_type=e.mag_type,
             source=e.preferred_source, place_text=agency_place(e.place), sequence_id=seq_id,
             previous=previous, cancel_reason="deleted", exercise=self.exercise,
-            url=f"{self.base_url}/cap/{pl.notice_id}.xml")
+            url=f"{self.base_url}/n/{pl.notice_id}")
         messages = render_notice(("cancel",), ctx, LANGS, now=at, options=self.render_options,
                                  catalog=self.catalog)
         notice = Notice(id=pl.notice_id, sequence_id=seq_id, event_id=e.id, kind="cancel",

@@ -129,3 +129,26 @@ async def test_scenario_reaches_every_channel(receiver: Receiver, tmp_path: Path
         assert {i.findtext("c:language", namespaces=ns) for i in doc.findall("c:info", ns)} == {
             "zh-CN", "bo-CN", "en-US"}
     store.close()
+
+
+async def test_push_link_opens_a_readable_notice(tmp_path: Path, aiohttp_client) -> None:  # type: ignore[no-untyped-def]
+    """The url in a push leads to a public page with the notice's text in every language."""
+    store = Store.open(tmp_path / "q.sqlite")
+    add_subscriber(store.conn, NewSubscriber(*LHASA, ("zh", "bo"), "console", "demo"),
+                   now=datetime(2024, 10, 1, tzinfo=UTC))
+    settings = Settings(store_path=tmp_path / "q.sqlite", var_dir=tmp_path / "var")
+    pipeline = Pipeline(store, settings, exercise=True)
+    at = datetime(2024, 11, 9, tzinfo=UTC)
+    pipeline.process(store.ingest(read_catalog_file(DEFAULT_SCENARIO).reports, now=at), now=at)
+    notice_id, url = store.conn.execute(
+        "SELECT id, url FROM notices ORDER BY created_at LIMIT 1").fetchone()
+    assert url.endswith(f"/n/{notice_id}")
+    client = await aiohttp_client(make_app(settings, store=store))
+    page = await client.get(f"/n/{notice_id}?lang=en")
+    assert page.status == 200 and page.content_type == "text/html"
+    text = await page.text()
+    assert "EXERCISE" in text and "Drop, Cover, Hold On" in text and "墨竹工卡" in text
+    assert text.index('lang="en"') < text.index('lang="zh-Hans"')  # ?lang= comes first
+    assert "script-src" in page.headers["Content-Security-Policy"]
+    assert (await client.get("/n/qa-n-nope")).status == 404
+    store.close()

@@ -90,6 +90,7 @@ POLICY: tuple[Rule, ...] = (
     Rule("GET", "/api/v1/webpush/vapid-public-key", PUBLIC),  # browsers need it to subscribe
     Rule("GET", "/subscribe", PUBLIC),  # the residents' Web Push page (api/public.py)
     Rule("GET", "/sw.js", PUBLIC),  # its service worker
+    Rule("GET", "/n/{id}", PUBLIC),  # a released notice as a page: where a push click leads
     # Events are the same data the public FDSN service serves.
     Rule("GET", "/api/v1/events", PUBLIC),
     Rule("GET", "/api/v1/events/*", PUBLIC),

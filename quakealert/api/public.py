@@ -20,7 +20,10 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
+from quakealert.api.keys import STORE
 from quakealert.core.render import Place, default_catalog
+from quakealert.errors import NotFound
+from quakealert.store.notices import load_stored_notice
 
 routes = web.RouteTableDef()
 
@@ -225,12 +228,54 @@ async def sw_js(request: web.Request) -> web.Response:
     })
 
 
+NOTICE_LANGS = {"zh": "zh-Hans", "bo": "bo", "en": "en"}
+
+
+@routes.get("/n/{id}")
+async def notice_page(request: web.Request) -> web.Response:
+    """A released notice as a readable page (where a tapped notification leads); ?lang= first."""
+    stored = load_stored_notice(request.app[STORE].conn, request.match_info["id"])
+    if stored.state not in ("released", "expired"):
+        raise NotFound(f"no notice {request.match_info['id']!r}")
+    notice = stored.notice
+    first = request.query.get("lang")
+    order = ("zh", "bo", "en")
+    ordered = sorted(notice.messages, key=lambda m: (m.lang != first, order.index(m.lang)
+                                                      if m.lang in order else 9))
+    messages = [{"title": m.title, "lines": [ln for ln in m.body.splitlines() if ln.strip()],
+                 "html_lang": NOTICE_LANGS.get(m.lang, m.lang)} for m in ordered]
+    released = stored.released_at or notice.created_at
+    html = _env().get_template("notice.html.j2").render(
+        html_lang=messages[0]["html_lang"] if messages else "zh-Hans",
+        title=messages[0]["title"] if messages else notice.id, messages=messages,
+        exercise=notice.exercise, notice_id=notice.id,
+        issued=f"{released:%Y-%m-%d %H:%M} UTC")
+    return web.Response(text=html, content_type="text/html", headers={
+        "Content-Security-Policy": csp_for(html),
+        "Cache-Control": "public, max-age=60",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+    })
+
+
 _LANG_PARAM = {"name": "lang", "in": "query", "required": False,
                "description": "Page language: zh (default), en or bo (zh wording with sourced"
                              " Tibetan place names); any other value falls back to zh",
                "schema": {"type": "string", "default": "zh"}}
 
 OPENAPI_PATHS: dict[str, dict[str, Any]] = {
+    "/n/{id}": {"get": {
+        "summary": "A released notice as a readable page, every language (the push link)",
+        "tags": ["public"],
+        "parameters": [
+            {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}},
+            {"name": "lang", "in": "query", "required": False, "schema": {"type": "string"},
+             "description": "Language to show first (zh, bo or en)"}],
+        "responses": {
+            "200": {"description": "HTML page", "content": {"text/html": {
+                "schema": {"type": "string"}}}},
+            "404": {"description": "No such released notice", "content": {
+                "application/problem+json": {"schema": {"type": "object"}}}}}}},
     "/subscribe": {"get": {
         "summary": "Resident page: subscribe this browser to felt-quake Web Push notices",
         "tags": ["public"], "parameters": [_LANG_PARAM],

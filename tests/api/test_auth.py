@@ -107,7 +107,7 @@ PUBLIC_ROUTES = {
     ("GET", "/api/v1/openapi.json"), ("GET", "/api/v1/events"), ("GET", "/api/v1/events/{id}"),
     ("GET", "/api/v1/events/{id}/history"), ("POST", "/api/v1/subscriptions"),
     ("DELETE", "/api/v1/subscriptions/{id}"), ("GET", "/api/v1/webpush/vapid-public-key"),
-    ("GET", "/subscribe"), ("GET", "/sw.js"),
+    ("GET", "/subscribe"), ("GET", "/sw.js"), ("GET", "/n/{id}"),
 }
 
 
