@@ -6,6 +6,7 @@ import importlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from types import ModuleType
 from typing import Any
 
 import aiohttp
@@ -36,6 +37,11 @@ ROUTE_MODULES = (
 )
 
 MAX_BODY_BYTES = 256 * 1024
+
+
+def route_modules() -> list[ModuleType]:
+    """The route modules, imported in ROUTE_MODULES order (also read by the OpenAPI builder)."""
+    return [importlib.import_module(name) for name in ROUTE_MODULES]
 
 routes = web.RouteTableDef()
 
@@ -114,13 +120,7 @@ def make_app(
     app.cleanup_ctx.append(store_ctx)
     app.cleanup_ctx.append(session_ctx)
     app.add_routes(routes)
-    for name in ROUTE_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            if err.name != name:
-                raise
-            continue
+    for module in route_modules():
         if hasattr(module, "setup"):
             module.setup(app)
         if hasattr(module, "routes"):

@@ -9,7 +9,6 @@ handler's docstring). A route in none of these is left out, and tests/api/test_o
 from __future__ import annotations
 
 import copy
-import importlib
 import json
 import re
 from typing import Any
@@ -262,17 +261,11 @@ def _describe(method: str, path: str, handler: Any) -> dict[str, Any]:
 
 def _module_specs() -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """OPENAPI_PATHS and OPENAPI_SCHEMAS exported by the route modules that exist."""
-    from quakealert.api.app import ROUTE_MODULES
+    from quakealert.api.app import route_modules
 
     paths: dict[str, dict[str, Any]] = {}
     schemas: dict[str, Any] = {}
-    for name in ROUTE_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            if err.name != name:
-                raise
-            continue
+    for module in route_modules():
         for path, ops in getattr(module, "OPENAPI_PATHS", {}).items():
             paths.setdefault(path, {}).update(copy.deepcopy(ops))
         schemas.update(copy.deepcopy(getattr(module, "OPENAPI_SCHEMAS", {})))
