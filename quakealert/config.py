@@ -52,6 +52,12 @@ class Settings:
 
 
 _SOURCE_KEYS = {f for f in SourceConfig.__dataclass_fields__} | {"catalog"}
+# Every table a subsystem reads with Settings.section(); a misspelt table is an error, not a
+# silently ignored setting (an operator's [polcy] must not leave the defaults in force).
+SECTIONS = frozenset({
+    "store", "api", "sources", "sequences", "policy", "approvals", "messages", "webpush",
+    "webhook", "outbox", "subscriptions", "ratelimit", "auth", "cap", "fdsnws", "demo",
+})
 
 
 def load_catalog(name: str) -> dict[str, Any]:
@@ -129,6 +135,10 @@ def load_settings(path: Path | None) -> Settings:
             data = tomllib.load(f)
     except (OSError, tomllib.TOMLDecodeError) as err:
         raise ConfigError(f"cannot read config {path}: {err}") from err
+    unknown = set(data) - SECTIONS
+    if unknown:
+        raise ConfigError(f"{path}: unknown tables {', '.join(sorted(unknown))}; known: "
+                          f"{', '.join(sorted(SECTIONS))}")
     base = Path(path).resolve().parent
     store = data.pop("store", {})
     api = data.pop("api", {})

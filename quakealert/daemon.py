@@ -69,27 +69,29 @@ class Runtime:
 
 async def start(settings: Settings, *, stop: asyncio.Event) -> Runtime:
     """Open the store, build the sources, pipeline, outbox and scheduler; return the runtime."""
+    from quakealert.api.metrics import Metrics
+    from quakealert.pipeline import Pipeline
+
+    sources = {cfg.name: make_source(cfg) for cfg in settings.sources}
     store = Store.open(settings.store_path)
     session = aiohttp.ClientSession(headers={"User-Agent": "quakealert/0.1 (+earthquake alerts)"})
-    sources = {cfg.name: make_source(cfg) for cfg in settings.sources}
-    poller = Poller(store=store, session=session, priorities=priorities_for(settings))
-    labels = [str(s.config.params.get("label") or f"REPLAY of {Path(str(s.config.path)).name}")
-              for s in sources.values() if s.config.kind == "replay"]
-    from quakealert.api.metrics import Metrics
-
-    runtime = Runtime(settings, store, session, poller, sources,
-                      replay_label="; ".join(labels) or None, metrics=Metrics.create())
-    poller.metrics = runtime.metrics
     try:
-        from quakealert.pipeline import Pipeline
-    except ModuleNotFoundError:  # pragma: no cover - pipeline lands with the sequence engine
-        Pipeline = None
-    if Pipeline is not None:
-        runtime.pipeline = Pipeline.create(runtime)
+        poller = Poller(store=store, session=session, priorities=priorities_for(settings))
+        labels = [str(s.config.params.get("label")
+                      or f"REPLAY of {Path(str(s.config.path)).name}")
+                  for s in sources.values() if s.config.kind == "replay"]
+        runtime = Runtime(settings, store, session, poller, sources,
+                          replay_label="; ".join(labels) or None, metrics=Metrics.create())
+        poller.metrics = runtime.metrics
+        runtime.pipeline = Pipeline.create(runtime)  # validates [sequences], [policy], ...
         runtime.pipeline.metrics = runtime.metrics
         poller.on_ingest = runtime.pipeline.on_ingest
-    if settings.section("demo").get("subscriber"):
-        ensure_demo_subscriber(store)
+        if settings.section("demo").get("subscriber"):
+            ensure_demo_subscriber(store)
+    except BaseException:
+        await session.close()
+        store.close()
+        raise
     if runtime.replay_label:
         log.warning("mode=replay %s: these are recorded events, not live data", runtime.replay_label)
     return runtime
@@ -165,8 +167,7 @@ async def serve(settings: Settings, stop: asyncio.Event,
         schedule(runtime, scheduler)
         scheduler.start()
         start_listeners(runtime, stop)
-        if runtime.pipeline is not None and hasattr(runtime.pipeline, "start"):
-            await runtime.pipeline.start(stop)
+        await runtime.pipeline.start(stop)
         if started is not None:
             started.set()
         await stop.wait()
@@ -177,8 +178,7 @@ async def serve(settings: Settings, stop: asyncio.Event,
         for task in runtime.tasks:
             task.cancel()
         await asyncio.gather(*runtime.tasks, return_exceptions=True)
-        if runtime.pipeline is not None and hasattr(runtime.pipeline, "close"):
-            await runtime.pipeline.close()
+        await runtime.pipeline.close()
         await runner.cleanup()
         await runtime.session.close()
         runtime.store.close()
@@ -216,5 +216,9 @@ def run(args: argparse.Namespace) -> int:
 
         settings = replace(settings, api_host=args.host or settings.api_host,
                            api_port=args.port or settings.api_port)
-    asyncio.run(main_async(settings))
+    try:
+        asyncio.run(main_async(settings))
+    except ConfigError as err:  # a subsystem rejected its table at start-up
+        log.error("config: %s", err)
+        return 2
     return 0

@@ -142,3 +142,14 @@ def test_embedded_default_starts_from_an_empty_store(tmp_path: Path) -> None:
     Path(f"{db}-wal").write_bytes(b"")
     reset_demo_store(db)
     assert not db.exists() and not Path(f"{db}-wal").exists()
+
+
+def test_bad_policy_table_stops_start_up_with_exit_2(tmp_path: Path) -> None:
+    """A config a subsystem rejects ends `quakealert run` with a one-line error and status 2."""
+    cfg = write_config(tmp_path, free_port())
+    cfg.write_text(cfg.read_text() + "\n[policy]\nquiet_hours = '23:00-07:00'\n")
+    proc = subprocess.run([sys.executable, "-m", "quakealert", "run", "--config", str(cfg)],
+                          capture_output=True, timeout=60)
+    assert proc.returncode == 2
+    assert b"[policy] unknown keys: quiet_hours" in proc.stderr
+    assert b"Traceback" not in proc.stderr
