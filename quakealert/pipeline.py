@@ -205,7 +205,10 @@ class Pipeline:
         self.store = store
         self.settings = settings
         self.exercise = exercise
-        self.base_url = base_url or f"http://{settings.api_host}:{settings.api_port}"
+        # The public address residents open (behind the office's TLS proxy in production):
+        # [cap] base_url, the same setting the CAP feed uses for its links.
+        self.base_url = (base_url or settings.section("cap").get("base_url")
+                         or f"http://{settings.api_host}:{settings.api_port}").rstrip("/")
         self.engine = SequenceEngine(params_from_section(settings.section("sequences")))
         self.policy = PolicyParams.from_config(settings.section("policy"))
         self.render_options = RenderOptions(**settings.section("messages"))

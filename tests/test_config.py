@@ -31,6 +31,12 @@ def test_deploy_example_is_accepted_by_every_subsystem(tmp_path: Path) -> None:
     assert params_from_section(s.section("sequences")).region_radius_km == 200.0
     assert approval_rules(s.section("approvals"))["swarm_advisory"].timeout_s == 600
     OutboxSettings.from_section(s.section("outbox"))
+    from quakealert.pipeline import Pipeline
+    from quakealert.store.sqlite import Store
+
+    store = Store.open(tmp_path / "q.sqlite")
+    assert Pipeline(store, s).base_url == "https://quakealert.example.org"
+    store.close()
 
 
 @pytest.mark.parametrize("text, message", [

@@ -149,7 +149,7 @@ def test_bad_policy_table_stops_start_up_with_exit_2(tmp_path: Path) -> None:
     cfg = write_config(tmp_path, free_port())
     cfg.write_text(cfg.read_text() + "\n[policy]\nquiet_hours = '23:00-07:00'\n")
     proc = subprocess.run([sys.executable, "-m", "quakealert", "run", "--config", str(cfg)],
-                          capture_output=True, timeout=60)
+                          check=False, capture_output=True, timeout=60)
     assert proc.returncode == 2
     assert b"[policy] unknown keys: quiet_hours" in proc.stderr
     assert b"Traceback" not in proc.stderr
