@@ -70,7 +70,8 @@ def regional_context(
     big = max(prior, key=lambda x: (x[0], x[1]), default=None)
     r, y, mm = f"{radius_km:g}", f"{years:g}", f"{min_magnitude:g}"
     zh = f"震中周边{r}公里内近{y}年来发生{mm}级以上地震共{count}次"
-    en = f"Within {r} km of the epicentre, {count} earthquakes of M{mm} or greater occurred in the past {y} years"
+    quakes = "1 earthquake" if count == 1 else f"{count} earthquakes"
+    en = f"Within {r} km of the epicentre, {quakes} of M{mm} or greater occurred in the past {y} years"
     if count == 0:
         zh += "。"
         en += "."

@@ -54,3 +54,10 @@ def test_first_event_in_the_region_is_its_own_largest() -> None:
     assert ctx.count == 0
     assert ctx.zh == "震中周边200公里内近5年来发生3级以上地震共0次。"
     assert ctx.en.startswith("Within 200 km of the epicentre, 0 earthquakes")
+
+
+def test_english_line_says_one_earthquake():
+    """One earlier event: '1 earthquake of M3 or greater', not '1 earthquakes'."""
+    a, b, _ = cenc_news("maizhokunggar-2024")
+    ctx = regional_context(b, 4.5, [a], "cenc")
+    assert ctx.count == 1 and "1 earthquake of M3" in ctx.en
