@@ -33,6 +33,7 @@ from quakealert.core.intensity import upper_intensity_many
 from quakealert.core.policy import (
     Decision,
     EventView,
+    Plan,
     PolicyInput,
     PolicyParams,
     SubscriberView,
@@ -215,7 +216,8 @@ class Pipeline:
         self.approvals = approval_rules(settings.section("approvals"))
         self.catalog = default_catalog()
         self.clock: datetime | None = None
-        self._ticks: list[tuple[datetime, str]] = []
+        # (when, sequence id, daily): type-rule ticks, and the daily swarm-summary tick
+        self._ticks: list[tuple[datetime, str, bool]] = []
         self._full_at: dict[str, datetime] = {}  # when each sequence's statistics were stored
         self._saved_type: dict[str, tuple[str, bool]] = {}
         self._stale: dict[str, datetime] = {}  # typed but statistics not yet stored
@@ -335,7 +337,7 @@ class Pipeline:
         for e in members:
             for off in TICK_OFFSETS:
                 if e.origin_at + off > after:
-                    heapq.heappush(self._ticks, (e.origin_at + off, seq.id))
+                    heapq.heappush(self._ticks, (e.origin_at + off, seq.id, False))
         if seq.id not in self._daily:
             self._push_daily(seq, after)
 
@@ -343,18 +345,13 @@ class Pipeline:
         return self.store.conn.execute(
             "SELECT 1 FROM threads WHERE sequence_id = ? LIMIT 1", (seq_id,)).fetchone() is not None
 
-    def _offset_due(self, seq_id: str, at: datetime) -> bool:
-        """Whether a type-rule tick of this sequence coincides with ``at`` (it was deduplicated)."""
-        seq = self.engine.sequence(seq_id)
-        return any(e.origin_at + off == at for e in seq.events for off in TICK_OFFSETS)
-
     def _push_daily(self, seq: QuakeSequence, after: datetime) -> None:
         """The next daily tick (swarm summaries) while the sequence is active."""
         days = max(0, int((after - seq.first_at) / SUMMARY_EVERY)) + 1
         t = seq.first_at + days * SUMMARY_EVERY
         if t <= seq.last_at + ACTIVE_FOR:
             self._daily[seq.id] = t
-            heapq.heappush(self._ticks, (t, seq.id))
+            heapq.heappush(self._ticks, (t, seq.id, True))
         else:
             self._daily.pop(seq.id, None)
 
@@ -409,21 +406,23 @@ class Pipeline:
         """Run every due tick up to ``to`` (type changes after 30 min, daily summaries...)."""
         notices: list[str] = []
         while self._ticks and self._ticks[0][0] <= to:
-            at, seq_id = heapq.heappop(self._ticks)
-            while self._ticks and self._ticks[0] == (at, seq_id):
-                heapq.heappop(self._ticks)
+            at, seq_id, daily = heapq.heappop(self._ticks)
+            kinds = [daily]
+            while self._ticks and self._ticks[0][:2] == (at, seq_id):  # same moment: one tick
+                kinds.append(heapq.heappop(self._ticks)[2])
+            daily, rule = any(kinds), not all(kinds)
             if not self.engine.has(seq_id):
                 continue
-            if self._daily.get(seq_id) == at:
+            if daily and self._daily.get(seq_id) == at:
                 self._push_daily(self.engine.sequence(seq_id), at)
-                if not self._has_threads(seq_id) and not self._offset_due(seq_id, at):
-                    continue  # the daily tick is for swarm summaries: nobody to summarise to
+            if not rule and not self._has_threads(seq_id):
+                continue  # the daily tick is for swarm summaries: nobody to summarise to
             last = self._last_tick.get(seq_id)
             if last is not None and at - last < TICK_COALESCE:
                 # A dense sequence schedules ticks minutes apart; one evaluation per
                 # TICK_COALESCE is enough, and a skipped tick moves to the end of the window
                 # so no threshold waits longer than that.
-                heapq.heappush(self._ticks, (last + TICK_COALESCE, seq_id))
+                heapq.heappush(self._ticks, (last + TICK_COALESCE, seq_id, not rule))
                 continue
             self._last_tick[seq_id] = at
             self.clock = max(self.clock or at, at)
@@ -543,33 +542,41 @@ class Pipeline:
                 return "qa-n-" + hashlib.blake2s(key.encode(), digest_size=8).hexdigest()
 
             p = plan(ctx, thread, sub, self.policy, now=at, notice_id=notice_id)
-            for d, nid in zip(p.decisions, p.notice_ids + ("",) * len(p.decisions)):
-                if trigger == "tick" and not d.send:
-                    # A timer found nothing due (summary too soon, not a swarm): not a decision
-                    # about a quake, and recording it for every resident every tick buries the
-                    # ones duty staff need. Event-triggered "not sent" decisions are all kept.
-                    out.not_sent += 1
-                    continue
-                rows.append(dec.DecisionRow(
-                    at=at, sequence_id=seq.id, event_id=d.event_id or subject.id,
-                    send=d.send, reason_code=d.reason_code, reason_en=d.reason_en,
-                    reason_zh=d.reason_zh, subscriber_id=sid, area=area, kind="+".join(d.kinds)
-                    or None, msg_type=d.msg_type, urgency=d.urgency if d.send else None,
-                    notice_id=nid or None, degree=d.degree))
-                if d.send:
-                    planned.setdefault(nid, _Planned(nid, d, subject, area, d.degree))
-                    planned[nid].subscriber_ids.append(sid)
-                    out.sent += 1
-                else:
-                    out.not_sent += 1
-            if p.thread is not None and p.thread != thread:
-                dec.save_thread(self.store.conn, sid, seq.id, thread_to_json(p.thread), at)
+            # A timer that found nothing due (summary too soon, not a swarm) is not a decision
+            # about a quake; recording it for every resident every tick would bury the ones
+            # duty staff need. Event-triggered "not sent" decisions are all kept.
+            sent = self._record(p, thread, sid, area, seq.id, subject, at, rows, planned,
+                                keep_not_sent=trigger != "tick")
+            out.sent += sent
+            out.not_sent += len(p.decisions) - sent
         for pl in planned.values():
             self._make_notice(pl, seq, cls, at)
             out.notice_ids.append(pl.notice_id)
         dec.save_decisions(self.store.conn, rows)
         self._count(rows)
         return out
+
+    def _record(self, p: Plan, thread: ThreadState | None, sid: int, area: str | None,
+                seq_id: str, subject: Event, at: datetime, rows: list[dec.DecisionRow],
+                planned: dict[str, _Planned], *, keep_not_sent: bool = True) -> int:
+        """One resident's plan: its decision rows, its share of the notices, its thread."""
+        sent = 0
+        for d, nid in zip(p.decisions, p.notice_ids + ("",) * len(p.decisions)):
+            if d.send or keep_not_sent:
+                rows.append(dec.DecisionRow(
+                    at=at, sequence_id=seq_id, event_id=d.event_id or subject.id,
+                    send=d.send, reason_code=d.reason_code, reason_en=d.reason_en,
+                    reason_zh=d.reason_zh, subscriber_id=sid, area=area,
+                    kind="+".join(d.kinds) or None, msg_type=d.msg_type,
+                    urgency=d.urgency if d.send else None, notice_id=nid or None,
+                    degree=d.degree))
+            if d.send:
+                planned.setdefault(nid, _Planned(nid, d, subject, area, d.degree))
+                planned[nid].subscriber_ids.append(sid)
+                sent += 1
+        if p.thread is not None and p.thread != thread:
+            dec.save_thread(self.store.conn, sid, seq_id, thread_to_json(p.thread), at)
+        return sent
 
     def _count(self, rows: Sequence[dec.DecisionRow]) -> None:
         if self.metrics is None:
@@ -711,20 +718,11 @@ class Pipeline:
                          notice_id=lambda d: "qa-n-" + hashlib.blake2s(
                              f"{seq_id}|{d.event_id}|cancel|{at.isoformat()}".encode(),
                              digest_size=8).hexdigest())
-                for d, nid in zip(p.decisions, p.notice_ids + ("",) * len(p.decisions)):
-                    rows.append(dec.DecisionRow(
-                        at=at, sequence_id=seq_id, event_id=event.id, send=d.send,
-                        reason_code=d.reason_code, reason_en=d.reason_en, reason_zh=d.reason_zh,
-                        subscriber_id=sid, area=area.get(sid), kind=d.kind, msg_type=d.msg_type,
-                        urgency=d.urgency if d.send else None, notice_id=nid or None))
-                    if d.send:
-                        planned.setdefault(nid, _Planned(nid, d, event, area.get(sid), 0))
-                        planned[nid].subscriber_ids.append(sid)
-                if p.thread is not None:
-                    dec.save_thread(conn, sid, seq_id, thread_to_json(p.thread), at)
+                self._record(p, thread, sid, area.get(sid), seq_id, event, at, rows, planned)
             for pl in planned.values():
                 self._make_cancel(pl, seq_id, at)
             dec.save_decisions(conn, rows)
+            self._count(rows)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

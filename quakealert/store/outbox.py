@@ -150,14 +150,9 @@ FINAL_STATES = ("sent", "pending", "gone", "failed")
 
 
 def _finish(conn: sqlite3.Connection, row_id: int, state: str, at: datetime,
-            status: int | None, error: str | None, *, sent: bool = False,
+            status: int | None, error: str | None, *,
             next_attempt_at: datetime | None = None) -> bool:
-    cur = conn.execute(
-        _FINISH_SQL,
-        (state, status, error, _ts(at), sent, _ts(at),
-         _ts(next_attempt_at) if next_attempt_at else None, row_id),
-    )
-    return cur.rowcount > 0
+    return finish_many(conn, [(row_id, state, status, error, next_attempt_at)], at=at) > 0
 
 
 def finish_many(
@@ -187,7 +182,7 @@ def finish_many(
 def mark_sent(conn: sqlite3.Connection, row_id: int, *, at: datetime,
               status: int | None = None) -> bool:
     """The receiver accepted the row."""
-    return _finish(conn, row_id, "sent", at, status, None, sent=True)
+    return _finish(conn, row_id, "sent", at, status, None)
 
 
 def mark_retry(conn: sqlite3.Connection, row_id: int, *, next_attempt_at: datetime,
