@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 BACKOFF_BASE_S = 30.0
 BACKOFF_CAP_S = 1800.0
 BIG_BODY_BYTES = 256 * 1024  # parse larger bodies in a worker thread, off the event loop
+BIG_BATCH = 2000  # store larger batches in a worker thread, on its own connection
 
 
 @contextmanager
@@ -103,6 +104,15 @@ class PollStatus:
     skipped_backoff: bool = False
 
 
+def _ingest_apart(path: Any, parsed: ParseResult, now: datetime,
+                  priorities: Priorities) -> IngestResult:
+    store = Store.open(path)
+    try:
+        return store.ingest(parsed.reports, now=now, priorities=priorities)
+    finally:
+        store.close()
+
+
 def _parse_paused(source: Source, body: bytes) -> ParseResult:
     with gc_paused():
         return source.parse(body)
@@ -168,9 +178,11 @@ class Poller:
         started = time.perf_counter() if started is None else started
         h = self.health_of(name)
         async with self.lock:
-            if len(parsed.reports) > 2000:
-                result = await asyncio.to_thread(self.store.ingest, parsed.reports, now=now,
-                                                 priorities=self.priorities)
+            if len(parsed.reports) > BIG_BATCH and str(self.store.path) != ":memory:":
+                # Seconds of work: off the loop, on a connection of its own (the loop's
+                # connection serves the API meanwhile and must not share the transaction).
+                result = await asyncio.to_thread(_ingest_apart, self.store.path, parsed,
+                                                 now, self.priorities)
             else:
                 result = self.store.ingest(parsed.reports, now=now, priorities=self.priorities)
             h.last_ok_at = now

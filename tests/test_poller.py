@@ -173,3 +173,27 @@ async def test_restart_resumes_from_stored_health(node: Node, tmp_path) -> None:
         assert "updatedafter" in node.queries[-1]
         assert s2.count_reports() == 2
         s2.close()
+
+
+async def test_big_batch_is_stored_on_its_own_connection(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A batch over BIG_BATCH is ingested off the loop on another connection: the loop's
+    connection, which serves the API meanwhile, is never inside the ingest's transaction."""
+    from quakealert.model import ParseResult, Report
+    from quakealert.poller import BIG_BATCH
+
+    store = Store.open(tmp_path / "q.sqlite")
+    t0 = datetime(2019, 7, 6, tzinfo=UTC)
+    reports = [Report("ci", f"ci{k}", t0 + timedelta(seconds=30 * k), 35.7, -117.5, 8.0, 2.0,
+                      "ml") for k in range(BIG_BATCH * 5)]
+    async with aiohttp.ClientSession() as session:
+        poller = Poller(store=store, session=session)
+        task = asyncio.create_task(poller.store_reports("ci", ParseResult(reports), now=t0))
+        seen_in_transaction = False
+        while not task.done():
+            seen_in_transaction |= store.conn.in_transaction
+            await asyncio.sleep(0.001)
+        status = task.result()
+    assert not seen_in_transaction
+    assert status.ok and status.new == BIG_BATCH * 5
+    assert store.count_events() == BIG_BATCH * 5
+    store.close()
