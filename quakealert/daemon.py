@@ -7,7 +7,6 @@ import argparse
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -138,16 +137,7 @@ def start_listeners(runtime: Runtime, stop: asyncio.Event) -> None:
             await runtime.poller.poll_once(_source, force=True)
 
         runtime.tasks.append(asyncio.create_task(
-            _listen(listen, runtime.session, on_reports, on_gap, stop), name=f"listen:{name}"))
-
-
-async def _listen(listen: Callable[..., Awaitable[None]], session: aiohttp.ClientSession,
-                  on_reports: Callable[..., Awaitable[None]],
-                  on_gap: Callable[..., Awaitable[None]], stop: asyncio.Event) -> None:
-    try:
-        await listen(session, on_reports, on_gap=on_gap, stop=stop)
-    except TypeError:
-        await listen(session, on_reports, stop=stop)
+            listen(runtime.session, on_reports, on_gap=on_gap, stop=stop), name=f"listen:{name}"))
 
 
 async def serve(settings: Settings, stop: asyncio.Event,

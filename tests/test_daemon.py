@@ -153,3 +153,57 @@ def test_bad_policy_table_stops_start_up_with_exit_2(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert b"[policy] unknown keys: quiet_hours" in proc.stderr
     assert b"Traceback" not in proc.stderr
+
+
+async def test_emsc_websocket_pushes_reach_the_store(tmp_path: Path, aiohttp_server) -> None:  # type: ignore[no-untyped-def]
+    """The daemon listens on an EMSC socket: a pushed message becomes an event, and the
+    back-fill poll after the (re)connect asks the FDSN endpoint."""
+    from aiohttp import web
+
+    from tests.conftest import load_fixture
+
+    message = load_fixture("emsc/emsc-seismicportal-ws-message-create.json").decode()
+    backfills: list[str] = []
+
+    async def ws(request: web.Request) -> web.WebSocketResponse:
+        sock = web.WebSocketResponse()
+        await sock.prepare(request)
+        await sock.send_str(message)
+        async for _ in sock:  # keep the connection until the client leaves
+            pass
+        return sock
+
+    async def fdsn(request: web.Request) -> web.Response:
+        backfills.append(request.query_string)
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_get("/ws", ws)
+    app.router.add_get("/fdsnws/event/1/query", fdsn)
+    server = await aiohttp_server(app)
+    port = free_port()
+    cfg = tmp_path / "q.toml"
+    cfg.write_text(f"""
+[store]
+path = "{tmp_path / 'q.sqlite'}"
+var_dir = "{tmp_path / 'var'}"
+[api]
+port = {port}
+[[sources]]
+name = "emsc"
+kind = "emsc"
+url = "{server.make_url('/fdsnws/event/1/query')}"
+interval_s = 3600
+jitter_s = 0
+params = {{ ws_url = "{str(server.make_url('/ws')).replace('http', 'ws')}" }}
+""")
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(load_settings(cfg), stop))
+    try:
+        body = await wait_for(f"http://127.0.0.1:{port}/api/v1/events",
+                              lambda b: len(b["events"]) == 1)
+        assert body["events"][0]["sources"][0]["source"] == "emsc"
+        assert backfills  # the scheduled poll and/or the post-connect back-fill
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
