@@ -65,6 +65,12 @@ class Runtime:
         virtual = getattr(src, "virtual_now", None)
         return virtual() if callable(virtual) else wall
 
+    def pipeline_now(self, wall: datetime) -> datetime:
+        """The pipeline's present: the replay's scenario time when replaying, else the wall."""
+        virtual = [src.virtual_now() for src in self.sources.values()
+                   if callable(getattr(src, "virtual_now", None))]
+        return max(virtual) if virtual else wall
+
 
 async def start(settings: Settings, *, stop: asyncio.Event) -> Runtime:
     """Open the store, build the sources, pipeline, outbox and scheduler; return the runtime."""

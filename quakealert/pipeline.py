@@ -287,11 +287,7 @@ class Pipeline:
             if stop.is_set():
                 break
             wall = datetime.now(UTC)
-            now = wall
-            if self.runtime is not None:
-                for name in self.runtime.sources:
-                    now = max(now, self.runtime.scenario_now(name, wall)) if self.clock is None \
-                        else self.runtime.scenario_now(name, wall)
+            now = self.runtime.pipeline_now(wall) if self.runtime is not None else wall
             try:
                 if self.clock is not None and now > self.clock:
                     self.advance(now)
