@@ -642,10 +642,17 @@ class Pipeline:
             summary=d.reason_code == "daily_summary", context=context, previous=previous,
             exercise=self.exercise, url=f"{self.base_url}/n/{pl.notice_id}",
         )
+        self._store_notice(pl, ctx, seq.id, at)
+
+    def _store_notice(self, pl: _Planned, ctx: NoticeContext, seq_id: str, at: datetime
+                      ) -> None:
+        """Render the planned notice in every language, store it (held if its kind needs
+        approval) and keep its recipients for the outbox."""
+        d, e = pl.decision, pl.event
         messages = render_notice(d.kinds, ctx, LANGS, now=at, options=self.render_options,
                                  catalog=self.catalog)
         notice = Notice(
-            id=pl.notice_id, sequence_id=seq.id, event_id=e.id, kind="+".join(d.kinds),
+            id=pl.notice_id, sequence_id=seq_id, event_id=e.id, kind="+".join(d.kinds),
             msg_type=d.msg_type or "Alert", messages=messages, created_at=at,
             urgency=d.urgency, references=d.references, exercise=self.exercise, url=ctx.url)
         rule = self.approvals.get(d.kind or "")
@@ -661,7 +668,7 @@ class Pipeline:
             log.warning("notice=%s not stored again: %s", pl.notice_id, err)
             return
         self._pending_recipients[pl.notice_id] = (pl.subscriber_ids, rule)
-        log.info("notice=%s sequence=%s kind=%s to=%d state=%s reason=%s", pl.notice_id, seq.id,
+        log.info("notice=%s sequence=%s kind=%s to=%d state=%s reason=%s", pl.notice_id, seq_id,
                  notice.kind, len(pl.subscriber_ids), state, d.reason_code)
 
     def _area_km(self, degree: int) -> float:
@@ -735,15 +742,7 @@ class Pipeline:
             source=e.preferred_source, place_text=agency_place(e.place), sequence_id=seq_id,
             previous=previous, cancel_reason="deleted", exercise=self.exercise,
             url=f"{self.base_url}/n/{pl.notice_id}")
-        messages = render_notice(("cancel",), ctx, LANGS, now=at, options=self.render_options,
-                                 catalog=self.catalog)
-        notice = Notice(id=pl.notice_id, sequence_id=seq_id, event_id=e.id, kind="cancel",
-                        msg_type="Cancel", messages=messages, created_at=at, urgency="normal",
-                        references=pl.decision.references, exercise=self.exercise, url=ctx.url)
-        nt.save_notice(self.store.conn, notice, "released",
-                       area=nt.AreaCircle(e.latitude, e.longitude, 100.0, e.place or ""),
-                       at=datetime.now(UTC), reason=pl.decision.reason_en)
-        self._pending_recipients[pl.notice_id] = (pl.subscriber_ids, None)
+        self._store_notice(pl, ctx, seq_id, at)
 
     def _enqueue(self, notice_ids: Iterable[str], at: datetime) -> None:
         wall = datetime.now(UTC)
