@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from functools import partial
 from types import ModuleType
 from typing import Any
 
@@ -84,13 +86,7 @@ async def healthz(request: web.Request) -> web.Response:
     runtime = request.app.get(RUNTIME)
     if runtime is not None and getattr(runtime, "replay_label", None):
         body["mode"] = runtime.replay_label
-    return web.json_response(body, dumps=_dumps)
-
-
-def _dumps(obj: Any) -> str:
-    import json
-
-    return json.dumps(obj, ensure_ascii=False)
+    return web.json_response(body, dumps=partial(json.dumps, ensure_ascii=False))
 
 
 def make_app(
