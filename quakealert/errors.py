@@ -42,5 +42,21 @@ class InvalidRequest(QuakealertError):
     """A request parameter or body is invalid (views map it to 400)."""
 
 
+class Conflict(QuakealertError):
+    """The request clashes with the object's current state (views map it to 409)."""
+
+    def __init__(self, message: str, **extra: object):
+        super().__init__(message)
+        self.extra = extra  # members added to the problem details
+
+
+class Unprocessable(QuakealertError):
+    """Well-formed but not acceptable content, e.g. over a length budget (views map it to 422)."""
+
+    def __init__(self, message: str, **extra: object):
+        super().__init__(message)
+        self.extra = extra
+
+
 class SubscriptionGone(QuakealertError):
     """A push service answered 404/410: the subscription no longer exists and is deleted."""

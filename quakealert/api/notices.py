@@ -27,7 +27,6 @@ from quakealert.api.params import (
     get_int,
     json_response,
 )
-from quakealert.api.problems import problem
 from quakealert.core.render import default_catalog
 from quakealert.errors import InvalidRequest, NotFound
 from quakealert.store import approvals as ap
@@ -242,10 +241,6 @@ def _actor(request: web.Request) -> Any:
     return principal
 
 
-def _conflict(request: web.Request, err: ap.NotPending) -> web.Response:
-    return problem(409, str(err), instance=request.path, state=err.state)
-
-
 @routes.post("/api/v1/notices/{id}/approve")
 async def approve_notice(request: web.Request) -> web.Response:
     """Release a notice awaiting approval now (duty); optional {"note": "..."}."""
@@ -255,11 +250,8 @@ async def approve_notice(request: web.Request) -> web.Response:
         _only(data, {"note"})
     note = data.get("note")
     note = ap.clean_text(note, "note", max_chars=ap.MAX_REASON_CHARS) if note else None
-    try:
-        stored = ap.approve(request.app[STORE].conn, request.match_info["id"], actor=actor,
-                            now=datetime.now(UTC), note=note)
-    except ap.NotPending as err:
-        return _conflict(request, err)
+    stored = ap.approve(request.app[STORE].conn, request.match_info["id"], actor=actor,
+                        now=datetime.now(UTC), note=note)
     return _done(request, stored, form, data)
 
 
@@ -272,11 +264,8 @@ async def reject_notice(request: web.Request) -> web.Response:
         _only(data, {"reason"})
     if data.get("reason") is None:
         raise InvalidRequest("reason is required: say why the notice must not go out")
-    try:
-        stored = ap.reject(request.app[STORE].conn, request.match_info["id"], actor=actor,
-                           reason=data["reason"], now=datetime.now(UTC))
-    except ap.NotPending as err:
-        return _conflict(request, err)
+    stored = ap.reject(request.app[STORE].conn, request.match_info["id"], actor=actor,
+                       reason=data["reason"], now=datetime.now(UTC))
     return _done(request, stored, form, data)
 
 
@@ -290,13 +279,8 @@ async def edit_notice(request: web.Request) -> web.Response:
     else:
         _only(data, {"messages"})
         messages = data.get("messages")
-    try:
-        result = ap.edit(request.app[STORE].conn, request.match_info["id"], messages,
-                         actor=actor, now=datetime.now(UTC))
-    except ap.NotPending as err:
-        return _conflict(request, err)
-    except ap.OverBudget as err:
-        return problem(422, str(err), instance=request.path, budgets=err.budgets)
+    result = ap.edit(request.app[STORE].conn, request.match_info["id"], messages,
+                     actor=actor, now=datetime.now(UTC))
     return _done(request, result.stored, form, data, budgets=result.budgets)
 
 

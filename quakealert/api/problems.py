@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from quakealert.errors import InvalidRequest, NotFound
+from quakealert.errors import Conflict, InvalidRequest, NotFound, Unprocessable
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,10 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return problem(404, str(err), instance=request.path)
     except InvalidRequest as err:
         return problem(400, str(err), instance=request.path)
+    except Conflict as err:
+        return problem(409, str(err), instance=request.path, **err.extra)
+    except Unprocessable as err:
+        return problem(422, str(err), instance=request.path, **err.extra)
     except web.HTTPException as err:
         if err.status < 400 or err.content_type == PROBLEM_TYPE or request.path.startswith(
             "/fdsnws/"

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from quakealert.core.render import WEBPUSH_MAX_PLAINTEXT, check_budget
-from quakealert.errors import InvalidRequest, NotFound, QuakealertError
+from quakealert.errors import Conflict, InvalidRequest, NotFound, Unprocessable
 from quakealert.model import Message
 from quakealert.store.auth import Principal, audit
 from quakealert.store.notices import StoredNotice, load_stored_notice, messages_json
@@ -29,22 +29,22 @@ MAX_REASON_CHARS = 500
 MAX_TEXT_CHARS = 4000  # far above any budget; only bounds what we parse and measure
 
 
-class NotPending(QuakealertError):
-    """The notice is no longer awaiting approval (views map it to 409)."""
+class NotPending(Conflict):
+    """The notice is no longer awaiting approval (409, with its current ``state``)."""
 
     def __init__(self, notice_id: str, state: str):
         super().__init__(f"notice {notice_id!r} is {state}; only notices pending approval can be "
-                         "approved, rejected or edited")
+                         "approved, rejected or edited", state=state)
         self.notice_id = notice_id
         self.state = state
 
 
-class OverBudget(QuakealertError):
-    """Edited text does not fit a channel's length budget (views map it to 422)."""
+class OverBudget(Unprocessable):
+    """Edited text does not fit a channel's length budget (422, with the per-language budgets)."""
 
     def __init__(self, budgets: dict[str, dict[str, Any]]):
         over = [lang for lang, b in budgets.items() if not b["ok"]]
-        super().__init__(f"over the Web Push length budget: {', '.join(over)}")
+        super().__init__(f"over the Web Push length budget: {', '.join(over)}", budgets=budgets)
         self.budgets = budgets
 
 
