@@ -34,7 +34,7 @@ from quakealert.core.sequences import (
     events_from_reports,
     link_pairs_bruteforce,
 )
-from quakealert.sources.replay import read_catalog_file
+from quakealert.formats.catalog import read_catalog_file
 
 CATALOGS = ROOT / "tests" / "fixtures" / "catalogs"
 

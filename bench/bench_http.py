@@ -49,7 +49,7 @@ def free_port() -> int:
 def fill_store(db: Path, n_events: int) -> str:
     """Ingest real catalogues up to ``n_events`` reports, type sequences; returns a read token."""
     sys.path.insert(0, str(ROOT))
-    from quakealert.sources.replay import read_catalog_file
+    from quakealert.formats.catalog import read_catalog_file
     from quakealert.store.auth import create_token
     from quakealert.store.sqlite import Store
 

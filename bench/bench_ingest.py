@@ -27,9 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_parse import FIXTURE, HEADER, SEED, fdsn_text
 
 from quakealert.config import SourceConfig
-from quakealert.poller import Poller, gc_paused
-from quakealert.sources.fdsn import FdsnSource, parse_fdsn_text
-from quakealert.sources.replay import read_catalog_file
+from quakealert.formats.catalog import read_catalog_file
+from quakealert.formats.fdsntext import parse_fdsn_text
+from quakealert.service.poller import Poller, gc_paused
+from quakealert.sources.fdsn import FdsnSource
 from quakealert.store.sqlite import Store
 
 ROWS = 100_000

@@ -14,9 +14,9 @@ import time
 import warnings
 from pathlib import Path
 
+from quakealert.formats.catalog import read_catalog_file
+from quakealert.formats.fdsntext import parse_fdsn_text
 from quakealert.model import Report
-from quakealert.sources.fdsn import parse_fdsn_text
-from quakealert.sources.replay import read_catalog_file
 
 ROOT = Path(__file__).resolve().parent.parent
 ROWS = 100_000

@@ -2,7 +2,7 @@
 
 Subscribers are spread over the Tibetan plateau around Lhasa; the quake is the 2024 Maizhokunggar
 M4.5 (29.85 N 92.25 E, 10 km). Selection = Allen et al. 2012 IPE + 1 sigma at every subscriber,
-compared with each one's own felt threshold (quakealert.dispatch.select_for_event).
+compared with each one's own felt threshold (quakealert.service.dispatch.select_for_event).
 Prints `key: value` lines.
 """
 
@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from quakealert.dispatch import select_for_event
+from quakealert.service.dispatch import select_for_event
 from quakealert.store.subscribers import SubscriberPoints
 
 N = 1_000_000

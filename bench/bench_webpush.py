@@ -112,12 +112,12 @@ def make_notice():
 async def run_ours(db: Path, var: Path, concurrency: int, workers: int) -> dict[str, float]:
     import aiohttp
 
+    from quakealert.channels.vapid import load_vapid
     from quakealert.channels.webpush import WebPushChannel
     from quakealert.config import Settings
-    from quakealert.dispatch import Outbox, OutboxSettings
+    from quakealert.service.dispatch import Outbox, OutboxSettings
     from quakealert.store import outbox as ob
     from quakealert.store.sqlite import Store
-    from quakealert.vapid import load_vapid
 
     store = Store.open(db)
     keys = make_keys(1)

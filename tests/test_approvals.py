@@ -13,9 +13,9 @@ import pytest
 from quakealert.api.app import make_app
 from quakealert.channels.base import DeliveryResult, Recipient
 from quakealert.config import Settings
-from quakealert.dispatch import Outbox, OutboxSettings
 from quakealert.model import Notice, Report
-from quakealert.pipeline import Pipeline
+from quakealert.service.dispatch import Outbox, OutboxSettings
+from quakealert.service.pipeline import Pipeline
 from quakealert.store import approvals as ap
 from quakealert.store.auth import audit_log, create_token
 from quakealert.store.notices import load_stored_notice

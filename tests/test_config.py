@@ -23,15 +23,15 @@ def test_deploy_example_is_accepted_by_every_subsystem(tmp_path: Path) -> None:
     """Each table of the example parses in the subsystem that reads it (the daemon would start)."""
     from quakealert.core.policy import PolicyParams
     from quakealert.core.sequences import params_from_section
-    from quakealert.dispatch import OutboxSettings
-    from quakealert.pipeline import approval_rules
+    from quakealert.service.dispatch import OutboxSettings
+    from quakealert.service.pipeline import approval_rules
 
     s = load_settings(REPO_ROOT / "deploy" / "quakealert.toml")
     assert PolicyParams.from_config(s.section("policy")).quiet_start == "23:00"
     assert params_from_section(s.section("sequences")).region_radius_km == 200.0
     assert approval_rules(s.section("approvals"))["swarm_advisory"].timeout_s == 600
     OutboxSettings.from_section(s.section("outbox"))
-    from quakealert.pipeline import Pipeline
+    from quakealert.service.pipeline import Pipeline
     from quakealert.store.sqlite import Store
 
     store = Store.open(tmp_path / "q.sqlite")

@@ -50,7 +50,7 @@ async def test_kill_9_mid_fanout_loses_nothing(tmp_path, aiohttp_server):
     ids = [r[0] for r in store.conn.execute("SELECT id FROM subscribers")]
     assert ob.enqueue_subscribers(store.conn, "n-crash", ids, now=now) == RECIPIENTS
 
-    cmd = [sys.executable, "-m", "quakealert.dispatch", "--db", str(db),
+    cmd = [sys.executable, "-m", "quakealert.service.dispatch", "--db", str(db),
            "--concurrency", str(CONCURRENCY), "--until-empty"]
     deadline = time.monotonic() + 25
     proc = await asyncio.create_subprocess_exec(*cmd, cwd=REPO, stdout=asyncio.subprocess.DEVNULL,

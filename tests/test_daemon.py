@@ -16,7 +16,7 @@ from pathlib import Path
 import aiohttp
 
 from quakealert.config import DEFAULT_SCENARIO, load_settings
-from quakealert.daemon import serve
+from quakealert.service.daemon import serve
 from quakealert.store.sqlite import Store
 
 
@@ -135,7 +135,7 @@ def test_sigterm_stops_cleanly(tmp_path: Path) -> None:
 def test_embedded_default_starts_from_an_empty_store(tmp_path: Path) -> None:
     """`quakealert run` without --config replays the scenario afresh: the demo store is reset;
     a store named by a config is never touched (tested above: events persist across runs)."""
-    from quakealert.daemon import reset_demo_store
+    from quakealert.cli.run import reset_demo_store
 
     db = tmp_path / "quakealert.sqlite"
     Store.open(db).close()

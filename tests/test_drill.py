@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from quakealert import drill
-from quakealert.cli import main
+from quakealert.cli import drill, main
 from quakealert.config import DEFAULT_SCENARIO
 from quakealert.core.cap import CAP_NS
 from quakealert.store.sqlite import Store

@@ -11,9 +11,9 @@ import pytest
 from aiohttp import web
 
 from quakealert.channels.webhook import WebhookChannel
-from quakealert.dispatch import Outbox, OutboxSettings, RetryPolicy
 from quakealert.errors import ConfigError, NotFound
 from quakealert.model import Message, Notice
+from quakealert.service.dispatch import Outbox, OutboxSettings, RetryPolicy
 from quakealert.store import outbox as ob
 from quakealert.store.notices import save_notice, set_notice_state
 from quakealert.store.subscribers import NewSubscriber, add_subscribers, get_subscriber

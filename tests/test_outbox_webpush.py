@@ -12,9 +12,10 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from quakealert.channels.vapid import Vapid
 from quakealert.channels.webpush import WebPushChannel
-from quakealert.dispatch import Outbox, OutboxSettings, select_for_event, select_recipients
 from quakealert.model import Message, Notice
+from quakealert.service.dispatch import Outbox, OutboxSettings, select_for_event, select_recipients
 from quakealert.store import outbox as ob
 from quakealert.store.notices import save_notice
 from quakealert.store.subscribers import (
@@ -24,7 +25,6 @@ from quakealert.store.subscribers import (
     b64url,
     subscriber_points,
 )
-from quakealert.vapid import Vapid
 
 NOW = datetime(2024, 11, 6, 20, 25, tzinfo=UTC)
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from quakealert.config import DEFAULT_SCENARIO, Settings
+from quakealert.formats.catalog import read_catalog_file
 from quakealert.model import Report
-from quakealert.pipeline import Pipeline
-from quakealert.sources.replay import read_catalog_file
+from quakealert.service.pipeline import Pipeline
 from quakealert.store import decisions as dec
 from quakealert.store import notices as nt
 from quakealert.store.sequences import get_sequence

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from quakealert.config import Settings
-from quakealert.pipeline import Pipeline
-from quakealert.sources.replay import read_catalog_file
+from quakealert.formats.catalog import read_catalog_file
+from quakealert.service.pipeline import Pipeline
 from quakealert.store.sequences import get_sequence
 from quakealert.store.sqlite import Store
 from tests.conftest import FIXTURES

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 
 from quakealert.config import SourceConfig
-from quakealert.poller import Poller
+from quakealert.service.poller import Poller
 from quakealert.sources.fdsn import FdsnSource
 from quakealert.store.sqlite import Store
 from tests.conftest import load_fixture
@@ -179,7 +179,7 @@ async def test_big_batch_is_stored_on_its_own_connection(tmp_path) -> None:  # t
     """A batch over BIG_BATCH is ingested off the loop on another connection: the loop's
     connection, which serves the API meanwhile, is never inside the ingest's transaction."""
     from quakealert.model import ParseResult, Report
-    from quakealert.poller import BIG_BATCH
+    from quakealert.service.poller import BIG_BATCH
 
     store = Store.open(tmp_path / "q.sqlite")
     t0 = datetime(2019, 7, 6, tzinfo=UTC)

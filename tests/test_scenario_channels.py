@@ -18,13 +18,13 @@ from lxml import etree
 
 from quakealert.api.app import make_app
 from quakealert.channels import make_channels
+from quakealert.channels.vapid import Vapid
 from quakealert.config import DEFAULT_SCENARIO, Settings
-from quakealert.dispatch import Outbox
-from quakealert.pipeline import Pipeline
-from quakealert.sources.replay import read_catalog_file
+from quakealert.formats.catalog import read_catalog_file
+from quakealert.service.dispatch import Outbox
+from quakealert.service.pipeline import Pipeline
 from quakealert.store.sqlite import Store
 from quakealert.store.subscribers import NewSubscriber, add_subscriber, b64url
-from quakealert.vapid import Vapid
 from tests.conftest import FIXTURES
 
 LHASA = (29.65, 91.13)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from quakealert import token_cmd
+from quakealert.cli import token as token_cmd
 from quakealert.store.auth import authenticate, list_tokens
 from quakealert.store.sqlite import Store
 

@@ -1,7 +1,7 @@
 """The duty-staff dashboard: server-rendered zh/en pages of sequences, notices and plots.
 
 Pages are Jinja2 with autoescape on (place names, reasons and agency text come from feeds) and
-no JavaScript. Plots are SVG from the pure builders in ``quakealert.plots``, rendered off the
+no JavaScript. Plots are SVG from the pure builders in ``quakealert.api.plots``, rendered off the
 event loop. Authentication is the auth middleware's job (policy: /dashboard* needs "read").
 """
 
@@ -19,7 +19,7 @@ from urllib.parse import quote
 import jinja2
 from aiohttp import web
 
-from quakealert import plots
+from quakealert.api import plots
 from quakealert.api.keys import STORE
 from quakealert.core.classify import TYPE_ZH
 from quakealert.core.geo import distance_km

@@ -23,7 +23,7 @@ from aiohttp import web
 from quakealert.api.keys import SETTINGS, STORE
 from quakealert.core.geo import KM_PER_DEG
 from quakealert.errors import ConfigError, NotFound
-from quakealert.fdsn_out import (
+from quakealert.formats.fdsn_out import (
     CATALOG,
     event_id_from_public_id,
     events_to_geojson,

@@ -148,7 +148,7 @@ async def unsubscribe(request: web.Request) -> web.Response:
 @routes.get("/api/v1/webpush/vapid-public-key")
 async def vapid_public_key(request: web.Request) -> web.Response:
     """The VAPID application server key a browser passes to ``pushManager.subscribe``."""
-    from quakealert.vapid import load_vapid
+    from quakealert.channels.vapid import load_vapid
 
     vapid = getattr(request.app.get(RUNTIME), "vapid", None)
     if vapid is None:

@@ -24,7 +24,7 @@ def make_channels(settings: Settings, *, vapid: Any = None) -> dict[str, Channel
 
     The VAPID key is loaded (or generated into var_dir) only when ``vapid`` is not given.
     """
-    from quakealert.vapid import load_vapid
+    from quakealert.channels.vapid import load_vapid
 
     push = settings.section("webpush")
     hook = settings.section("webhook")

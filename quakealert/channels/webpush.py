@@ -31,9 +31,9 @@ from quakealert.channels.base import (
     Recipient,
     result_from_status,
 )
+from quakealert.channels.vapid import Vapid
 from quakealert.model import Message, Notice
 from quakealert.store.subscribers import b64url, b64url_decode
-from quakealert.vapid import Vapid
 
 RECORD_SIZE = 4096  # RFC 8291 §4: push services must accept a 4096-octet payload
 _HEADER_LEN = 16 + 4 + 1 + 65  # salt, rs, idlen, keyid (the sender's public key)

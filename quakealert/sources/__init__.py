@@ -8,12 +8,18 @@ from __future__ import annotations
 
 from quakealert.config import SourceConfig
 from quakealert.errors import ConfigError
+from quakealert.formats.catalog import is_replay, read_catalog_file
+from quakealert.formats.cenc import parse_cenc
+from quakealert.formats.emsc import parse_emsc_message
+from quakealert.formats.fdsntext import parse_fdsn_text
+from quakealert.formats.geojson import parse_geojson
+from quakealert.formats.quakeml import parse_quakeml
 from quakealert.sources.base import Source
-from quakealert.sources.cenc import CencSource, parse_cenc
-from quakealert.sources.emsc import EmscSource, parse_emsc_message
-from quakealert.sources.fdsn import FdsnSource, build_query_url, parse_fdsn_text, parse_quakeml
-from quakealert.sources.replay import ReplaySource, is_replay, read_catalog_file
-from quakealert.sources.usgs import UsgsSource, parse_geojson
+from quakealert.sources.cenc import CencSource
+from quakealert.sources.emsc import EmscSource
+from quakealert.sources.fdsn import FdsnSource, build_query_url
+from quakealert.sources.replay import ReplaySource
+from quakealert.sources.usgs import UsgsSource
 
 SOURCES: dict[str, type] = {
     "fdsn": FdsnSource,

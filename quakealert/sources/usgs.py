@@ -6,28 +6,18 @@ quake under other networks' codes) and ``updated``.
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime
 
 import aiohttp
 
 from quakealert.config import SourceConfig
-from quakealert.errors import ConfigError, ParseError
-from quakealert.model import STATUSES, ParseResult, Report, ReportStatus
+from quakealert.errors import ConfigError
+from quakealert.formats.geojson import parse_geojson
+from quakealert.model import ParseResult
 from quakealert.sources.base import (
-    BODY_URL,
     JSON_TYPES,
-    check_values,
-    finish,
     http_get,
-    opt_float,
-    req_float,
-    row_reason,
-    sniff_not_html,
-    split_ids,
 )
 
 # Summary feeds cover a fixed window; after an outage longer than the window we read a longer
@@ -52,92 +42,6 @@ def pick_feed_url(url: str, since: datetime | None, now: datetime) -> str:
         if gap_s <= window_s or name == "month":
             return url[: match.start("period")] + name + url[match.end("period") :]
     return url  # pragma: no cover - the loop always returns at "month"
-
-
-def _ms(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=int(value))
-
-
-def _status(props: dict[str, Any]) -> ReportStatus:
-    raw = str(props.get("status") or "").lower()
-    if raw in STATUSES:
-        return raw  # type: ignore[return-value]
-    return "automatic"  # unknown status: treat as preliminary, never as reviewed
-
-
-def parse_geojson(body: bytes, source: str) -> ParseResult:
-    """A GeoJSON FeatureCollection (summary feed, fdsnws ``format=geojson``) or one Feature
-    (event detail) to reports. ``time``/``updated`` are epoch milliseconds; depth is km."""
-    if not body.strip():
-        return ParseResult()
-    sniff_not_html(body, source, "GeoJSON")
-    try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise ParseError(source, BODY_URL, f"invalid JSON: {err}") from err
-    if not isinstance(doc, dict):
-        raise ParseError(source, BODY_URL, "GeoJSON is not an object")
-    if doc.get("type") == "Feature":
-        features = [doc]
-    elif doc.get("type") == "FeatureCollection" and isinstance(doc.get("features"), list):
-        features = doc["features"]
-    else:
-        kind = doc.get("type")
-        raise ParseError(source, BODY_URL, f"not a GeoJSON Feature(Collection): {kind!r}")
-    reports: list[Report] = []
-    skipped: list[str] = []
-    for row, feature in enumerate(features, start=1):
-        sid = str(feature.get("id") or "") if isinstance(feature, dict) else ""
-        try:
-            report = _feature_report(feature, source)
-        except (ValueError, TypeError, KeyError, IndexError, OverflowError) as err:
-            skipped.append(row_reason(row, sid, f"unreadable feature ({err})"))
-            continue
-        lon, problem = check_values(
-            report.latitude, report.longitude, report.depth_km, report.magnitude
-        )
-        if problem:
-            skipped.append(row_reason(row, sid, problem))
-            continue
-        if lon != report.longitude:
-            report = replace(report, longitude=lon)
-        reports.append(report)
-    return finish(source, reports, skipped)
-
-
-def _feature_report(feature: dict[str, Any], source: str) -> Report:
-    props = feature["properties"]
-    sid = str(feature.get("id") or "")
-    if not sid:
-        net, code = props.get("net"), props.get("code")
-        if not (net and code):
-            raise ValueError("feature id missing")
-        sid = f"{net}{code}"
-    geometry = feature.get("geometry")
-    if not geometry or not geometry.get("coordinates"):
-        raise ValueError("geometry missing")
-    coords = geometry["coordinates"]
-    origin_at = _ms(props.get("time"))
-    if origin_at is None:
-        raise ValueError("time missing")
-    return Report(
-        source=source,
-        source_id=sid,
-        origin_at=origin_at,
-        latitude=req_float(coords[1], "latitude"),
-        longitude=req_float(coords[0], "longitude"),
-        depth_km=opt_float(coords[2]) if len(coords) > 2 else None,
-        magnitude=opt_float(props.get("mag")),
-        mag_type=props.get("magType") or None,
-        status=_status(props),
-        updated_at=_ms(props.get("updated")),
-        place=props.get("place") or None,
-        agency=props.get("net") or None,
-        event_type=props.get("type") or None,
-        other_ids=tuple(i for i in split_ids(props.get("ids")) if i != sid),
-    )
 
 
 class UsgsSource:

@@ -11,7 +11,7 @@ import pytest
 from dashboard_data import fill
 from lxml import etree, html
 
-from quakealert import plots
+from quakealert.api import plots
 from quakealert.api.app import make_app
 from quakealert.config import Settings
 from quakealert.core.geo import distance_km

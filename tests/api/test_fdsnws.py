@@ -17,15 +17,16 @@ from quakealert.api.fdsnws import PARAMS, FdsnError, build_wadl, parse_query
 from quakealert.config import Settings
 from quakealert.core.associate import new_event_id
 from quakealert.core.geo import KM_PER_DEG
-from quakealert.fdsn_out import (
+from quakealert.formats.fdsn_out import (
     TEXT_HEADER,
     event_public_id,
     events_to_geojson,
     events_to_quakeml,
     events_to_text,
 )
+from quakealert.formats.fdsntext import parse_fdsn_text
+from quakealert.formats.quakeml import parse_quakeml
 from quakealert.model import Contributor, Event, Report
-from quakealert.sources.fdsn import parse_fdsn_text, parse_quakeml
 from quakealert.store.sqlite import Store
 
 with warnings.catch_warnings():

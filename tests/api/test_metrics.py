@@ -139,8 +139,8 @@ async def test_sequences_and_outbox_depth_come_from_the_store(aiohttp_client, st
                                                             headers):
     """After the Maizhokunggar scenario: one swarm sequence, and the undelivered rows counted."""
     from quakealert.config import DEFAULT_SCENARIO
-    from quakealert.pipeline import Pipeline
-    from quakealert.sources.replay import read_catalog_file
+    from quakealert.formats.catalog import read_catalog_file
+    from quakealert.service.pipeline import Pipeline
     from quakealert.store.subscribers import NewSubscriber, add_subscriber
 
     add_subscriber(store.conn, NewSubscriber(29.65, 91.13, ("zh",), "webhook",

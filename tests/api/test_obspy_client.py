@@ -17,9 +17,9 @@ from fdsnws_data import INGESTED_AT, all_reports
 from quakealert.api.app import make_app
 from quakealert.config import Settings
 from quakealert.core.associate import new_event_id
-from quakealert.fdsn_out import event_public_id
+from quakealert.formats.fdsn_out import event_public_id
+from quakealert.formats.fdsntext import parse_fdsn_text
 from quakealert.model import Report
-from quakealert.sources.fdsn import parse_fdsn_text
 from quakealert.store.sqlite import Store
 
 with warnings.catch_warnings():

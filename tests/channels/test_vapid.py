@@ -6,10 +6,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from quakealert.channels.vapid import load_vapid
 from quakealert.config import Settings
 from quakealert.errors import ConfigError
 from quakealert.store.subscribers import b64url
-from quakealert.vapid import load_vapid
 
 
 def settings(tmp_path, **webpush) -> Settings:

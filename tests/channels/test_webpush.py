@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from pushkit import NOW, UA, make_notice
 
 from quakealert.channels.base import Gone, Recipient
+from quakealert.channels.vapid import Vapid
 from quakealert.channels.webpush import (
     MAX_PLAINTEXT,
     RECORD_SIZE,
@@ -26,7 +27,6 @@ from quakealert.channels.webpush import (
     topic_for,
 )
 from quakealert.model import Message
-from quakealert.vapid import Vapid
 
 
 def b64d(s: str) -> bytes:

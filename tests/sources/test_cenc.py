@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from quakealert.errors import ParseError
-from quakealert.sources.cenc import cenc_event_id, parse_cenc, strip_jsonp
+from quakealert.formats.cenc import cenc_event_id, parse_cenc, strip_jsonp
 from tests.conftest import load_fixture
 
 BODY = load_fixture("cenc/cenc-speedsearch-response-2019-12.json")

@@ -14,8 +14,9 @@ from aiohttp import web
 
 from quakealert.config import SourceConfig
 from quakealert.errors import ParseError
+from quakealert.formats.emsc import emsc_event_type, parse_emsc_message
 from quakealert.model import ParseResult
-from quakealert.sources.emsc import EmscSource, backoff_delay, emsc_event_type, parse_emsc_message
+from quakealert.sources.emsc import EmscSource, backoff_delay
 from tests.conftest import load_fixture
 
 MESSAGE = load_fixture("emsc/emsc-seismicportal-ws-message-create.json")

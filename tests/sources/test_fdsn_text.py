@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from quakealert.errors import ParseError
+from quakealert.formats.fdsntext import parse_fdsn_text
 from quakealert.model import Report
-from quakealert.sources.fdsn import parse_fdsn_text
 from tests.conftest import load_fixture
 
 

@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from quakealert.errors import ParseError, SourceRejected, SourceUnavailable
+from quakealert.formats.rows import check_values
 from quakealert.sources.base import (
     JSON_TYPES,
     TEXT_TYPES,
     check_content_type,
     check_status,
-    check_values,
     parse_retry_after,
 )
 from quakealert.sources.fdsn import build_query_url

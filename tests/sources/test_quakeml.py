@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from quakealert.errors import ParseError
-from quakealert.sources.fdsn import parse_quakeml
+from quakealert.formats.quakeml import parse_quakeml
 from tests.conftest import load_fixture
 
 

@@ -9,13 +9,8 @@ import pytest
 
 from quakealert.config import DEFAULT_SCENARIO, SourceConfig, default_settings
 from quakealert.errors import ConfigError
-from quakealert.sources.replay import (
-    REPLAY_TAG,
-    ReplaySource,
-    is_replay,
-    parse_catalog_bytes,
-    read_catalog_file,
-)
+from quakealert.formats.catalog import REPLAY_TAG, is_replay, parse_catalog_bytes, read_catalog_file
+from quakealert.sources.replay import ReplaySource
 from tests.conftest import FIXTURES
 
 REPLAY = FIXTURES / "catalogs"

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from quakealert.errors import ParseError
-from quakealert.sources.usgs import parse_geojson, pick_feed_url
+from quakealert.formats.geojson import parse_geojson
+from quakealert.sources.usgs import pick_feed_url
 from tests.conftest import load_fixture
 
 ALL_HOUR = load_fixture("usgs/usgs-geojson-all_hour-2017-12-03.geojson")

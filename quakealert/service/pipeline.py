@@ -257,7 +257,7 @@ class Pipeline:
     async def start(self, stop: asyncio.Event) -> None:
         """Start the outbox workers and the tick task (type changes, summaries, approvals)."""
         from quakealert.channels import make_channels
-        from quakealert.dispatch import Outbox, OutboxSettings
+        from quakealert.service.dispatch import Outbox, OutboxSettings
 
         self.outbox = Outbox(self.store.conn, make_channels(self.settings), self.runtime.session,
                              settings=OutboxSettings.from_section(self.settings.section("outbox")))

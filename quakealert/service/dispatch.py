@@ -6,7 +6,7 @@ many (``recover`` at start puts them back). 429/5xx/transport errors retry with 
 back-off (Retry-After wins when the receiver sends one); 404/410 delete a Web Push subscription;
 other 4xx fail without retry.
 
-``python -m quakealert.dispatch --db PATH`` runs the workers alone (crash test, drills).
+``python -m quakealert.service.dispatch --db PATH`` runs the workers alone (crash test, drills).
 """
 
 from __future__ import annotations
@@ -401,7 +401,7 @@ def select_for_event(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m quakealert.dispatch",
+    p = argparse.ArgumentParser(prog="python -m quakealert.service.dispatch",
                                 description="run the outbox workers on one database")
     p.add_argument("--db", type=Path, required=True, help="the SQLite store")
     p.add_argument("--config", type=Path, default=None, help="TOML config ([outbox], [webpush])")

@@ -1,9 +1,8 @@
-"""`quakealert run`: poll every source on its own APScheduler job, run the pipeline on each
+"""The daemon: poll every source on its own APScheduler job, run the pipeline on each
 batch, deliver through the outbox, and serve the API, until SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import signal
@@ -18,21 +17,14 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from quakealert.api.app import make_app
 from quakealert.api.keys import SESSION
-from quakealert.config import Settings, load_settings
+from quakealert.config import Settings
 from quakealert.core.associate import Priorities
-from quakealert.errors import ConfigError
-from quakealert.poller import Poller
+from quakealert.service.poller import Poller
 from quakealert.sources import make_source
 from quakealert.sources.base import Source
 from quakealert.store.sqlite import Store
 
 log = logging.getLogger(__name__)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="TOML config (default: the offline replay)")
-    parser.add_argument("--host", help="override [api] host")
-    parser.add_argument("--port", type=int, help="override [api] port")
 
 
 def priorities_for(settings: Settings) -> Priorities:
@@ -75,7 +67,7 @@ class Runtime:
 async def start(settings: Settings, *, stop: asyncio.Event) -> Runtime:
     """Open the store, build the sources, pipeline, outbox and scheduler; return the runtime."""
     from quakealert.api.metrics import Metrics
-    from quakealert.pipeline import Pipeline
+    from quakealert.service.pipeline import Pipeline
 
     sources = {cfg.name: make_source(cfg) for cfg in settings.sources}
     store = Store.open(settings.store_path)
@@ -181,40 +173,9 @@ async def serve(settings: Settings, stop: asyncio.Event,
         log.info("stopped cleanly")
 
 
-def reset_demo_store(path: Path) -> None:
-    """The embedded default replays the same recorded scenario on every start: begin from an
-    empty store so the demo resident sees the notices again (a real config keeps its store)."""
-    for suffix in ("", "-wal", "-shm"):
-        stale = Path(f"{path}{suffix}")
-        if stale.exists():
-            stale.unlink()
-    log.info("demo: starting from an empty store at %s (embedded offline default)", path)
-
-
 async def main_async(settings: Settings) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await serve(settings, stop)
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        settings = load_settings(args.config)
-    except ConfigError as err:
-        log.error("config: %s", err)
-        return 2
-    if args.config is None:
-        reset_demo_store(settings.store_path)
-    if args.host or args.port:
-        from dataclasses import replace
-
-        settings = replace(settings, api_host=args.host or settings.api_host,
-                           api_port=args.port or settings.api_port)
-    try:
-        asyncio.run(main_async(settings))
-    except ConfigError as err:  # a subsystem rejected its table at start-up
-        log.error("config: %s", err)
-        return 2
-    return 0

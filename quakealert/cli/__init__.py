@@ -10,11 +10,11 @@ import logging
 import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("quakealert.daemon", "run the daemon (default: offline replay of the 2024 scenario)"),
-    "classify": ("quakealert.classify_cmd", "group a catalogue file into typed sequences"),
-    "subscribers": ("quakealert.subscribers_cmd", "manage subscribers (CSV bulk import)"),
-    "token": ("quakealert.token_cmd", "create or revoke duty-staff API tokens"),
-    "drill": ("quakealert.drill", "replay a catalogue through the whole pipeline, as an exercise"),
+    "run": ("quakealert.cli.run", "run the daemon (default: offline replay of the 2024 scenario)"),
+    "classify": ("quakealert.cli.classify", "group a catalogue file into typed sequences"),
+    "subscribers": ("quakealert.cli.subscribers", "manage subscribers (CSV bulk import)"),
+    "token": ("quakealert.cli.token", "create or revoke duty-staff API tokens"),
+    "drill": ("quakealert.cli.drill", "replay a catalogue through the whole pipeline, as an exercise"),
 }
 
 

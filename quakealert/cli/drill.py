@@ -37,16 +37,17 @@ from lxml import etree
 from quakealert.api.cap import cap_for_notice
 from quakealert.channels import CHANNELS
 from quakealert.channels.base import DeliveryResult, Recipient
+from quakealert.cli.subscribers import parse_csv
 from quakealert.config import Settings, load_settings
 from quakealert.core.cap import CAP_NS
 from quakealert.core.render import MessageCatalog, default_catalog
-from quakealert.dispatch import Outbox, OutboxSettings
 from quakealert.errors import NotFound, QuakealertError, SourceError
+from quakealert.formats.catalog import read_catalog_file
+from quakealert.formats.cenc import BEIJING_OFFSET_H
+from quakealert.formats.rows import parse_utc
 from quakealert.model import Event, Notice, Report
-from quakealert.pipeline import Pipeline
-from quakealert.sources.base import parse_utc
-from quakealert.sources.cenc import BEIJING_OFFSET_H
-from quakealert.sources.replay import read_catalog_file
+from quakealert.service.dispatch import Outbox, OutboxSettings
+from quakealert.service.pipeline import Pipeline
 from quakealert.store import notices as nt
 from quakealert.store import outbox as ob
 from quakealert.store.sequences import get_sequence
@@ -58,7 +59,6 @@ from quakealert.store.subscribers import (
     coarsen,
     load_places,
 )
-from quakealert.subscribers_cmd import parse_csv
 
 BEIJING = timezone(timedelta(hours=BEIJING_OFFSET_H))
 SEAT_KINDS = ("county", "district")

@@ -17,7 +17,7 @@ from quakealert.core.classify import TYPE_ZH, classify_events, sequence_to_json
 from quakealert.core.geo import distance_km
 from quakealert.core.sequences import SequenceParams, events_from_reports, params_from_section
 from quakealert.errors import QuakealertError
-from quakealert.sources.replay import read_catalog_file
+from quakealert.formats.catalog import read_catalog_file
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
