@@ -141,6 +141,11 @@ def load_settings(path: Path | None) -> Settings:
                           f"{', '.join(sorted(SECTIONS))}")
     base = Path(path).resolve().parent
     store = data.pop("store", {})
+    if "url" in store:
+        # store/postgres exists (store copy, leadership, outbox) but the daemon's SQL has not
+        # moved behind the store interface yet: refuse rather than silently run on SQLite.
+        raise ConfigError(f"{path}: [store] url (PostgreSQL) is not supported by `quakealert run`"
+                          " yet; use [store] path (SQLite). See docs/deploy.md")
     api = data.pop("api", {})
     var = Path(store.get("var_dir", "var"))
     sources = tuple(parse_source(t, base) for t in data.pop("sources", []))

@@ -1,0 +1,202 @@
+"""Leadership: which instance polls, runs the pipeline and the approval timers.
+
+Every instance serves the API and delivers from the outbox; exactly one leads. With SQLite there
+is one instance and it leads (:class:`SoloLeadership`). With PostgreSQL (:class:`PgLeadership`)
+the leader holds a session advisory lock on a connection of its own, never a pool connection:
+pools reset returned connections (``DISCARD ALL`` / ``pg_advisory_unlock_all``), which would drop
+the lock silently. The lock lives exactly as long as that session, so PostgreSQL itself decides:
+when the leader's process dies, its backend ends and the lock is free for the next campaign.
+
+A leader that loses its connection stops leading at once: ``is_leader`` turns False and
+``on_change(False)`` is called before anything else runs, and then it campaigns again. Leader-only
+writes can also be fenced inside their own transaction with :func:`holds_leadership`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import psycopg
+
+log = logging.getLogger(__name__)
+
+# The advisory lock key: a fixed 64-bit number for "quakealert leader" (any constant would do;
+# it only has to differ from the other advisory keys used on the same database).
+LEADER_KEY = 0x71616B650002
+_LISTEN_CHANNEL = "quakealert_leader"
+
+
+class Leadership(Protocol):
+    """Campaigns for and keeps leadership until ``stop`` is set."""
+
+    kind: str
+
+    @property
+    def is_leader(self) -> bool: ...
+
+    async def run(self, stop: asyncio.Event) -> None: ...
+
+
+OnChange = Callable[[bool], None]
+
+
+class SoloLeadership:
+    """One instance on an embedded store: it leads from start to stop."""
+
+    kind = "sqlite"
+
+    def __init__(self, on_change: OnChange | None = None):
+        self._leading = False
+        self._on_change = on_change
+
+    @property
+    def is_leader(self) -> bool:
+        return self._leading
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self._leading = True
+        if self._on_change:
+            self._on_change(True)
+        try:
+            await stop.wait()
+        finally:
+            self._leading = False
+            if self._on_change:
+                self._on_change(False)
+
+
+class PgLeadership:
+    """A session advisory lock on a dedicated connection, checked every ``probe_s``.
+
+    While leading, the connection waits for notifications, so a terminated backend or a closed
+    socket is seen as soon as it happens; in between, a probe asks the server whether this session
+    still holds the lock, bounded by ``probe_timeout_s`` (a hung network counts as lost).
+    Followers try the lock every ``campaign_s``.
+    """
+
+    kind = "postgresql"
+
+    def __init__(self, url: str, *, key: int = LEADER_KEY, name: str = "quakealert",
+                 probe_s: float = 1.0, probe_timeout_s: float = 2.0, campaign_s: float = 1.0,
+                 on_change: OnChange | None = None):
+        self.url = url
+        self.key = key
+        self.name = name
+        self.probe_s = probe_s
+        self.probe_timeout_s = probe_timeout_s
+        self.campaign_s = campaign_s
+        self._on_change = on_change
+        self._leading = False
+        self._conn: psycopg.AsyncConnection[tuple[object, ...]] | None = None
+        self.backend_pid: int | None = None  # of the connection holding the lock, while leading
+        self.gained_at: float | None = None  # time.monotonic() of the last gain
+
+    @property
+    def is_leader(self) -> bool:
+        return self._leading
+
+    def __repr__(self) -> str:
+        return f"PgLeadership(name={self.name!r}, leader={self._leading})"
+
+    def _set(self, leading: bool) -> None:
+        if leading == self._leading:
+            return
+        self._leading = leading
+        if leading:
+            self.gained_at = time.monotonic()
+            log.info("leadership gained name=%s backend_pid=%s", self.name, self.backend_pid)
+        else:
+            log.warning("leadership lost name=%s", self.name)
+        if self._on_change:
+            self._on_change(leading)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Campaign, lead, and campaign again after a loss, until ``stop`` is set."""
+        try:
+            while not stop.is_set():
+                try:
+                    await self._session(stop)
+                except (psycopg.Error, OSError, TimeoutError) as err:
+                    self._set(False)  # first: nothing leader-only may run after this point
+                    log.warning("leader connection lost name=%s error=%s", self.name,
+                                type(err).__name__)
+                finally:
+                    self._set(False)
+                    await self._close()
+                await _wait(stop, self.campaign_s)
+        finally:
+            self._set(False)
+            await self._close()
+
+    async def _session(self, stop: asyncio.Event) -> None:
+        conn = await asyncio.wait_for(psycopg.AsyncConnection.connect(
+            self.url, autocommit=True, application_name=f"{self.name} leader",
+            connect_timeout=max(2, int(self.probe_timeout_s)),
+            # the client notices a silent peer; the server settings below make the server
+            # drop a vanished leader's session (and its lock) too
+            keepalives=1, keepalives_idle=5, keepalives_interval=2, keepalives_count=3,
+        ), timeout=self.probe_timeout_s + 5)
+        self._conn = conn
+        await conn.execute("SET tcp_keepalives_idle = 5")
+        await conn.execute("SET tcp_keepalives_interval = 2")
+        await conn.execute("SET tcp_keepalives_count = 3")
+        row = await (await conn.execute("SELECT pg_backend_pid()")).fetchone()
+        assert row is not None
+        self.backend_pid = int(str(row[0]))
+        while not stop.is_set():
+            got = await self._query("SELECT pg_try_advisory_lock(%s)", (self.key,))
+            if got:
+                break
+            await _wait(stop, self.campaign_s)
+        else:
+            return
+        await conn.execute(f"LISTEN {_LISTEN_CHANNEL}")
+        self._set(True)
+        while not stop.is_set():
+            # Reads the socket for up to probe_s: a terminated backend raises here at once.
+            async for _ in conn.notifies(timeout=self.probe_s, stop_after=1):
+                pass
+            if not await self._query(
+                    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'"
+                    " AND pid = pg_backend_pid() AND granted AND objsubid = 1"
+                    " AND ((classid::bigint << 32) | objid::bigint) = %s)",
+                    (self.key & 0xFFFFFFFFFFFFFFFF,)):
+                raise psycopg.OperationalError("advisory lock no longer held")
+        with contextlib.suppress(psycopg.Error, OSError, TimeoutError):
+            self._set(False)
+            await asyncio.wait_for(conn.execute("SELECT pg_advisory_unlock(%s)", (self.key,)),
+                                   self.probe_timeout_s)
+
+    async def _query(self, sql: str, params: tuple[object, ...]) -> bool:
+        assert self._conn is not None
+        cur = await asyncio.wait_for(self._conn.execute(sql, params), self.probe_timeout_s)
+        row = await cur.fetchone()
+        return bool(row and row[0])
+
+    async def _close(self) -> None:
+        conn, self._conn, self.backend_pid = self._conn, None, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.close(), self.probe_timeout_s)
+
+
+def holds_leadership(conn: psycopg.Connection[tuple[object, ...]], backend_pid: int,
+                     key: int = LEADER_KEY) -> bool:
+    """Inside a leader-only transaction on any connection: does the leader's session (by its
+    backend pid) still hold the lock? A fencing check: if the leader lost its session, the
+    transaction can roll back instead of writing as a leader."""
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = %s"
+        " AND granted AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = %s)",
+        (backend_pid, key & 0xFFFFFFFFFFFFFFFF)).fetchone()
+    return bool(row and row[0])
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)

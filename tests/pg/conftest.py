@@ -1,0 +1,67 @@
+"""A throwaway PostgreSQL cluster for the tests in this folder: started once per session with
+the Debian binaries (initdb into a temp dir, a free port on 127.0.0.1), a fresh database per
+test, stopped and removed at the end. Without initdb the PostgreSQL tests skip and say so."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from quakealert.store.postgres import throwaway
+from quakealert.store.postgres.db import PgStore, migrate
+
+SKIP_REASON = "initdb not found: PostgreSQL tests not run (Debian: apt-get install postgresql)"
+_TEMPLATE = "quakealert_template"
+_names = itertools.count(1)
+_skipped: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[throwaway.Cluster]:
+    """The session's cluster, with a migrated template database to copy per test."""
+    if throwaway.find_bin("initdb") is None:
+        _skipped.append(SKIP_REASON)
+        pytest.skip(SKIP_REASON)
+    cluster = throwaway.start(max_connections=200)
+    try:
+        with psycopg.connect(cluster.url(), autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {_TEMPLATE}")
+        with psycopg.connect(cluster.url(_TEMPLATE), autocommit=True) as conn:
+            migrate(conn)
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def _create(cluster: throwaway.Cluster, template: str) -> str:
+    name = f"t{next(_names)}"
+    with psycopg.connect(cluster.url(), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
+    return cluster.url(name)
+
+
+@pytest.fixture
+def pg_url(pg_cluster: throwaway.Cluster) -> str:
+    """A fresh database with every migration applied."""
+    return _create(pg_cluster, _TEMPLATE)
+
+
+@pytest.fixture
+def pg_empty_url(pg_cluster: throwaway.Cluster) -> str:
+    """A fresh, empty database."""
+    return _create(pg_cluster, "template0")
+
+
+@pytest.fixture
+def pg_store(pg_url: str) -> Iterator[PgStore]:
+    store = PgStore.open(pg_url, max_size=4)
+    yield store
+    store.close()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _skipped:
+        terminalreporter.write_line(SKIP_REASON, yellow=True)
