@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "subscribers": ("quakealert.cli.subscribers", "manage subscribers (CSV bulk import)"),
     "token": ("quakealert.cli.token", "create or revoke duty-staff API tokens"),
     "drill": ("quakealert.cli.drill", "replay a catalogue through the whole pipeline, as an exercise"),
+    "store": ("quakealert.cli.store", "copy an SQLite store into PostgreSQL"),
 }
 
 
