@@ -19,9 +19,10 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import psycopg
+from psycopg.rows import tuple_row
 
 log = logging.getLogger(__name__)
 
@@ -185,15 +186,16 @@ class PgLeadership:
                 await asyncio.wait_for(conn.close(), self.probe_timeout_s)
 
 
-def holds_leadership(conn: psycopg.Connection[tuple[object, ...]], backend_pid: int,
+def holds_leadership(conn: psycopg.Connection[Any], backend_pid: int,
                      key: int = LEADER_KEY) -> bool:
     """Inside a leader-only transaction on any connection: does the leader's session (by its
     backend pid) still hold the lock? A fencing check: if the leader lost its session, the
     transaction can roll back instead of writing as a leader."""
-    row = conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = %s"
-        " AND granted AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = %s)",
-        (backend_pid, key & 0xFFFFFFFFFFFFFFFF)).fetchone()
+    with conn.cursor(row_factory=tuple_row) as cur:
+        row = cur.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = %s"
+            " AND granted AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = %s)",
+            (backend_pid, key & 0xFFFFFFFFFFFFFFFF)).fetchone()
     return bool(row and row[0])
 
 

@@ -21,3 +21,14 @@ def test_store_path_still_loads(tmp_path):
     path = tmp_path / "q.toml"
     path.write_text(f'[store]\npath = "{tmp_path / "x.sqlite"}"\n')
     assert load_settings(path).store_path == tmp_path / "x.sqlite"
+
+
+def test_two_host_examples_are_refused_until_wired():
+    """The deploy/two-host configs are refused with the same clear error: an example never runs
+    silently on SQLite (flip this test when the daemon runs on PostgreSQL)."""
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[2] / "deploy" / "two-host"
+    for name in ("host-a.toml", "host-b.toml"):
+        with pytest.raises(ConfigError, match="docs/deploy.md"):
+            load_settings(folder / name)

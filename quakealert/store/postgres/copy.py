@@ -15,8 +15,10 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
+from psycopg.rows import tuple_row
 
 from quakealert.store import sqlite as sqlite_store
 from quakealert.store.postgres import db
@@ -69,7 +71,7 @@ def open_source(path: Path) -> sqlite3.Connection:
 
 def copy_store(
     src: sqlite3.Connection,
-    dst: psycopg.Connection[tuple[object, ...]],
+    dst: psycopg.Connection[Any],
     *,
     batch: int = DEFAULT_BATCH,
     progress: Callable[[str, int], None] | None = None,
@@ -93,20 +95,19 @@ def copy_store(
     return results
 
 
-def _columns(src: sqlite3.Connection, dst: psycopg.Connection[tuple[object, ...]],
-             table: str) -> list[str]:
-    target = {r[0] for r in dst.execute(
+def _columns(src: sqlite3.Connection, dst: psycopg.Connection[Any], table: str) -> list[str]:
+    target = {r[0] for r in dst.cursor(row_factory=tuple_row).execute(
         "SELECT column_name FROM information_schema.columns WHERE table_schema = 'public'"
         " AND table_name = %s", (table,))}
     return [r[1] for r in src.execute(f'PRAGMA table_info("{table}")') if r[1] in target]
 
 
-def _count(dst: psycopg.Connection[tuple[object, ...]], table: str) -> int:
-    row = dst.execute(f'SELECT count(*) FROM "{table}"').fetchone()
+def _count(dst: psycopg.Connection[Any], table: str) -> int:
+    row = dst.cursor(row_factory=tuple_row).execute(f'SELECT count(*) FROM "{table}"').fetchone()
     return int(str(row[0])) if row else 0
 
 
-def _copy_table(src: sqlite3.Connection, dst: psycopg.Connection[tuple[object, ...]],
+def _copy_table(src: sqlite3.Connection, dst: psycopg.Connection[Any],
                 table: str, batch: int,
                 progress: Callable[[str, int], None] | None) -> TableCopy:
     cols = _columns(src, dst, table)
@@ -134,9 +135,9 @@ def _copy_table(src: sqlite3.Connection, dst: psycopg.Connection[tuple[object, .
     return TableCopy(table, source_rows, _count(dst, table), added)
 
 
-def _advance_identity(dst: psycopg.Connection[tuple[object, ...]], table: str) -> None:
+def _advance_identity(dst: psycopg.Connection[Any], table: str) -> None:
     """Move an identity column's sequence past the copied ids, so new rows do not collide."""
-    for (column,) in dst.execute(
+    for (column,) in dst.cursor(row_factory=tuple_row).execute(
             "SELECT column_name FROM information_schema.columns WHERE table_schema = 'public'"
             " AND table_name = %s AND is_identity = 'YES'", (table,)).fetchall():
         dst.execute(

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -58,7 +59,7 @@ WHERE o.id = m.id AND o.state = 'in_flight'
 """
 
 
-def transaction(conn: psycopg.Connection[Any]) -> psycopg.Transaction:
+def transaction(conn: psycopg.Connection[Any]) -> AbstractContextManager[psycopg.Transaction]:
     """BEGIN ... COMMIT (ROLLBACK on error), as ``store.outbox.transaction`` on SQLite."""
     return conn.transaction()
 
