@@ -12,7 +12,10 @@ from quakealert.errors import ConfigError
 SOURCE_KINDS = ("fdsn", "usgs", "emsc", "cenc", "replay")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CATALOGS_DIR = REPO_ROOT / "catalogs"
-DEFAULT_SCENARIO = CATALOGS_DIR / "scenarios" / "maizhokunggar-2024.csv"
+# The real CENC speed-report list within 300 km of Maizhokunggar, 2015-2025 (catalogs/scenarios/
+# README.md); the 2024 swarm begins on 2024-10-21 BJT, so the years before it are background.
+DEFAULT_SCENARIO = CATALOGS_DIR / "scenarios" / "cenc-lhasa-300km-2015-2025.csv"
+DEFAULT_SCENARIO_START = "2024-10-20T00:00:00Z"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +60,7 @@ _SOURCE_KEYS = {f for f in SourceConfig.__dataclass_fields__} | {"catalog"}
 SECTIONS = frozenset({
     "store", "api", "sources", "sequences", "policy", "approvals", "messages", "webpush",
     "webhook", "outbox", "subscriptions", "ratelimit", "auth", "cap", "fdsnws", "demo",
+    "backfill",
 })
 
 
@@ -104,21 +108,25 @@ def parse_source(table: dict[str, Any], base_dir: Path) -> SourceConfig:
 
 
 def default_settings(var_dir: Path | None = None) -> Settings:
-    """The embedded offline default: replay of the Maizhokunggar 2024 scenario, SQLite in var/."""
+    """The embedded offline default: replay of the real 2015-2025 CENC list around Maizhokunggar
+    (the years before the 2024 swarm as background, the swarm played at speed), SQLite in var/."""
     var = var_dir or Path("var")
     return Settings(
         store_path=var / "quakealert.sqlite",
         sources=(
             SourceConfig(
-                name="replay-maizhokunggar-2024",
+                name="replay-cenc-lhasa",
                 kind="replay",
                 path=str(DEFAULT_SCENARIO),
                 interval_s=1.0,
-                # 20,000x: the eight scenario days play in about 40 s, and the 24 h rules in 4 s
-                speed=20_000.0,
+                # 30,000x from 2024-10-20: the M4.5 of 11-06 20:19 UTC comes after about 51 s,
+                # the 30 min rule takes 0.06 s and the whole swarm (to 2025-01-15) about 4.2 min
+                speed=30_000.0,
                 priority=10,
                 jitter_s=0.0,
-                params={"source_as": "cenc", "label": "REPLAY of the 2024 Maizhokunggar swarm"},
+                params={"source_as": "cenc", "start": DEFAULT_SCENARIO_START,
+                        "label": "REPLAY of the CENC list around Maizhokunggar, 2015-2025 "
+                                 "(background to 2024-10-20, then the 2024 swarm)"},
             ),
         ),
         sections={"demo": {"subscriber": True}},

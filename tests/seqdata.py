@@ -111,3 +111,40 @@ def cenc_news(sequence: str | None = None) -> list[Event]:
                 )
             )
     return events_from_reports(reports)
+
+
+SCENARIO = Path(__file__).parent.parent / "catalogs" / "scenarios" / "cenc-lhasa-300km-2015-2025.csv"
+
+
+@cache
+def _cenc_lhasa() -> tuple[Event, ...]:
+    reports = []
+    with SCENARIO.open(newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            reports.append(
+                Report(
+                    source="cenc",
+                    source_id=row["source_id"],
+                    origin_at=parse_time(row["time"]),
+                    latitude=float(row["latitude"]),
+                    longitude=float(row["longitude"]),
+                    depth_km=float(row["depth_km"]),
+                    magnitude=float(row["magnitude"]),
+                    mag_type=row["mag_type"],
+                    place=row["location_c"],
+                )
+            )
+    return tuple(events_from_reports(reports))
+
+
+def cenc_lhasa() -> list[Event]:
+    """The bundled scenario: CENC speed-report list, M >= 3 within 300 km of 29.85N 92.25E,
+    2015-01-01 to 2025-11-25 BJT (200 events)."""
+    return list(_cenc_lhasa())
+
+
+def cenc_lhasa_event(time_utc: str) -> Event:
+    """One event of the bundled scenario by its UTC origin time (``2024-11-06T20:19:53``)."""
+    at = parse_time(time_utc + "+00:00")
+    [e] = [e for e in _cenc_lhasa() if e.origin_at == at]
+    return e

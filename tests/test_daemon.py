@@ -11,11 +11,12 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
 
-from quakealert.config import DEFAULT_SCENARIO, load_settings
+from quakealert.config import DEFAULT_SCENARIO, DEFAULT_SCENARIO_START, load_settings
 from quakealert.service.daemon import serve
 from quakealert.store.sqlite import Store
 
@@ -55,7 +56,7 @@ path = "{DEFAULT_SCENARIO}"
 speed = 0
 interval_s = 1
 jitter_s = 0
-params = {{ source_as = "cenc", label = "REPLAY test" }}
+params = {{ source_as = "cenc", label = "REPLAY test", start = "{DEFAULT_SCENARIO_START}" }}
 {extra}
 [demo]
 subscriber = true
@@ -80,32 +81,39 @@ async def wait_for(url: str, check, timeout_s: float = 20.0):  # type: ignore[no
 
 
 async def test_daemon_serves_replayed_events_despite_a_dead_source(tmp_path: Path) -> None:
-    """Scenario events arrive on /api/v1/events while another source fails; health says which."""
+    """Scenario events arrive while another source fails; health says which. The years before
+    the swarm come first as back-fill (history: never notified), then the swarm is played."""
     port, dead = free_port(), free_port()
     settings = load_settings(write_config(tmp_path, port, dead_port=dead))
     stop = asyncio.Event()
     task = asyncio.create_task(serve(settings, stop))
     try:
-        body = await wait_for(f"http://127.0.0.1:{port}/api/v1/events",
-                              lambda b: len(b["events"]) == 3)
-        assert sorted(e["magnitude"] for e in body["events"]) == [4.0, 4.1, 4.5]
-        assert all(e["sources"][0]["source"] == "cenc" for e in body["events"])
         health = await wait_for(f"http://127.0.0.1:{port}/healthz",
-                                lambda b: b["status"] == "degraded")
+                                lambda b: b["events"] == 200 and b["status"] == "degraded")
         by_name = {s["name"]: s for s in health["sources"]}
-        assert by_name["replay"]["ok"] and by_name["replay"]["reports_total"] == 3
+        # 34 rows played from 2024-10-20 on; the 166 before it came as back-fill
+        assert by_name["replay"]["ok"] and by_name["replay"]["reports_total"] == 34
+        assert health["backfill"]["state"] == "complete"
+        assert health["backfill"]["sources"]["replay"]["reports"] == 166
         assert by_name["broken-node"]["consecutive_failures"] >= 1
         assert "SourceUnavailable" in by_name["broken-node"]["last_error"]
         assert health["mode"] == "REPLAY test"
+        body = await wait_for(f"http://127.0.0.1:{port}/api/v1/events?limit=500",
+                              lambda b: len(b["events"]) >= 100)
+        assert all(e["sources"][0]["source"] == "cenc" for e in body["events"])
     finally:
         stop.set()
         await asyncio.wait_for(task, 15)
     store = Store.open(tmp_path / "q.sqlite")
-    kinds = [r[0] for r in store.conn.execute("SELECT kind FROM notices ORDER BY created_at")]
+    rows = store.conn.execute(
+        "SELECT n.kind, e.origin_at FROM notices n JOIN events e ON e.id = n.event_id"
+        " ORDER BY n.created_at").fetchall()
     delivered = store.conn.execute(
         "SELECT count(*) FROM outbox WHERE channel = 'console' AND state = 'sent'").fetchone()[0]
     store.close()
-    assert kinds[:2] == ["official_report+felt_guidance", "swarm_advisory"]
+    assert [r[0] for r in rows][:2] == ["official_report+felt_guidance", "swarm_advisory"]
+    start = datetime(2024, 10, 20, tzinfo=UTC).timestamp()
+    assert all(r[1] >= start for r in rows)  # nothing about the background
     assert delivered >= 2
 
 
@@ -117,9 +125,9 @@ def test_sigterm_stops_cleanly(tmp_path: Path) -> None:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
-        body = asyncio.run(wait_for(f"http://127.0.0.1:{port}/api/v1/events",
-                                    lambda b: len(b["events"]) == 3, 30))
-        assert len(body["events"]) == 3
+        body = asyncio.run(wait_for(f"http://127.0.0.1:{port}/healthz",
+                                    lambda b: b["events"] == 200, 30))
+        assert body["backfill"]["state"] == "complete"
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=20)
     finally:

@@ -1,6 +1,8 @@
-"""`quakealert drill`: the Maizhokunggar scenario through the whole pipeline, as an exercise.
+"""`quakealert drill`: the real CENC list through the whole pipeline, as an exercise.
 
 Every test runs the real command (cli.main) on real catalogue files; nothing is sent anywhere.
+The bundled list is played with ``--start`` (the years before the 2024 swarm are background
+history) and, to keep the tests short, ``--until`` 2024-11-09 (after the M4.5 and the M4.0).
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ import pytest
 from lxml import etree
 
 from quakealert.cli import drill, main
-from quakealert.config import DEFAULT_SCENARIO
+from quakealert.config import DEFAULT_SCENARIO, DEFAULT_SCENARIO_START
 from quakealert.core.cap import CAP_NS
 from quakealert.store.sqlite import Store
 
 FIXTURES = Path(__file__).parent / "fixtures"
 LHASA_AREAS = {"chengguan", "doilungdeqen", "dagze", "lhunzhub", "damxung", "maizhokunggar"}
+SWARM = [str(DEFAULT_SCENARIO), "--start", DEFAULT_SCENARIO_START, "--until", "2024-11-09T00:00Z"]
 
 
 @pytest.fixture(autouse=True)
@@ -40,20 +43,22 @@ def by_kind(report: dict, kind: str) -> list[dict]:  # type: ignore[type-arg]
 
 
 def test_scenario_text_report(capsys: pytest.CaptureFixture[str]) -> None:
-    """The text report names the M4.5 report to Lhasa's districts, the swarm advisory, and why
-    Chengdu got nothing, between EXERCISE banners."""
-    assert main(["drill", str(DEFAULT_SCENARIO)]) == 0
+    """The text report names the background, the M4.5 report to Lhasa's districts, the swarm
+    advisory 30 min later, and why Chengdu got nothing, between EXERCISE banners."""
+    assert main(["drill", *SWARM]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert lines[0] == lines[-1] == drill.BANNER
-    m45 = out.index("2024-11-06 20:19:00 UTC = 2024-11-07 04:19:00 北京时间  "
+    assert ("166 reports before 2024-10-20T00:00:00Z loaded as background history (stored, "
+            "sequenced, never notified)") in out
+    m45 = out.index("2024-11-06 20:19:53 UTC = 2024-11-07 04:19:53 北京时间  "
                     "official_report+felt_guidance (Alert, CAP status Exercise)")
-    advisory = out.index("2024-11-07 20:19:01 UTC = 2024-11-08 04:19:01 北京时间  "
+    advisory = out.index("2024-11-06 20:49:54 UTC = 2024-11-07 04:49:54 北京时间  "
                          "swarm_advisory (Update, CAP status Exercise)")
     assert m45 < advisory
     assert "城关区 Chengguan District: 1 (first_felt)" in out[m45:advisory]
     assert "[zh] 【演练】【正式测定】拉萨市墨竹工卡县4.5级地震" in out[m45:advisory]
-    assert "+24.00 h after the origin" in out[advisory:]
+    assert "+1801 s after the origin" in out[advisory:]
     not_sent = out[out.index("NOT SENT"):out.index("SEQUENCE TYPE HISTORY")]
     assert "below_threshold" in not_sent and "成都（对照） Chengdu (control) 1" in not_sent
     history = out[out.index("SEQUENCE TYPE HISTORY"):]
@@ -61,12 +66,18 @@ def test_scenario_text_report(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_scenario_json_facts(capsys: pytest.CaptureFixture[str]) -> None:
-    """JSON: who got what when (UTC and Beijing), not-sent reasons per area, latency, types."""
-    r = run_json(capsys, str(DEFAULT_SCENARIO))
-    assert r["exercise"] is True and r["reports"]["played"] == 3
+    """JSON: who got what when (UTC and Beijing), not-sent reasons per area, latency, types.
+    The M4.1 of 10-31 reaches only Dagze and Maizhokunggar; the M4.5 all six Lhasa areas."""
+    r = run_json(capsys, *SWARM)
+    assert r["exercise"] is True and r["reports"]["played"] == 9
+    assert r["background"]["reports"] == 166
+    m41 = next(n for n in by_kind(r, "official_report+felt_guidance")
+               if n["event"]["magnitude"] == 4.1)
+    assert m41["at"]["utc"] == "2024-10-31T01:32:38Z"
+    assert {a["key"] for a in m41["areas"]} == {"dagze", "maizhokunggar"}
     m45 = next(n for n in by_kind(r, "official_report+felt_guidance")
                if n["event"]["magnitude"] == 4.5)
-    assert m45["at"] == {"utc": "2024-11-06T20:19:00Z", "beijing": "2024-11-07T04:19:00+08:00"}
+    assert m45["at"] == {"utc": "2024-11-06T20:19:53Z", "beijing": "2024-11-07T04:19:53+08:00"}
     assert {a["key"] for a in m45["areas"]} == LHASA_AREAS
     assert m45["residents"] == 6 and m45["channels"] == {"webhook": 6}
     chengguan = next(a for a in m45["areas"] if a["key"] == "chengguan")
@@ -76,25 +87,27 @@ def test_scenario_json_facts(capsys: pytest.CaptureFixture[str]) -> None:
     assert 0 < m45["latency"]["processing_ms"] < 10_000
     assert m45["titles"]["zh"].startswith("【演练】") and m45["titles"]["en"].startswith("EXERCISE")
 
-    (advisory,) = [n for n in by_kind(r, "swarm_advisory") if n["reasons"] == ["type_changed"]]
-    assert advisory["at"]["utc"] == "2024-11-07T20:19:01Z" and advisory["msg_type"] == "Update"
-    assert {a["key"] for a in advisory["areas"]} == LHASA_AREAS
-    assert advisory["latency"]["scenario_delay_s"] == 24 * 3600 + 1
+    advisory = next(n for n in by_kind(r, "swarm_advisory")
+                    if n["reasons"] == ["type_changed"] and n["event"]["magnitude"] == 4.5)
+    assert advisory["at"]["utc"] == "2024-11-06T20:49:54Z" and advisory["msg_type"] == "Update"
+    # Dagze and Maizhokunggar were told of the swarm at 10-31; the others learn it now
+    assert {a["key"] for a in advisory["areas"]} == LHASA_AREAS - {"dagze", "maizhokunggar"}
+    assert advisory["latency"]["scenario_delay_s"] == 30 * 60 + 1
     assert advisory["latency"]["trigger"] == "tick"
     assert all(n["cap_status"] == "Exercise" and n["exercise"] for n in r["sent"])
+    assert all(n["at"]["utc"] >= "2024-10-20" for n in r["sent"])  # nothing about the background
 
     sent_areas = {a["key"] for n in r["sent"] for a in n["areas"]}
     assert drill.CONTROL_KEY not in sent_areas
     control = [g for g in r["not_sent"]
                if any(a["key"] == drill.CONTROL_KEY for a in g["areas"])]
     assert {g["reason_code"] for g in control} == {"below_threshold"}
-    assert {g["event"]["magnitude"] for g in control} == {4.1, 4.5, 4.0}
+    assert {g["event"]["magnitude"] for g in control} == {3.0, 3.1, 3.2, 3.6, 3.9, 4.0, 4.1, 4.5}
 
-    (seq,) = r["sequences"]
-    assert seq["type"] == "swarm" and [h["type"] for h in seq["history"]] == ["undetermined",
-                                                                             "swarm"]
-    assert seq["history"][1]["at"]["utc"] == "2024-11-07T20:19:01Z"
-    assert any("0.40" in reason["en"] for reason in seq["history"][1]["reasons"])
+    [seq] = [s for s in r["sequences"] if s["events"] == 8]
+    assert seq["type"] == "swarm" and seq["delta_m"] == 0.4
+    history = [h["type"] for h in seq["history"]]
+    assert history[0] == "undetermined" and history[-1] == "swarm"
     t = r["totals"]
     assert t["deliveries"] == {"webhook": t["notices"]}
     assert t["outbox"] == {"webhook": {"sent": t["notices"]}}
@@ -103,7 +116,7 @@ def test_scenario_json_facts(capsys: pytest.CaptureFixture[str]) -> None:
 def test_html_is_marked_exercise(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The HTML page carries the EXERCISE/演练 banner and the exercise-marked titles."""
     page = tmp_path / "drill.html"
-    assert main(["drill", str(DEFAULT_SCENARIO), "--html", str(page)]) == 0
+    assert main(["drill", *SWARM, "--html", str(page)]) == 0
     html = page.read_text(encoding="utf-8")
     assert html.count(drill.BANNER) == 2 and "<title>[EXERCISE] 演练" in html
     assert "【演练】【震群提示】拉萨市墨竹工卡县地震活动" in html
@@ -116,7 +129,7 @@ def test_real_store_is_never_touched(tmp_path: Path, own_tempdir: Path,
     real = tmp_path / "real"
     cfg = tmp_path / "q.toml"
     cfg.write_text(f'[store]\npath = "{real}/q.sqlite"\nvar_dir = "{real}"\n', encoding="utf-8")
-    r = run_json(capsys, str(DEFAULT_SCENARIO), "--config", str(cfg))
+    r = run_json(capsys, *SWARM, "--config", str(cfg))
     assert r["totals"]["notices"] > 0
     assert not real.exists()
     assert list(own_tempdir.iterdir()) == []
@@ -126,7 +139,7 @@ def test_keep_dir_holds_store_and_exercise_cap(tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     """--keep DIR keeps the drill store and each notice's CAP, valid and with status Exercise."""
     keep = tmp_path / "kept"
-    r = run_json(capsys, str(DEFAULT_SCENARIO), "--keep", str(keep))
+    r = run_json(capsys, *SWARM, "--keep", str(keep))
     store = Store.open(keep / "drill.sqlite")
     try:
         rows = store.conn.execute("SELECT count(*), sum(exercise) FROM notices").fetchone()
@@ -140,7 +153,7 @@ def test_keep_dir_holds_store_and_exercise_cap(tmp_path: Path,
         doc = etree.parse(str(path))
         schema.assertValid(doc)
         assert doc.findtext(f"{{{CAP_NS}}}status") == "Exercise"
-    assert main(["drill", str(DEFAULT_SCENARIO), "--keep", str(keep)]) == 2
+    assert main(["drill", *SWARM, "--keep", str(keep)]) == 2
     assert "exists" in capsys.readouterr().err
 
 
@@ -152,7 +165,7 @@ def test_subscribers_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
         "29.65,91.13,zh;bo,webhook,https://gw.example.org/lhasa,3\n"
         "30.66,104.07,zh,webhook,https://gw.example.org/chengdu,\n"
         "95,91.1,zh,webhook,https://gw.example.org/x,3\n", encoding="utf-8")
-    r = run_json(capsys, str(DEFAULT_SCENARIO), "--subscribers", str(csv_file))
+    r = run_json(capsys, *SWARM, "--subscribers", str(csv_file))
     pop = r["population"]
     assert pop["residents"] == 2 and len(pop["rejected_rows"]) == 1
     assert pop["rejected_rows"][0].startswith("line 4: latitude")
@@ -170,7 +183,7 @@ def test_subscribers_csv_without_good_rows(tmp_path: Path,
     """A CSV in which no row is usable stops the drill with exit code 2."""
     csv_file = tmp_path / "residents.csv"
     csv_file.write_text("name,phone\nA,123\n", encoding="utf-8")
-    assert main(["drill", str(DEFAULT_SCENARIO), "--subscribers", str(csv_file)]) == 2
+    assert main(["drill", *SWARM, "--subscribers", str(csv_file)]) == 2
     assert "no usable subscriber rows" in capsys.readouterr().err
 
 
@@ -195,20 +208,30 @@ def test_bad_file_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture
 
 def test_until_stops_the_clock(capsys: pytest.CaptureFixture[str]) -> None:
     """--until before the M4.0: it is not played, and nothing is sent after that time."""
-    r = run_json(capsys, str(DEFAULT_SCENARIO), "--until", "2024-11-08 12:00+08:00")
-    assert r["reports"] == {"played": 2, "after_until": 1, "skipped": 0, "skipped_rows": []}
+    r = run_json(capsys, str(DEFAULT_SCENARIO), "--start", DEFAULT_SCENARIO_START,
+                 "--until", "2024-11-08 12:00+08:00")
+    assert r["reports"] == {"played": 8, "after_until": 26, "skipped": 0, "skipped_rows": []}
     assert r["until"]["utc"] == "2024-11-08T04:00:00Z"
-    assert max(n["at"]["utc"] for n in r["sent"]) == "2024-11-07T20:19:01Z"
+    assert max(n["at"]["utc"] for n in r["sent"]) == "2024-11-06T20:49:54Z"
+
+
+def test_start_after_every_row_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """--start after the last row leaves nothing to play: exit 2 with one line."""
+    assert main(["drill", str(DEFAULT_SCENARIO), "--start", "2030-01-01T00:00Z"]) == 2
+    assert "no earthquakes after --start" in capsys.readouterr().err
 
 
 def test_real_time_speed_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                     capsys: pytest.CaptureFixture[str]) -> None:
-    """--speed 1 on two quakes a day apart: the gap is capped on the wall clock, the swarm
+    """--speed 1 on two quakes a week apart: the gap is capped on the wall clock, the swarm
     rule fires while waiting, and the decisions are those of an as-fast-as-possible drill."""
     monkeypatch.setattr(drill, "MAX_GAP_S", 0.4)
     rows = DEFAULT_SCENARIO.read_text(encoding="utf-8").splitlines()
     short = tmp_path / "two.csv"
-    short.write_text("\n".join(rows[:3]) + "\n", encoding="utf-8")  # M4.1 and M4.5
+    # the M4.1 of 10-31 and the M4.5 of 11-07 (BJT): ΔM 0.4, a swarm after 24 h (§8.2)
+    keep = [r for r in rows[1:] if ",cenc-sb-20241031093238," in r or ",cenc-sb-20241107041953," in r]
+    assert len(keep) == 2
+    short.write_text("\n".join([rows[0], *keep]) + "\n", encoding="utf-8")
     until = "2024-11-07T21:00Z"
     slow = run_json(capsys, str(short), "--speed", "1", "--until", until)
     fast = run_json(capsys, str(short), "--until", until)
@@ -234,7 +257,7 @@ def test_held_notices_are_released_as_their_timeout_would(
     """[approvals] swarm_advisory = 600: the advisory is held, then counted as delivered."""
     cfg = tmp_path / "q.toml"
     cfg.write_text("[approvals]\nswarm_advisory = 600\n", encoding="utf-8")
-    r = run_json(capsys, str(DEFAULT_SCENARIO), "--config", str(cfg))
+    r = run_json(capsys, *SWARM, "--config", str(cfg))
     (report,) = [n for n in by_kind(r, "official_report+felt_guidance")
                  if n["event"]["magnitude"] == 4.5]
     advisory = by_kind(r, "swarm_advisory")[0]

@@ -1,8 +1,11 @@
-"""The whole core chain on the Maizhokunggar 2024 scenario: events -> sequence -> policy -> notices.
+"""The whole core chain on the real CENC list: events -> sequence -> policy -> notices.
 
-The expected notices are the ones issue 4 names: Lhasa residents get a report with felt guidance at
-the M4.5, one swarm advisory once the type becomes swarm, and nothing more for the M4.0 except
-what a recorded rule says; Chengdu residents get nothing, each with a recorded reason.
+The years before the 2024 Maizhokunggar swarm are background (absorbed, never notified); the swarm
+is played. Lhasa residents (about 110 km away) feel none of its quakes before the M4.5 (M3.0-4.1,
+predicted below intensity III), so they get a report with felt guidance at the M4.5, one swarm
+advisory 30 min later once the type is swarm (eight quakes by then), and the daily swarm summary
+that counts the M4.0 of 11-08, which they did not feel; Chengdu residents get nothing, each event
+with a recorded reason.
 """
 
 from __future__ import annotations
@@ -13,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from quakealert.config import DEFAULT_SCENARIO, Settings
-from quakealert.formats.catalog import read_catalog_file
+from quakealert.config import Settings
 from quakealert.model import Report
 from quakealert.service.pipeline import Pipeline
 from quakealert.store import decisions as dec
@@ -22,14 +24,20 @@ from quakealert.store import notices as nt
 from quakealert.store.sequences import get_sequence
 from quakealert.store.sqlite import Store
 from quakealert.store.subscribers import NewSubscriber, add_subscriber
+from tests.scenario import M45_AT, absorb_background, swarm
 
 LHASA = (29.65, 91.13)
 CHENGDU = (30.66, 104.07)
 
 
+UNTIL = datetime(2024, 11, 9, tzinfo=UTC)
+
+
 def scenario() -> list[Report]:
-    reports = read_catalog_file(DEFAULT_SCENARIO).reports
-    assert [r.magnitude for r in reports] == [4.1, 4.5, 4.0]
+    """The swarm up to 2024-11-09: M3.2 M3.1 (10-21) M4.1 M3.6 (10-31) M3.9 (11-02) M3.1 (Nagqu,
+    11-04) M3.0 (11-06) M4.5 (11-07 BJT) M4.0 (11-08)."""
+    reports = swarm(UNTIL)
+    assert [r.magnitude for r in reports] == [3.2, 3.1, 4.1, 3.6, 3.9, 3.1, 3.0, 4.5, 4.0]
     return reports
 
 
@@ -44,7 +52,9 @@ def world(tmp_path: Path) -> tuple[Store, Pipeline, dict[str, int]]:
         ids[name] = store.conn.execute("SELECT id FROM subscribers WHERE public_id = ?",
                                        (created.id,)).fetchone()[0]
     settings = Settings(store_path=tmp_path / "q.sqlite", var_dir=tmp_path)
-    return store, Pipeline(store, settings, exercise=True), ids
+    pipeline = Pipeline(store, settings, exercise=True)
+    absorb_background(store, pipeline)
+    return store, pipeline, ids
 
 
 def feed(store: Store, pipeline: Pipeline, reports: list[Report], now: datetime) -> list[str]:
@@ -58,42 +68,68 @@ def sent_to(store: Store, subscriber: int) -> list[tuple[str, str]]:
                 (d["notice_id"], subscriber)).fetchone()]
 
 
+def test_background_is_history_not_news(world) -> None:  # type: ignore[no-untyped-def]
+    """The 166 quakes before the swarm are stored and sequenced but nobody is told about them,
+    not even the felt ones (they are years old): no notice, no decision."""
+    store, pipeline, _ = world
+    assert store.count_events() == 166
+    assert len(pipeline.engine.sequence_ids()) > 1
+    assert store.conn.execute("SELECT count(*) FROM notices").fetchone()[0] == 0
+    assert store.conn.execute("SELECT count(*) FROM decisions").fetchone()[0] == 0
+
+
 def test_scenario_all_at_once_gives_the_expected_notices(world) -> None:  # type: ignore[no-untyped-def]
     """Played all at once, the replay still decides at scenario times, in order."""
     store, pipeline, ids = world
-    feed(store, pipeline, scenario(), datetime(2024, 11, 9, tzinfo=UTC))
+    feed(store, pipeline, scenario(), UNTIL)
     assert sent_to(store, ids["lhasa"]) == [
         ("official_report+felt_guidance", "first_felt"),
         ("swarm_advisory", "type_changed"),
+        ("swarm_advisory", "daily_summary"),
     ]
-    # The next day's swarm summary is the one further notice, and it says why (1 new event).
+    # Nothing further the next day: no new quake, so no summary to give.
     pipeline.advance(datetime(2024, 11, 10, tzinfo=UTC))
-    assert sent_to(store, ids["lhasa"])[2:] == [("swarm_advisory", "daily_summary")]
+    assert len(sent_to(store, ids["lhasa"])) == 3
     assert sent_to(store, ids["chengdu"]) == []
     notices = sorted(nt.list_notices(store.conn), key=lambda n: n.notice.created_at)
     first = next(n for n in notices if n.notice.kind.startswith("official_report"))
-    assert first.notice.event_id.startswith("qa20241106201900")
-    assert first.notice.created_at == datetime(2024, 11, 6, 20, 19, tzinfo=UTC)
+    assert first.notice.event_id.startswith("qa20241106201953")
+    assert first.notice.created_at == M45_AT
     advisory = next(n for n in notices if n.notice.kind == "swarm_advisory")
-    # Two events (M4.1, M4.5; ΔM 0.4, Rq 0.80) stay "undetermined" for the first 24 h (§8.2);
-    # the swarm type, and its one advisory, follow at M4.5 + 24 h.
-    assert advisory.notice.created_at == datetime(2024, 11, 7, 20, 19, 1, tzinfo=UTC)
+    # Eight quakes by the M4.5 (ΔM 0.4): the swarm type, and its advisory, come once the first
+    # 30 min (no typing: seismology.md §8.2) have passed.
+    assert advisory.notice.created_at == datetime(2024, 11, 6, 20, 49, 54, tzinfo=UTC)
     assert advisory.notice.msg_type == "Update" and advisory.notice.references == (first.notice.id,)
+    summary = notices[-1]
+    assert summary.notice.event_id.startswith("qa20241108050052")  # the M4.0, 30 min on
     assert all(n.notice.exercise for n in notices)
     assert {m.lang for m in first.notice.messages} == {"zh", "bo", "en"}
     zh = first.notice.message("zh")
     assert zh is not None and "墨竹工卡" in zh.title + zh.body and "4.5" in zh.title + zh.body
 
 
+def test_m45_context_counts_eleven(world) -> None:  # type: ignore[no-untyped-def]
+    """With the real background the M4.5's notice says 共11次 and that it is the largest."""
+    store, pipeline, _ = world
+    feed(store, pipeline, scenario(), UNTIL)
+    first = next(n for n in nt.list_notices(store.conn)
+                 if n.notice.kind.startswith("official_report"))
+    zh = first.notice.message("zh")
+    assert zh is not None
+    assert "震中周边200公里内近5年来发生3级以上地震共11次，本次地震是其中最大的一次" in zh.body
+
+
 def test_m40_is_recorded_not_sent_with_its_reason(world) -> None:  # type: ignore[no-untyped-def]
     """The M4.0 of 11-08 is not felt in Lhasa (A12+1σ): a 'not sent' decision with its reason."""
     store, pipeline, ids = world
-    feed(store, pipeline, scenario(), datetime(2024, 11, 9, tzinfo=UTC))
+    feed(store, pipeline, scenario(), UNTIL)
     m40 = [dict(r) for r in store.conn.execute(
         "SELECT * FROM decisions WHERE event_id LIKE 'qa20241108%' AND subscriber_id = ?"
         " ORDER BY id", (ids["lhasa"],))]
     assert next(d["reason_code"] for d in m40) == "below_threshold"
-    assert not any(d["send"] for d in m40)
+    # the only thing sent at the M4.0's moment is the daily summary that counts it (30 min on)
+    assert [d["reason_code"] for d in m40 if d["send"]] == ["daily_summary"]
+    assert not m40[0]["send"]
     assert "predicted intensity II" in m40[0]["reason_en"]
     assert "the swarm advisory was sent" in m40[0]["reason_en"]
 
@@ -105,18 +141,24 @@ def test_chengdu_gets_nothing_with_reasons(world) -> None:  # type: ignore[no-un
     rows = store.conn.execute(
         "SELECT event_id, reason_code, sum(count) FROM decisions WHERE send = 0 AND"
         " subscriber_id IS NULL GROUP BY event_id, reason_code").fetchall()
-    assert len(rows) == 3 and {r[1] for r in rows} == {"below_threshold"}
+    assert len(rows) == 9 and {r[1] for r in rows} == {"below_threshold"}
 
 
 def test_sequence_is_stored_as_swarm(world) -> None:  # type: ignore[no-untyped-def]
-    """After the M4.0 the stored sequence is a swarm with ΔM 0.4 and Rq 0.70, with history."""
+    """After the M4.0 the swarm's stored sequence (its eight Maizhokunggar quakes; the Nagqu M3.1
+    203 km away is not linked) is a swarm: ΔM 0.4 (M4.5 - M4.1), Rq 0.62, with its history."""
     store, pipeline, _ = world
-    feed(store, pipeline, scenario(), datetime(2024, 11, 9, tzinfo=UTC))
-    (seq_id,) = pipeline.engine.sequence_ids()
+    feed(store, pipeline, scenario(), UNTIL)
+    m45_id = store.conn.execute("SELECT id FROM events WHERE id LIKE 'qa20241106201953%'"
+                                ).fetchone()[0]
+    seq_id = pipeline.engine.sequence_of(m45_id)
+    assert seq_id is not None
     seq = get_sequence(store.conn, seq_id)
-    assert seq["type"] == "swarm" and seq["delta_m"] == pytest.approx(0.4)
-    assert seq["energy_ratio"] == pytest.approx(0.70, abs=0.01)
-    assert [h["type"] for h in seq["type_history"]][:2] == ["undetermined", "swarm"]
+    assert seq["type"] == "swarm" and seq["n_events"] == 8
+    assert seq["delta_m"] == pytest.approx(0.4)
+    assert seq["energy_ratio"] == pytest.approx(0.62, abs=0.01)
+    history = [h["type"] for h in seq["type_history"]]
+    assert history[0] == "undetermined" and history[-1] == "swarm"
 
 
 def test_event_by_event_equals_all_at_once(world, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -124,11 +166,12 @@ def test_event_by_event_equals_all_at_once(world, tmp_path: Path) -> None:  # ty
     store, pipeline, ids = world
     for r in scenario():
         feed(store, pipeline, [r], r.origin_at + timedelta(minutes=2))
-    feed(store, pipeline, [], datetime(2024, 11, 9, tzinfo=UTC))
-    pipeline.advance(datetime(2024, 11, 9, tzinfo=UTC))
+    feed(store, pipeline, [], UNTIL)
+    pipeline.advance(UNTIL)
     assert sent_to(store, ids["lhasa"]) == [
         ("official_report+felt_guidance", "first_felt"),
         ("swarm_advisory", "type_changed"),
+        ("swarm_advisory", "daily_summary"),
     ]
 
 
@@ -147,7 +190,8 @@ def test_restart_sends_nothing_again(world, tmp_path: Path) -> None:  # type: ig
 def test_deletion_sends_a_cancel(world) -> None:  # type: ignore[no-untyped-def]
     """An agency deleting a quake residents were told about produces a Cancel referencing it."""
     store, pipeline, ids = world
-    m45 = scenario()[1]
+    m45 = scenario()[7]
+    assert m45.magnitude == 4.5
     feed(store, pipeline, [m45], m45.origin_at + timedelta(minutes=1))
     feed(store, pipeline, [replace(m45, status="deleted")], m45.origin_at + timedelta(minutes=9))
     kinds = sent_to(store, ids["lhasa"])

@@ -19,13 +19,13 @@ from lxml import etree
 from quakealert.api.app import make_app
 from quakealert.channels import make_channels
 from quakealert.channels.vapid import Vapid
-from quakealert.config import DEFAULT_SCENARIO, Settings
-from quakealert.formats.catalog import read_catalog_file
+from quakealert.config import Settings
 from quakealert.service.dispatch import Outbox
 from quakealert.service.pipeline import Pipeline
 from quakealert.store.sqlite import Store
 from quakealert.store.subscribers import NewSubscriber, add_subscriber, b64url
 from tests.conftest import FIXTURES
+from tests.scenario import feed_scenario
 
 LHASA = (29.65, 91.13)
 XSD = etree.XMLSchema(etree.parse(str(FIXTURES / "cap" / "cap-1.2.xsd")))
@@ -60,7 +60,8 @@ async def receiver(aiohttp_server):  # type: ignore[no-untyped-def]
 
 async def test_scenario_reaches_every_channel(receiver: Receiver, tmp_path: Path, aiohttp_client,
                                               capsys) -> None:  # type: ignore[no-untyped-def]
-    """Lhasa residents on Web Push, webhook and console get the report and the swarm advisory."""
+    """Lhasa residents on Web Push, webhook and console get the M4.5's report, the swarm advisory
+    and the daily swarm summary that counts the M4.0 (the real list, background absorbed)."""
     store = Store.open(tmp_path / "q.sqlite")
     t0 = datetime(2024, 10, 1, tzinfo=UTC)
     ua_key = ec.generate_private_key(ec.SECP256R1())
@@ -76,8 +77,7 @@ async def test_scenario_reaches_every_channel(receiver: Receiver, tmp_path: Path
     add_subscriber(store.conn, NewSubscriber(*LHASA, ("en",), "console", "demo"), now=t0)
     settings = Settings(store_path=tmp_path / "q.sqlite", var_dir=tmp_path / "var")
     pipeline = Pipeline(store, settings, exercise=True)
-    at = datetime(2024, 11, 9, tzinfo=UTC)
-    pipeline.process(store.ingest(read_catalog_file(DEFAULT_SCENARIO).reports, now=at), now=at)
+    feed_scenario(store, pipeline, datetime(2024, 11, 9, tzinfo=UTC))
 
     vapid = Vapid(ec.generate_private_key(ec.SECP256R1()), "mailto:duty@example.org")
     import aiohttp
@@ -87,8 +87,8 @@ async def test_scenario_reaches_every_channel(receiver: Receiver, tmp_path: Path
         while await outbox.drain_once(datetime.now(UTC)):
             pass
 
-    # Web Push: two pushes (report + advisory), same Topic, decrypted by http_ece
-    assert len(receiver.pushes) == 2
+    # Web Push: three pushes (report, advisory, summary), same Topic, decrypted by http_ece
+    assert len(receiver.pushes) == 3
     topics = {h["Topic"] for h, _ in receiver.pushes}
     assert len(topics) == 1
     payloads = []
@@ -99,10 +99,10 @@ async def test_scenario_reaches_every_channel(receiver: Receiver, tmp_path: Path
         payloads.append(json.loads(plain))
     assert payloads[0]["lang"] == "zh" and "4.5" in payloads[0]["title"]
     assert "演练" in payloads[0]["title"]  # a replay is an exercise, marked as such
-    assert "震群" in payloads[1]["title"]
+    assert "震群" in payloads[1]["title"] and "震群" in payloads[2]["title"]
 
-    # Webhook: two signed deliveries the office's gateway can verify with the documented recipe
-    assert len(receiver.hooks) == 2
+    # Webhook: three signed deliveries the office's gateway can verify with the documented recipe
+    assert len(receiver.hooks) == 3
     for headers, body in receiver.hooks:
         ts = headers["X-Quakealert-Timestamp"]
         mac = hmac.new(b"office-secret", f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
@@ -119,7 +119,7 @@ async def test_scenario_reaches_every_channel(receiver: Receiver, tmp_path: Path
     assert feed.status == 200
     ids = [e.text.rsplit("/", 1)[-1].removesuffix(".xml") for e in etree.parse(
         io.BytesIO(await feed.read())).iter("{http://www.w3.org/2005/Atom}id")][1:]
-    assert len(ids) >= 2
+    assert len(ids) >= 3
     for nid in ids:
         resp = await client.get(f"/cap/{nid}.xml")
         doc = etree.parse(io.BytesIO(await resp.read()))
@@ -138,8 +138,7 @@ async def test_push_link_opens_a_readable_notice(tmp_path: Path, aiohttp_client)
                    now=datetime(2024, 10, 1, tzinfo=UTC))
     settings = Settings(store_path=tmp_path / "q.sqlite", var_dir=tmp_path / "var")
     pipeline = Pipeline(store, settings, exercise=True)
-    at = datetime(2024, 11, 9, tzinfo=UTC)
-    pipeline.process(store.ingest(read_catalog_file(DEFAULT_SCENARIO).reports, now=at), now=at)
+    feed_scenario(store, pipeline, datetime(2024, 11, 9, tzinfo=UTC))
     notice_id, url = store.conn.execute(
         "SELECT id, url FROM notices ORDER BY created_at LIMIT 1").fetchone()
     assert url.endswith(f"/n/{notice_id}")

@@ -86,6 +86,10 @@ async def healthz(request: web.Request) -> web.Response:
     runtime = request.app.get(RUNTIME)
     if runtime is not None and getattr(runtime, "replay_label", None):
         body["mode"] = runtime.replay_label
+    backfill = getattr(runtime, "backfill", None)
+    if backfill is not None:
+        # "running": the 5-year background is still arriving; context counts are left out
+        body["backfill"] = backfill.to_json()
     return web.json_response(body, dumps=partial(json.dumps, ensure_ascii=False))
 
 

@@ -504,6 +504,10 @@ def format_text(report: dict[str, Any]) -> str:
                  + f", clock run to {_when(report['until'])}, {report['wall_s']:.2f} s wall")
     if rp["after_until"]:
         lines.append(f"  {rp['after_until']} reports after --until were not played")
+    bg = report.get("background") or {}
+    if bg.get("reports"):
+        lines.append(f"  {bg['reports']} reports before {bg['before']['utc']} loaded as background"
+                     " history (stored, sequenced, never notified)")
     if rp["skipped"]:
         lines.append(f"  {rp['skipped']} rows of the file skipped: "
                      + "; ".join(rp["skipped_rows"][:3]))
@@ -662,6 +666,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--until", type=_instant, default=None,
                         help="run the scenario clock to this time (ISO 8601, UTC unless an offset"
                              " is given; default: 24 h after the last event)")
+    parser.add_argument("--start", type=_instant, default=None,
+                        help="reports before this time are background history: stored and"
+                             " sequenced first, never notified (e.g. 2024-10-20T00:00:00Z for"
+                             " the bundled scenario; default: every report is played)")
     parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
                         help="keep the drill store (drill.sqlite) and CAP messages in DIR")
 
@@ -684,14 +692,22 @@ def read_reports(path: Path) -> tuple[list[Report], list[str]]:
 
 async def drill(reports: list[Report], skipped: list[str], population: Population,
                 settings: Settings, *, store_path: Path, file: str, speed: float,
-                until: datetime | None, cap_dir: Path | None = None) -> dict[str, Any]:
-    """Run one drill on a fresh store at ``store_path`` and return its report."""
+                until: datetime | None, cap_dir: Path | None = None,
+                start: datetime | None = None) -> dict[str, Any]:
+    """Run one drill on a fresh store at ``store_path`` and return its report; reports before
+    ``start`` are absorbed as background history first (never notified)."""
     store = Store.open(store_path)
     try:
+        history = [r for r in reports if start is not None and r.origin_at < start]
+        reports = [r for r in reports if start is None or r.origin_at >= start]
+        if not reports:
+            raise DrillInputError(f"{file}: no earthquakes after --start to replay")
         first = min(r.origin_at for r in reports)
         add_subscribers(store.conn, population.subscribers, now=first - timedelta(days=1),
                         places=population.places)
         pipeline = TimedPipeline(store, settings)
+        if history and start is not None:
+            pipeline.absorb(store.ingest(history, now=start), at=start)
         recorders = {name: RecorderChannel(name) for name in CHANNELS}
         box_settings = OutboxSettings.from_section(settings.section("outbox"))
         # The recorders never use the session; None proves no HTTP can happen.
@@ -702,9 +718,12 @@ async def drill(reports: list[Report], skipped: list[str], population: Populatio
         held_s, held = release_held(pipeline)
         await drain(outbox, datetime.now(UTC) + timedelta(seconds=held_s + 1))
         sender = str(settings.section("cap").get("sender", CAP_SENDER))
-        return build_report(store, pipeline, recorders, population, file=file, skipped=skipped,
-                            played=played, speed=speed, held_s=held_s, held=held,
-                            cap_dir=cap_dir, sender=sender)
+        report = build_report(store, pipeline, recorders, population, file=file,
+                              skipped=skipped, played=played, speed=speed, held_s=held_s,
+                              held=held, cap_dir=cap_dir, sender=sender)
+        report["background"] = {"reports": len(history),
+                                "before": times(start) if start is not None else None}
+        return report
     finally:
         store.close()
 
@@ -734,7 +753,10 @@ def run(args: argparse.Namespace) -> int:
         report = asyncio.run(drill(
             reports, skipped, population, settings, store_path=workdir / "drill.sqlite",
             file=str(args.file), speed=args.speed, until=args.until,
-            cap_dir=workdir / "cap" if args.keep else None))
+            cap_dir=workdir / "cap" if args.keep else None, start=args.start))
+    except DrillInputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     finally:
         if args.keep is None:
             shutil.rmtree(workdir, ignore_errors=True)

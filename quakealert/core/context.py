@@ -1,7 +1,9 @@
 """The CENC report's regional context line (reference/seismology.md §1.7).
 
-"震中周边200公里内近5年来发生3级以上地震共N次，最大地震是…": M >= 3 within 200 km over the
-5 years before the event, counted with one agency's magnitudes; the event itself is not counted.
+"震中周边200公里内近5年来发生3级以上地震共N次，…": M >= 3 within 200 km over the 5 years up to
+the event, counted with one agency's magnitudes. The event itself is counted (CENC's report says
+of the count "本次地震是其中最大的一次", so it is one of them); the largest quake before it is
+named separately so a notice can say 此前最大为2024年10月31日4.1级.
 """
 
 from __future__ import annotations
@@ -17,8 +19,17 @@ BEIJING = timedelta(hours=8)
 
 
 @dataclass(frozen=True, slots=True)
+class ContextQuake:
+    """One quake the context line names: event id, the agency's magnitude, origin time (UTC)."""
+
+    event_id: str
+    magnitude: float
+    origin_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Context:
-    """Regional context of one event: prior M >= min_magnitude quakes nearby, and its rank."""
+    """Regional context of one event: M >= min_magnitude quakes nearby, and its rank."""
 
     event_id: str
     magnitude: float
@@ -26,13 +37,22 @@ class Context:
     years: float
     min_magnitude: float
     agency: str
-    count: int
-    largest_id: str | None
-    largest_magnitude: float | None
-    largest_at: datetime | None
+    count: int  # quakes counted, this event included when it is M >= min_magnitude
+    largest: ContextQuake  # the largest counted (this event when it is the largest; ties too)
+    largest_before: ContextQuake | None  # the largest before this event; None when none was
     rank: int  # 1 = this event is the largest (ties count as largest)
     en: str
     zh: str
+
+    @property
+    def is_largest(self) -> bool:
+        """This event is the largest of those counted."""
+        return self.rank == 1
+
+    @property
+    def prior_count(self) -> int:
+        """Quakes counted before this event."""
+        return self.count - (1 if self.magnitude >= self.min_magnitude else 0)
 
 
 def _fmt_m(m: float) -> str:
@@ -49,13 +69,14 @@ def regional_context(
     years: float = 5.0,
     min_magnitude: float = 3.0,
 ) -> Context:
-    """Count prior quakes M >= ``min_magnitude`` within ``radius_km`` over ``years``.
+    """Count quakes M >= ``min_magnitude`` within ``radius_km`` over ``years`` up to ``event``.
 
-    Only ``agency``'s magnitudes are used (events it did not report are left out). Dates in
-    the Chinese sentence are Beijing time, as CENC writes them; the English one uses UTC.
+    Only ``agency``'s magnitudes are used (events it did not report are left out); later events
+    are not counted. Dates in the Chinese sentence are Beijing time, as CENC writes them; the
+    English one uses UTC.
     """
     start = event.origin_at - timedelta(days=365.25 * years)
-    prior: list[tuple[float, datetime, str]] = []
+    prior: list[ContextQuake] = []
     for e in background:
         if e.id == event.id or e.status == "deleted" or not start <= e.origin_at < event.origin_at:
             continue
@@ -64,41 +85,34 @@ def regional_context(
             continue
         if distance_km(event.latitude, event.longitude, e.latitude, e.longitude) > radius_km:
             continue
-        prior.append((got[0], e.origin_at, e.id))
-    count = len(prior)
-    rank = 1 + sum(1 for m, _, _ in prior if m > magnitude)
-    big = max(prior, key=lambda x: (x[0], x[1]), default=None)
+        prior.append(ContextQuake(e.id, got[0], e.origin_at))
+    this = ContextQuake(event.id, magnitude, event.origin_at)
+    count = len(prior) + (1 if magnitude >= min_magnitude else 0)
+    rank = 1 + sum(1 for q in prior if q.magnitude > magnitude)
+    before = max(prior, key=lambda q: (q.magnitude, q.origin_at), default=None)
+    largest = this if rank == 1 or before is None else before
     r, y, mm = f"{radius_km:g}", f"{years:g}", f"{min_magnitude:g}"
     zh = f"震中周边{r}公里内近{y}年来发生{mm}级以上地震共{count}次"
     quakes = "1 earthquake" if count == 1 else f"{count} earthquakes"
-    en = f"Within {r} km of the epicentre, {quakes} of M{mm} or greater occurred in the past {y} years"
-    if count == 0:
-        zh += "。"
-        en += "."
+    en = (f"Within {r} km of the epicentre, {quakes} of M{mm} or greater occurred in the past "
+          f"{y} years")
+    if before is None:
+        zh += "，即本次地震。" if count == 1 else "。"
+        en += ": this one." if count == 1 else "."
     elif rank == 1:
-        assert big is not None  # count > 0, so there is a largest earlier event
-        zh += f"，本次地震为其中最大地震（此前最大为{_zh_date(big[1])}{_fmt_m(big[0])}级地震）。"
-        en += (f"; this earthquake is the largest (the largest before it was "
-               f"M{_fmt_m(big[0])} on {big[1]:%Y-%m-%d})." if big else ".")
+        zh += (f"，本次地震是其中最大的一次（此前最大为{_zh_date(before.origin_at)}"
+               f"{_fmt_m(before.magnitude)}级）。")
+        en += (f", this one included; it is the largest (the largest before it was "
+               f"M{_fmt_m(before.magnitude)} on {before.origin_at:%Y-%m-%d} UTC).")
     else:
-        assert big is not None
-        zh += f"，最大地震是{_zh_date(big[1])}{_fmt_m(big[0])}级地震；本次地震为第{rank}大。"
-        en += (f"; the largest was M{_fmt_m(big[0])} on {big[1]:%Y-%m-%d} (UTC); this earthquake "
-               f"ranks {_ordinal(rank)} largest.")
+        zh += (f"，最大地震是{_zh_date(before.origin_at)}{_fmt_m(before.magnitude)}级地震；"
+               f"本次地震为第{rank}大。")
+        en += (f", this one included; the largest was M{_fmt_m(before.magnitude)} on "
+               f"{before.origin_at:%Y-%m-%d} UTC; this earthquake ranks {_ordinal(rank)}.")
     return Context(
-        event_id=event.id,
-        magnitude=magnitude,
-        radius_km=radius_km,
-        years=years,
-        min_magnitude=min_magnitude,
-        agency=agency,
-        count=count,
-        largest_id=big[2] if big else None,
-        largest_magnitude=big[0] if big else None,
-        largest_at=big[1] if big else None,
-        rank=rank,
-        en=en,
-        zh=zh,
+        event_id=event.id, magnitude=magnitude, radius_km=radius_km, years=years,
+        min_magnitude=min_magnitude, agency=agency, count=count, largest=largest,
+        largest_before=before, rank=rank, en=en, zh=zh,
     )
 
 

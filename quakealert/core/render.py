@@ -173,9 +173,12 @@ class RegionalContext:
     radius_km: float
     years: int
     min_magnitude: float
-    count: int
+    count: int  # this event included (CENC counts it: 本次地震是其中最大的一次)
     largest_magnitude: float
     is_largest: bool
+    # the largest quake before this one (此前最大为2024年10月31日4.1级); None when none was
+    largest_before_magnitude: float | None = None
+    largest_before_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,9 @@ _JSONP_HEAD = re.compile(rb"^[\w$.]+\s*\(")
 
 # SCEDC eventType codes (data/README.md caveats)
 _SCEDC_TYPES = {"eq": "earthquake", "qb": "quarry blast", "ex": "explosion", "sn": "sonic boom"}
+# CENC 事件类型 (speed-report list, data/README.md): 天然地震 natural earthquake, 爆破 explosion,
+# 塌陷 collapse; anything else is kept as CENC wrote it.
+_CENC_TYPES = {"天然地震": "earthquake", "爆破": "explosion", "塌陷": "collapse"}
 
 
 def is_replay(report: Report) -> bool:
@@ -137,7 +140,7 @@ def parse_csv_catalog(
 
 
 def _row_id(rec: dict[str, str], layout: str) -> str:
-    sid = rec.get("id") or rec.get("event_id") or ""
+    sid = rec.get("id") or rec.get("event_id") or rec.get("source_id") or ""
     if not sid and layout == "cenc" and rec.get("time_bjt"):
         try:
             sid = cenc_csv_id(rec["time_bjt"])
@@ -191,14 +194,17 @@ def cenc_csv_id(time_bjt: str) -> str:
 
 
 def _cenc_row(rec: dict[str, str], source: str) -> Report:
-    """The CENC CSV layout (time_utc, time_bjt, time_precision, latitude, longitude, depth_km,
-    mag, mag_type, location_c, sequence, source_url, notes [, id])."""
+    """The CENC CSV layouts: the news transcription (time_utc, time_bjt, time_precision,
+    latitude, longitude, depth_km, mag, mag_type, location_c, sequence, source_url, notes [, id])
+    and the speed-report list (time, latitude, longitude, depth_km, magnitude, mag_type,
+    source_id, time_bjt, location_c, event_type, orig_row, dist_km)."""
     bjt = rec.get("time_bjt", "")
-    sid = rec.get("id") or (cenc_csv_id(bjt) if bjt else "")
+    sid = rec.get("id") or rec.get("source_id") or (cenc_csv_id(bjt) if bjt else "")
     if not sid:
         raise ValueError("neither id nor time_bjt")
-    if rec.get("time_utc"):
-        origin_at = _time(rec["time_utc"])
+    utc = rec.get("time_utc") or rec.get("time")
+    if utc:
+        origin_at = _time(utc)
     else:
         try:
             origin_at = parse_utc(bjt, offset_h=BEIJING_OFFSET_H)
@@ -206,6 +212,7 @@ def _cenc_row(rec: dict[str, str], source: str) -> Report:
             raise ValueError(f"unparseable time {bjt!r}") from err
     if not rec.get("latitude") or not rec.get("longitude"):
         raise ValueError("epicentre missing")
+    raw_type = rec.get("event_type", "")
     return Report(
         source=source,
         source_id=sid,
@@ -213,12 +220,12 @@ def _cenc_row(rec: dict[str, str], source: str) -> Report:
         latitude=_num(rec, "latitude"),
         longitude=_num(rec, "longitude"),
         depth_km=_opt(rec, "depth_km"),
-        magnitude=_opt(rec, "mag"),
+        magnitude=_opt(rec, "mag") if "mag" in rec else _opt(rec, "magnitude"),
         mag_type=rec.get("mag_type") or None,
-        status="reviewed",  # transcribed 正式测定 (official) parameters
+        status="reviewed",  # 正式测定 (official) parameters: transcribed, or the speed-report list
         place=rec.get("location_c") or None,
         agency="CENC",
-        event_type="earthquake",
+        event_type=_CENC_TYPES.get(raw_type, raw_type) or "earthquake",
     )
 
 

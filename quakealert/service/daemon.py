@@ -19,8 +19,17 @@ from quakealert.api.app import make_app
 from quakealert.api.keys import SESSION
 from quakealert.config import Settings
 from quakealert.core.associate import Priorities
+from quakealert.model import ParseResult
 from quakealert.service.poller import Poller
 from quakealert.sources import make_source
+from quakealert.sources.backfill import (
+    Backfiller,
+    BackfillParams,
+    BackfillTracker,
+    SourceBackfill,
+    backfill_source,
+    window,
+)
 from quakealert.sources.base import Source
 from quakealert.store.sqlite import Store
 
@@ -50,6 +59,8 @@ class Runtime:
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     pipeline: Any = None
     metrics: Any = None
+    backfill: BackfillTracker = field(default_factory=BackfillTracker)
+    backfill_params: BackfillParams = field(default_factory=BackfillParams)
 
     def scenario_now(self, source_name: str, wall: datetime) -> datetime:
         """Scenario time for a replay source (so "30 min after the quake" means scenario time)."""
@@ -78,7 +89,9 @@ async def start(settings: Settings, *, stop: asyncio.Event) -> Runtime:
                       or f"REPLAY of {Path(str(s.config.path)).name}")
                   for s in sources.values() if s.config.kind == "replay"]
         runtime = Runtime(settings, store, session, poller, sources,
-                          replay_label="; ".join(labels) or None, metrics=Metrics.create())
+                          replay_label="; ".join(labels) or None, metrics=Metrics.create(),
+                          backfill_params=BackfillParams.from_section(
+                              settings.section("backfill")))
         poller.metrics = runtime.metrics
         runtime.pipeline = Pipeline.create(runtime)  # validates [sequences], [policy], ...
         runtime.pipeline.metrics = runtime.metrics
@@ -109,10 +122,51 @@ def ensure_demo_subscriber(store: Store) -> None:
         log.info("demo subscriber added: a Lhasa resident on the console channel (zh, bo, en)")
 
 
+async def store_history(runtime: Runtime, name: str, parsed: ParseResult) -> None:
+    """Store back-filled reports and hand them to the pipeline as history (never notified)."""
+    wall = datetime.now(UTC)
+    async with runtime.poller.lock:
+        result = runtime.store.ingest(parsed.reports, now=wall,
+                                      priorities=runtime.poller.priorities)
+    if runtime.pipeline is not None and result.changed:
+        runtime.pipeline.absorb(result, at=runtime.pipeline_now(wall))
+
+
+async def replay_background(runtime: Runtime) -> None:
+    """Each replay's rows before its ``start``: complete history, stored before play begins."""
+    for name, source in runtime.sources.items():
+        if source.config.kind != "replay" or not isinstance(source, Backfiller):
+            continue
+        start = getattr(source, "start", None)
+        if start is None:
+            continue
+        begin, _ = window(runtime.backfill_params, start)
+        record = SourceBackfill(name, begin, start)
+        runtime.backfill.sources[name] = record
+        await backfill_source(source, record, None,
+                              lambda n, p: store_history(runtime, n, p))
+
+
+def start_replays(runtime: Runtime, stop: asyncio.Event) -> None:
+    """Replays keep time: each plays its rows at their scaled origin times (issue 12 §7)."""
+    for name, source in runtime.sources.items():
+        run = getattr(source, "run", None)
+        if source.config.kind != "replay" or run is None:
+            continue
+
+        async def poll(_source: Source = source) -> None:
+            await runtime.poller.poll_once(_source, force=True)
+
+        runtime.tasks.append(asyncio.create_task(run(poll, stop), name=f"replay:{name}"))
+
+
 def schedule(runtime: Runtime, scheduler: AsyncIOScheduler) -> None:
-    """One job per source: max_instances=1, coalesce, jitter, the source's own interval."""
+    """One job per polled source: max_instances=1, coalesce, jitter, its own interval.
+    Replays are not polled: :func:`start_replays` plays them on their own clock."""
     for name, source in runtime.sources.items():
         cfg = source.config
+        if cfg.kind == "replay":
+            continue
         scheduler.add_job(
             runtime.poller.poll_once, "interval", args=[source], seconds=cfg.interval_s,
             jitter=cfg.jitter_s or None, max_instances=1, coalesce=True, id=f"poll:{name}",
@@ -152,8 +206,10 @@ async def serve(settings: Settings, stop: asyncio.Event,
         await site.start()
         log.info("api=http://%s:%d sources=%s store=%s", settings.api_host, settings.api_port,
                  ",".join(runtime.sources) or "-", settings.store_path)
+        await replay_background(runtime)
         schedule(runtime, scheduler)
         scheduler.start()
+        start_replays(runtime, stop)
         start_listeners(runtime, stop)
         await runtime.pipeline.start(stop)
         if started is not None:

@@ -20,7 +20,7 @@ import logging
 import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,6 +28,7 @@ import numpy as np
 
 from quakealert.config import Settings
 from quakealert.core.classify import Classification, sequence_to_json
+from quakealert.core.context import regional_context
 from quakealert.core.geo import distances_km
 from quakealert.core.intensity import upper_intensity_many
 from quakealert.core.policy import (
@@ -216,6 +217,8 @@ class Pipeline:
         self.approvals = approval_rules(settings.section("approvals"))
         self.catalog = default_catalog()
         self.clock: datetime | None = None
+        # False while the start-up back-fill runs: the context count is left out (None)
+        self.context_ready = True
         # (when, sequence id, daily): type-rule ticks, and the daily swarm-summary tick
         self._ticks: list[tuple[datetime, str, bool]] = []
         self._full_at: dict[str, datetime] = {}  # when each sequence's statistics were stored
@@ -436,13 +439,13 @@ class Pipeline:
         between, the stored sequence is marked stale and refreshed at the end of the batch.
         """
         seq = self.engine.sequence(seq_id)
-        cls = self.engine.classify(seq_id, at, diagnostics=False)
+        cls = self._classify(seq_id, at, diagnostics=False)
         last = self._full_at.get(seq_id)
         full = (last is None or at - last >= DIAGNOSTICS_EVERY
                 or self._saved_type.get(seq_id) != (cls.type, cls.final)
                 or len(seq.events) < SMALL_SEQUENCE)
         if full:
-            cls = self.engine.classify(seq_id, at)
+            cls = self._classify(seq_id, at)
         conn = self.store.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -458,6 +461,56 @@ class Pipeline:
         self._enqueue(result.notice_ids, at)
         return result.notice_ids
 
+    def _classify(self, seq_id: str, at: datetime, *, diagnostics: bool = True
+                  ) -> Classification:
+        cls = self.engine.classify(seq_id, at, diagnostics=diagnostics)
+        if not self.context_ready and cls.context is not None:
+            # The start-up back-fill is not complete: no count rather than a wrong one.
+            cls = replace(cls, context=None)
+        return cls
+
+    def absorb(self, result: IngestResult, *, at: datetime) -> None:
+        """Back-filled history: its events join sequences and are typed at ``at``, but no
+        resident is told about them (sources/backfill.py)."""
+        events = []
+        for event_id in result.changed:
+            try:
+                events.append(self.store.event(event_id))
+            except NotFound:
+                continue
+        touched: set[str] = set()
+        for event in sorted(events, key=lambda e: (e.origin_at, e.id)):
+            touched |= self.engine.upsert(event)
+        for seq_id in sorted(touched):
+            if not self.engine.has(seq_id):
+                sq.delete_sequence(self.store.conn, seq_id)
+                continue
+            seq = self.engine.sequence(seq_id)
+            self._save(seq, self._classify(seq_id, at), at)
+            if at - seq.last_at <= ACTIVE_FOR:
+                self._schedule(seq, after=at)
+        log.info("pipeline absorbed %d back-filled events into %d sequences", len(events),
+                 len(touched))
+
+    def _context_for(self, e: Event, cls: Classification) -> RegionalContext | None:
+        """The context line of the notice's own quake (not of the sequence's largest)."""
+        if cls.context is None:
+            return None
+        got = e.magnitude_from(cls.context.agency)
+        if got is None or got[0] < cls.context.min_magnitude:
+            return None
+        start = e.origin_at - timedelta(days=365.25 * cls.context.years)
+        c = regional_context(e, got[0], self.engine.nearby(
+            e.latitude, e.longitude, cls.context.radius_km, start, e.origin_at),
+            cls.context.agency, radius_km=cls.context.radius_km, years=cls.context.years,
+            min_magnitude=cls.context.min_magnitude)
+        before = c.largest_before
+        return RegionalContext(
+            radius_km=c.radius_km, years=int(c.years), min_magnitude=c.min_magnitude,
+            count=c.count, largest_magnitude=c.largest.magnitude, is_largest=c.is_largest,
+            largest_before_magnitude=None if before is None else before.magnitude,
+            largest_before_at=None if before is None else before.origin_at)
+
     def _save(self, seq: QuakeSequence, cls: Classification, at: datetime) -> None:
         if sq.save_sequence(self.store.conn, sequence_to_json(seq, cls, at), at):
             log.info("sequence=%s type=%s final=%s at=%s", seq.id, cls.type, cls.final,
@@ -471,7 +524,7 @@ class Pipeline:
         for seq_id, at in sorted(self._stale.items()):
             if self.engine.has(seq_id):
                 seq = self.engine.sequence(seq_id)
-                self._save(seq, self.engine.classify(seq_id, at), at)
+                self._save(seq, self._classify(seq_id, at), at)
         self._stale.clear()
 
     # -- policy -----------------------------------------------------------------------------
@@ -615,13 +668,7 @@ class Pipeline:
         d, e = pl.decision, pl.event
         members = [m for m in seq.events if m.origin_at <= at]
         previous = self._previous(d.references)
-        context = None
-        if cls.context is not None and cls.context.count > 0:
-            context = RegionalContext(
-                radius_km=cls.context.radius_km, years=int(cls.context.years),
-                min_magnitude=cls.context.min_magnitude, count=cls.context.count,
-                largest_magnitude=float(cls.context.largest_magnitude or e.magnitude or 0),
-                is_largest=cls.context.rank == 1)
+        context = self._context_for(e, cls)
         m1 = cls.largest_magnitude or max((m.magnitude or 0) for m in members)
         notable = tuple(NotableEvent(m.origin_at, float(m.magnitude)) for m in members
                         if m.magnitude is not None and m.magnitude >= m1 - 1.0)[-6:]

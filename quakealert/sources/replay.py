@@ -10,15 +10,22 @@ otherwise event *k* is released once ``(origin_k - origin_0) / speed`` seconds o
 have passed since the first fetch. :meth:`ReplaySource.virtual_now` is the scenario time of the
 present, so the pipeline can judge "30 minutes after the event" on scenario time.
 
+``params.start`` (ISO 8601, e.g. ``"2024-10-20T00:00:00Z"``) splits the file: rows before it are
+*background* (history), handed over at once by :meth:`ReplaySource.backfill` as the daemon's
+start-up back-fill (stored and sequenced, never notified), and the scenario clock starts at
+``start`` rather than at the first row. :meth:`ReplaySource.run` plays the rest on time: it
+sleeps until the next row's scaled origin time instead of waiting for a poll interval.
+
 Every replayed report is visibly a replay: its ``place`` starts with ``[REPLAY]`` (the place
 is ``[REPLAY]`` alone when the file has none); :func:`is_replay` tests for it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -32,37 +39,53 @@ from quakealert.formats.catalog import (
     encode_lines,
     read_catalog_file,
 )
+from quakealert.formats.rows import parse_utc
 from quakealert.model import ParseResult, Report
 
-# --- reading files --------------------------------------------------------------------------
-
-
-# --- playing --------------------------------------------------------------------------------
+Sleep = Callable[[float], Awaitable[object]]
 
 
 class ReplaySource:
     """Plays ``config.path`` once, in origin-time order, at ``config.speed`` x real time.
 
     ``params.source_as`` renames the reports' ``source`` (the bundled scenario is CENC data:
-    ``source_as = "cenc"``); ``params.label`` is logged by the daemon. ``clock`` is monotonic
-    seconds and injectable so tests never sleep.
+    ``source_as = "cenc"``); ``params.label`` is logged by the daemon; ``params.start`` makes
+    the rows before it background. ``clock`` (monotonic seconds) and ``sleep`` are injectable
+    so tests never wait on the wall clock.
     """
 
-    def __init__(self, config: SourceConfig, *, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, config: SourceConfig, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Sleep | None = None):
         if not config.path:
             raise ConfigError(f"source {config.name}: replay needs path")
         self.name = config.name
         self.config = config
         self._clock = clock
+        self._sleep = sleep
+        start = config.params.get("start")
+        try:
+            self.start: datetime | None = parse_utc(str(start)) if start else None
+        except ValueError as err:
+            raise ConfigError(f"source {config.name}: params.start {start!r} is not an ISO 8601"
+                              " instant") from err
         try:
             result = read_catalog_file(config.path, source=config.params.get("source_as"))
         except (OSError, ParseError) as err:
             raise ConfigError(f"source {config.name}: cannot replay {config.path}: {err}") from err
-        self._reports = sorted(result.reports, key=lambda r: r.origin_at)
+        ordered = sorted(result.reports, key=lambda r: (r.origin_at, r.source_id))
+        cut = self.start
+        self._background = [r for r in ordered if cut is not None and r.origin_at < cut]
+        self._reports = ordered[len(self._background):]
         self._pending_skips = list(result.skipped)
         self._released = 0
         self._started: float | None = None
-        self.origin_0: datetime | None = self._reports[0].origin_at if self._reports else None
+        first = self._reports[0].origin_at if self._reports else None
+        self.origin_0: datetime | None = self.start or first
+
+    @property
+    def background_count(self) -> int:
+        """Rows before ``params.start``: history, not part of the played scenario."""
+        return len(self._background)
 
     @property
     def total(self) -> int:
@@ -82,7 +105,8 @@ class ReplaySource:
 
     def virtual_now(self) -> datetime:
         """Scenario time of the present: origin_0 + elapsed·speed (speed 0: last released
-        origin). Before the first fetch (or for an empty file) it is origin_0 (or the epoch)."""
+        origin). Before the first fetch (or for an empty file) it is origin_0 (or the epoch);
+        origin_0 is ``params.start`` when set, else the first row's origin."""
         if self.origin_0 is None:
             return datetime(1970, 1, 1, tzinfo=UTC)
         if self.config.speed == 0:
@@ -90,6 +114,43 @@ class ReplaySource:
                 return self.origin_0
             return self._reports[self._released - 1].origin_at
         return self.origin_0 + timedelta(seconds=self._elapsed_s() * self.config.speed)
+
+    def seconds_to_next(self) -> float | None:
+        """Monotonic seconds until the next row is due (0 if due now); None when all played."""
+        if self.done:
+            return None
+        if self.config.speed == 0 or self.origin_0 is None or self._started is None:
+            return 0.0
+        ahead = (self._reports[self._released].origin_at - self.origin_0).total_seconds()
+        return max(0.0, ahead / self.config.speed - self._elapsed_s())
+
+    async def backfill(self, session: aiohttp.ClientSession | None, start: datetime,
+                       end: datetime) -> ParseResult:
+        """The background rows (before ``params.start``), all at once; the window is ignored:
+        the file is the whole catalogue, so the background it holds is complete."""
+        return self.parse(encode_lines(self._background))
+
+    async def run(self, poll: Callable[[], Awaitable[object]], stop: asyncio.Event) -> None:
+        """Play on time: ``poll`` (a fetch that stores what is due) at each row's scaled time.
+
+        The daemon calls this instead of polling every ``interval_s`` (issue 12 §7), so a quake
+        is delivered when its scaled origin time comes, however fast the replay runs.
+        """
+        while not stop.is_set():
+            await poll()
+            wait = self.seconds_to_next()
+            if wait is None:
+                return
+            await self._wait(wait, stop)
+
+    async def _wait(self, seconds: float, stop: asyncio.Event) -> None:
+        if self._sleep is not None:
+            await self._sleep(seconds)
+            return
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
 
     def _due(self) -> int:
         """How many events are due by now (index into the sorted list)."""

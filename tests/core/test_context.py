@@ -1,15 +1,42 @@
-"""The CENC regional context line (§1.7)."""
+"""The CENC regional context line (§1.7): the quake itself is counted, the largest before it named."""
 
 import dataclasses
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
-from seqdata import cenc_news
+from seqdata import cenc_lhasa, cenc_lhasa_event, cenc_news
 
 from quakealert.core.context import regional_context
+from quakealert.model import Contributor, Event
+
+
+def test_real_list_m45_counts_eleven_with_itself() -> None:
+    """On the real CENC list the M4.5 of 2024-11-07 BJT reads 共11次, the largest before it
+    the M4.1 of 2024-10-31 (data/README.md counts 10 before it, 11 with it)."""
+    m45 = cenc_lhasa_event("2024-11-06T20:19:53")
+    c = regional_context(m45, 4.5, cenc_lhasa(), "cenc")
+    assert c.count == 11 and c.prior_count == 10 and c.is_largest
+    assert c.largest.event_id == m45.id
+    assert c.largest_before is not None
+    assert c.largest_before.magnitude == 4.1
+    assert c.largest_before.origin_at == datetime(2024, 10, 31, 1, 32, 38, tzinfo=UTC)
+    assert c.zh == ("震中周边200公里内近5年来发生3级以上地震共11次，本次地震是其中最大的一次"
+                    "（此前最大为2024年10月31日4.1级）。")
+    assert "11 earthquakes" in c.en and "M4.1 on 2024-10-31" in c.en
+
+
+def test_real_list_later_quake_is_ranked_below_the_m45() -> None:
+    """The M4.4 of 2024-11-18 counts the M4.5 before it: it is the 2nd largest, not the largest."""
+    m44 = next(e for e in cenc_lhasa() if e.magnitude == 4.4
+               and e.origin_at.date().isoformat() == "2024-11-18")
+    c = regional_context(m44, 4.4, cenc_lhasa(), "cenc")
+    assert c.rank == 2 and not c.is_largest
+    assert c.largest.magnitude == 4.5 and c.largest_before == c.largest
+    assert c.count == c.prior_count + 1 and c.count > 11
+    assert "最大地震是2024年11月7日4.5级地震" in c.zh and "第2大" in c.zh
 
 
 def test_largest_and_count():
-    """18 prior M3+ events, all smaller: "this was the largest" with the count."""
+    """18 earlier M3+ events, all smaller, plus the event itself: 19, "this was the largest"."""
     m45 = cenc_news("maizhokunggar-2024")[1]
     prior = [dataclasses.replace(m45, id=f"bg{i}", origin_at=m45.origin_at - timedelta(days=50 * i + 1),
                                  magnitude=3.0 + 0.05 * i,
@@ -18,17 +45,25 @@ def test_largest_and_count():
              for i in range(18)]
     old = dataclasses.replace(prior[0], id="old", origin_at=m45.origin_at - timedelta(days=6 * 366))
     c = regional_context(m45, 4.5, prior + [old, m45], "cenc")
-    assert c.count == 18 and c.rank == 1
-    assert c.zh.startswith("震中周边200公里内近5年来发生3级以上地震共18次")
+    assert c.count == 19 and c.rank == 1
+    assert c.zh.startswith("震中周边200公里内近5年来发生3级以上地震共19次")
+    assert c.largest_before is not None and c.largest_before.magnitude == 3.85
     assert "largest" in c.en
 
 
 def test_rank_when_not_largest():
-    """A larger prior event is named, and the rank given."""
+    """A larger earlier event is named, and the rank given."""
     a, b, c = cenc_news("maizhokunggar-2024")
     ctx = regional_context(c, 4.0, [a, b], "cenc")
-    assert ctx.count == 2 and ctx.rank == 3
-    assert ctx.largest_magnitude == 4.5 and "4.5级" in ctx.zh and "3rd" in ctx.en
+    assert ctx.count == 3 and ctx.rank == 3
+    assert ctx.largest.magnitude == 4.5 and "4.5级" in ctx.zh and "3rd" in ctx.en
+
+
+def test_later_events_are_not_counted():
+    """Quakes after the event are outside its window: the M4.1 counts only itself."""
+    a, b, c = cenc_news("maizhokunggar-2024")
+    ctx = regional_context(a, 4.1, [a, b, c], "cenc")
+    assert ctx.count == 1 and ctx.largest_before is None and ctx.is_largest
 
 
 def test_far_and_other_agency_events_do_not_count():
@@ -37,27 +72,23 @@ def test_far_and_other_agency_events_do_not_count():
     far = dataclasses.replace(a, id="far", latitude=a.latitude + 2.0)
     other = dataclasses.replace(a, id="other", contributors=(
         dataclasses.replace(a.contributors[0], source="usgs"),))
-    assert regional_context(b, 4.5, [far, other], "cenc").count == 0
+    assert regional_context(b, 4.5, [far, other], "cenc").count == 1
 
 
-def test_first_event_in_the_region_is_its_own_largest() -> None:
-    """A lone M4.5 with no earlier M≥3 within 200 km: the line counts the earlier events, 0."""
-    from datetime import UTC, datetime
-
-    from quakealert.core.context import regional_context
-    from quakealert.model import Contributor, Event
-
+def test_first_event_in_the_region_counts_itself() -> None:
+    """A lone M4.5 with no earlier M≥3 within 200 km: 共1次, and it is that one."""
     at = datetime(2024, 11, 6, 20, 19, tzinfo=UTC)
     c = Contributor("cenc", "x", at, 29.85, 92.25, 10.0, 4.5, "M", "reviewed")
     e = Event("qa1", at, 29.85, 92.25, 10.0, 4.5, "M", "reviewed", "cenc", (c,))
     ctx = regional_context(e, 4.5, [e], "cenc")
-    assert ctx.count == 0
-    assert ctx.zh == "震中周边200公里内近5年来发生3级以上地震共0次。"
-    assert ctx.en.startswith("Within 200 km of the epicentre, 0 earthquakes")
+    assert ctx.count == 1 and ctx.largest_before is None
+    assert ctx.zh == "震中周边200公里内近5年来发生3级以上地震共1次，即本次地震。"
+    assert ctx.en == ("Within 200 km of the epicentre, 1 earthquake of M3 or greater occurred in "
+                      "the past 5 years: this one.")
 
 
-def test_english_line_says_one_earthquake():
-    """One earlier event: '1 earthquake of M3 or greater', not '1 earthquakes'."""
+def test_english_line_counts_in_plural():
+    """Two counted: '2 earthquakes of M3 or greater', this one included."""
     a, b, _ = cenc_news("maizhokunggar-2024")
     ctx = regional_context(b, 4.5, [a], "cenc")
-    assert ctx.count == 1 and "1 earthquake of M3" in ctx.en
+    assert ctx.count == 2 and "2 earthquakes of M3" in ctx.en and "this one included" in ctx.en

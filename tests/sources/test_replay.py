@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from quakealert.config import DEFAULT_SCENARIO, SourceConfig, default_settings
 from quakealert.errors import ConfigError
 from quakealert.formats.catalog import REPLAY_TAG, is_replay, parse_catalog_bytes, read_catalog_file
+from quakealert.model import Report
 from quakealert.sources.replay import ReplaySource
 from tests.conftest import FIXTURES
 
@@ -104,16 +106,26 @@ def test_unknown_csv_is_rejected() -> None:
 
 
 def test_scenario_file() -> None:
-    """The bundled scenario: three CENC reports with stable ids; the assumption is recorded."""
+    """The bundled scenario: both CENC speed-report extracts, each quake once (200 rows), with
+    exact times, CENC's place (LOCATION_C) and event type kept; the swarm's quakes are there."""
     result = read_catalog_file(DEFAULT_SCENARIO)
-    assert result.skipped == []
-    assert [(r.source_id, r.magnitude) for r in result.reports] == [
-        ("cenc-20241031093200", 4.1), ("cenc-20241107041900", 4.5), ("cenc-20241108130000", 4.0)]
-    assert [r.origin_at for r in result.reports] == [
-        datetime(2024, 10, 31, 1, 32, tzinfo=UTC), datetime(2024, 11, 6, 20, 19, tzinfo=UTC),
-        datetime(2024, 11, 8, 5, 0, tzinfo=UTC)]
-    text = DEFAULT_SCENARIO.read_text(encoding="utf-8")
-    assert "ASSUMED: epicentre not published" in text and "HOUR ONLY" in text
+    assert result.skipped == [] and len(result.reports) == 200
+    ids = [r.source_id for r in result.reports]
+    assert len(set(ids)) == 200 and all(i.startswith("cenc-sb-") for i in ids)
+    assert [r.origin_at for r in result.reports] == sorted(r.origin_at for r in result.reports)
+    by_id = {r.source_id: r for r in result.reports}
+    m45 = by_id["cenc-sb-20241107041953"]
+    assert m45.origin_at == datetime(2024, 11, 6, 20, 19, 53, tzinfo=UTC)
+    assert (m45.latitude, m45.longitude, m45.depth_km, m45.magnitude) == (29.85, 92.25, 10.0, 4.5)
+    assert m45.place == "西藏拉萨市墨竹工卡县" and m45.event_type == "earthquake"
+    assert m45.source == "cenc" and m45.agency == "CENC" and m45.mag_type == "M"
+    # the M4.0 of 11-08 has its exact time here (the news transcription had only "13时")
+    assert by_id["cenc-sb-20241108130052"].origin_at == datetime(2024, 11, 8, 5, 0, 52, tzinfo=UTC)
+    swarm = [r for r in result.reports if r.place == "西藏拉萨市墨竹工卡县"
+             and datetime(2024, 10, 20, tzinfo=UTC) <= r.origin_at < datetime(2025, 1, 16, tzinfo=UTC)]
+    assert len(swarm) == 21 and max(r.magnitude or 0 for r in swarm) == 4.5
+    # the second extract's rows after 2024-12-31 BJT are there (the merge kept them)
+    assert result.reports[-1].origin_at.year == 2025
 
 
 class Clock:
@@ -135,40 +147,120 @@ async def test_speed_zero_releases_everything_at_once() -> None:
     """speed 0: the whole scenario on the first fetch, nothing after; virtual now = last origin."""
     clock = Clock()
     src = ReplaySource(replay_cfg(DEFAULT_SCENARIO, 0, source_as="cenc"), clock=clock)
-    assert src.virtual_now() == datetime(2024, 10, 31, 1, 32, tzinfo=UTC)
+    assert src.virtual_now() == datetime(2015, 5, 17, 23, 22, 8, tzinfo=UTC)
     reports = src.parse(await src.fetch(None, None)).reports
-    assert [r.source_id for r in reports] == [
-        "cenc-20241031093200", "cenc-20241107041900", "cenc-20241108130000"]
+    assert len(reports) == 200 and reports[0].source_id == "cenc-sb-20150518072208"
     assert all(r.source == "cenc" and is_replay(r) for r in reports)
-    assert reports[1].place == f"{REPLAY_TAG} 西藏拉萨市墨竹工卡县"
-    assert src.done and src.virtual_now() == datetime(2024, 11, 8, 5, 0, tzinfo=UTC)
+    m45 = next(r for r in reports if r.source_id == "cenc-sb-20241107041953")
+    assert m45.place == f"{REPLAY_TAG} 西藏拉萨市墨竹工卡县"
+    assert src.done and src.virtual_now() == reports[-1].origin_at
     clock.t += 3600
     assert await src.fetch(None, None) == b""
 
 
-async def test_speed_3600_releases_on_scenario_time() -> None:
-    """speed 3600 (one scenario hour per second): event k comes (origin_k - origin_0)/3600 s
-    after the first fetch; virtual_now follows the clock."""
+START = "2024-10-20T00:00:00Z"
+T0 = datetime(2024, 10, 20, tzinfo=UTC)
+
+
+async def test_start_splits_background_from_the_played_swarm() -> None:
+    """params.start: rows before it are background (back-fill, all at once, tagged as replay),
+    never fetched; the scenario clock starts at ``start`` and the swarm's first quake comes
+    (10-20 22:54:33 - 10-20 00:00) / speed seconds after the first fetch."""
     clock = Clock()
-    src = ReplaySource(replay_cfg(DEFAULT_SCENARIO, 3600), clock=clock)
-    first = src.parse(await src.fetch(None, None)).reports
-    assert [r.source_id for r in first] == ["cenc-20241031093200"]
-    # 10-31 01:32 -> 11-06 20:19 is 162 h 47 min: 9767 s of real time at 3600x
-    gap_s = (datetime(2024, 11, 6, 20, 19, tzinfo=UTC)
-             - datetime(2024, 10, 31, 1, 32, tzinfo=UTC)).total_seconds() / 3600
-    clock.t += gap_s - 0.01
+    src = ReplaySource(replay_cfg(DEFAULT_SCENARIO, 3600, source_as="cenc", start=START),
+                       clock=clock)
+    assert src.start == T0 and src.virtual_now() == T0
+    background = (await src.backfill(None, T0 - timedelta(days=1826), T0)).reports
+    assert src.background_count == len(background) == 166
+    assert all(r.origin_at < T0 and is_replay(r) for r in background)
+    assert src.total == 34 and await src.fetch(None, None) == b""
+    first_s = (datetime(2024, 10, 20, 22, 54, 33, tzinfo=UTC) - T0).total_seconds() / 3600
+    assert src.seconds_to_next() == pytest.approx(first_s)
+    clock.t += first_s - 0.001
     assert await src.fetch(None, None) == b""
-    assert src.virtual_now() < datetime(2024, 11, 6, 20, 19, tzinfo=UTC)
-    clock.t += 0.02
-    second = src.parse(await src.fetch(None, None)).reports
-    assert [r.source_id for r in second] == ["cenc-20241107041900"]
-    assert second[0].source == "cenc"  # no source_as: the file's own naming (CENC CSV -> cenc)
-    clock.t += 30 * 60 / 3600  # 30 scenario minutes later
-    drift = src.virtual_now() - datetime(2024, 11, 6, 20, 49, tzinfo=UTC)
-    assert abs(drift) < timedelta(seconds=40)
-    clock.t += 100
-    third = src.parse(await src.fetch(None, None)).reports
-    assert [r.source_id for r in third] == ["cenc-20241108130000"] and src.done
+    clock.t += 0.002
+    got = src.parse(await src.fetch(None, None)).reports
+    assert [r.source_id for r in got] == ["cenc-sb-20241021065433"]
+    assert src.virtual_now() == T0 + timedelta(seconds=(first_s + 0.001) * 3600)
+
+
+def test_bad_start_is_a_config_error() -> None:
+    """A start that is not an instant stops start-up with the source named."""
+    with pytest.raises(ConfigError, match="replay-test: params.start"):
+        ReplaySource(replay_cfg(DEFAULT_SCENARIO, 1, start="last tuesday"))
+
+
+async def test_run_emits_each_quake_at_its_scaled_time() -> None:
+    """ReplaySource.run polls at each row's scaled origin time, not every interval_s: at 60,000x
+    with interval_s 60, every swarm quake is fetched with zero lateness on the injected clock."""
+    clock = Clock()
+
+    async def sleep(seconds: float) -> None:
+        clock.t += seconds
+
+    cfg = SourceConfig(name="replay-test", kind="replay", path=str(DEFAULT_SCENARIO),
+                       speed=60_000.0, interval_s=60.0, params={"start": START})
+    src = ReplaySource(cfg, clock=clock, sleep=sleep)
+    begun = clock.t
+    fetched: list[tuple[float, list[Report]]] = []
+
+    async def poll() -> None:
+        fetched.append((clock.t - begun, src.parse(await src.fetch(None, None)).reports))
+
+    await src.run(poll, asyncio.Event())
+    released = [(t, r) for t, batch in fetched for r in batch]
+    assert src.done and len(released) == src.total == 34
+    for t, r in released:
+        due = (r.origin_at - T0).total_seconds() / 60_000
+        assert due <= t + 1e-6 and t - due < 1e-6, (r.source_id, t, due)
+    # the M4.5 at 17.85 scenario days: 25.7 s after the start at 60,000x, not a minute late
+    t45 = next(t for t, r in released if r.source_id == "cenc-sb-20241107041953")
+    assert t45 == pytest.approx((datetime(2024, 11, 6, 20, 19, 53, tzinfo=UTC) - T0)
+                                .total_seconds() / 60_000)
+    # one poll per distinct release moment (plus the first), never a poll every interval
+    assert len(fetched) <= len({r.origin_at for _, r in released}) + 1
+
+
+async def test_run_keeps_real_time(tmp_path: Path) -> None:
+    """Real clock, bounded: three quakes 0.2 s apart (scaled) arrive within 0.15 s of their
+    scaled times though interval_s is 60; the whole test takes about half a second."""
+    path = tmp_path / "three.csv"
+    path.write_text(
+        "time,latitude,longitude,depth_km,magnitude,mag_type,source_id,time_bjt,location_c,"
+        "event_type\n" + "".join(
+            f"2024-11-06T20:{m:02d}:00Z,29.85,92.25,10,4.0,M,cenc-sb-x{m},2024-11-07 04:{m:02d}:00,"
+            "西藏拉萨市墨竹工卡县,天然地震\n" for m in (10, 20, 30)), encoding="utf-8")
+    cfg = SourceConfig(name="replay-rt", kind="replay", path=str(path), speed=3000.0,
+                       interval_s=60.0, params={"start": "2024-11-06T20:00:00Z"})
+    src = ReplaySource(cfg)
+    loop = asyncio.get_running_loop()
+    begun = loop.time()
+    seen: list[float] = []
+
+    async def poll() -> None:
+        for _ in src.parse(await src.fetch(None, None)).reports:
+            seen.append(loop.time() - begun)
+
+    stop = asyncio.Event()
+    await asyncio.wait_for(src.run(poll, stop), timeout=5.0)
+    assert len(seen) == 3
+    for got, due in zip(seen, (0.2, 0.4, 0.6), strict=True):
+        assert due - 0.01 <= got <= due + 0.15
+
+
+async def test_run_stops_when_told() -> None:
+    """run returns promptly when the daemon's stop event is set, mid-wait."""
+    src = ReplaySource(replay_cfg(DEFAULT_SCENARIO, 1.0, start=START))
+    stop = asyncio.Event()
+
+    async def poll() -> None:
+        await src.fetch(None, None)
+
+    task = asyncio.create_task(src.run(poll, stop))
+    await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.wait_for(task, timeout=2.0)
+    assert not src.done
 
 
 async def test_source_as_renames_and_skips_travel_once(tmp_path: Path) -> None:
@@ -198,11 +290,14 @@ async def test_ridgecrest_replay_in_time_order() -> None:
 
 
 def test_default_config_is_a_labelled_cenc_replay() -> None:
-    """The embedded default replays the scenario as CENC, labelled as a replay."""
+    """The embedded default replays the real list as CENC, labelled as a replay, with the years
+    before the swarm as background, and brings the M4.5 within about a minute."""
     [cfg] = default_settings().sources
     src = ReplaySource(cfg, clock=Clock())
-    assert src.total == 3 and cfg.params["source_as"] == "cenc"
-    assert "REPLAY" in cfg.params["label"]
+    assert src.total + src.background_count == 200 and cfg.params["source_as"] == "cenc"
+    assert "REPLAY" in cfg.params["label"] and src.start == T0
+    m45_s = (datetime(2024, 11, 6, 20, 19, 53, tzinfo=UTC) - T0).total_seconds() / cfg.speed
+    assert 30 <= m45_s <= 70
 
 
 def test_missing_file_is_config_error(tmp_path: Path) -> None:
