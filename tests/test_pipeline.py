@@ -198,3 +198,33 @@ def test_deletion_sends_a_cancel(world) -> None:  # type: ignore[no-untyped-def]
     assert kinds[0][0] == "official_report+felt_guidance" and kinds[-1] == ("cancel", "event_deleted")
     cancel = next(n for n in nt.list_notices(store.conn) if n.notice.kind == "cancel")
     assert cancel.notice.msg_type == "Cancel" and cancel.notice.references
+
+
+def test_context_is_left_out_until_the_background_is_complete(world) -> None:  # type: ignore[no-untyped-def]
+    """While the start-up back-fill runs (context_ready False) the M4.5's notice carries no
+    count and the stored sequence no context, rather than a count over a partial catalogue."""
+    store, pipeline, _ = world
+    pipeline.context_ready = False
+    feed(store, pipeline, scenario(), UNTIL)
+    first = next(n for n in nt.list_notices(store.conn)
+                 if n.notice.kind.startswith("official_report"))
+    zh, en = first.notice.message("zh"), first.notice.message("en")
+    assert zh is not None and en is not None
+    assert "震中周边" not in zh.body and "Within 200 km" not in en.body
+    seq_id = pipeline.engine.sequence_of(first.notice.event_id)
+    assert seq_id is not None and get_sequence(store.conn, seq_id)["context"] is None
+
+
+def test_background_alone_gives_a_smaller_count_it_is_the_catalogue(tmp_path: Path) -> None:
+    """Without the background the same M4.5 would read 共7次 (the swarm so far, itself included):
+    the count is only right with the five years of history, hence the back-fill."""
+    store = Store.open(tmp_path / "q.sqlite")
+    add_subscriber(store.conn, NewSubscriber(*LHASA, ("zh",), "webhook", "http://127.0.0.1:9/x"),
+                   now=datetime(2024, 10, 1, tzinfo=UTC))
+    pipeline = Pipeline(store, Settings(store_path=tmp_path / "q.sqlite", var_dir=tmp_path),
+                        exercise=True)
+    feed(store, pipeline, scenario(), UNTIL)
+    first = next(n for n in nt.list_notices(store.conn)
+                 if n.notice.kind.startswith("official_report"))
+    zh = first.notice.message("zh")
+    assert zh is not None and "3级以上地震共7次" in zh.body

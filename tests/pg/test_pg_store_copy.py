@@ -12,12 +12,11 @@ import psycopg
 import pytest
 
 from quakealert.cli import main
+from quakealert.config import DEFAULT_SCENARIO, DEFAULT_SCENARIO_START
 from quakealert.store.auth import audit, create_session, create_token
 from quakealert.store.postgres import copy as store_copy
 from quakealert.store.sqlite import Store
 
-ROOT = Path(__file__).resolve().parents[2]
-SCENARIO = ROOT / "catalogs/scenarios/maizhokunggar-2024.csv"
 NOW = datetime(2024, 11, 7, tzinfo=UTC)
 
 
@@ -26,7 +25,8 @@ def drill_store(tmp_path_factory) -> Path:
     """The store a drill of the bundled 2024 scenario leaves, plus tokens, a session, an audit
     row and a CAP archive with non-UTF-8 bytes."""
     keep = tmp_path_factory.mktemp("drill")
-    assert main(["drill", str(SCENARIO), "--keep", str(keep), "--json"]) == 0
+    assert main(["drill", str(DEFAULT_SCENARIO), "--start", DEFAULT_SCENARIO_START,
+                 "--until", "2024-11-09T00:00Z", "--keep", str(keep), "--json"]) == 0
     path = keep / "drill.sqlite"
     store = Store.open(path)
     info, _ = create_token(store.conn, "admin", "ops", now=NOW)
