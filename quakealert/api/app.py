@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import json
 import logging
+import re
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from functools import partial
@@ -50,10 +53,20 @@ routes = web.RouteTableDef()
 
 def source_health(app: web.Application) -> list[dict[str, Any]]:
     """Each configured source's health: last ok, last error, failures, back-off."""
-    stored = app[STORE].load_health()
+    return _health_rows(app, app[STORE].load_health())
+
+
+def _health_rows(app: web.Application, stored: dict[str, dict[str, Any]]
+                 ) -> list[dict[str, Any]]:
+    # The running poller's records are the newest: when the store cannot be written (a full
+    # disk) they are the only place the failure is recorded.
+    runtime = app.get(RUNTIME)
+    live = getattr(getattr(runtime, "poller", None), "health", None) or {}
     out = []
     for cfg in app[SETTINGS].sources:
         h = stored.get(cfg.name, {})
+        if cfg.name in live:
+            h = {**h, **live[cfg.name].to_row()}
         failures = int(h.get("consecutive_failures") or 0)
         out.append({
             "name": cfg.name,
@@ -71,18 +84,62 @@ def source_health(app: web.Application) -> list[dict[str, Any]]:
     return out
 
 
+_ERROR_KIND = re.compile(r"^(internal error: )?[A-Za-z]+")
+_HTTP_STATUS = re.compile(r"\bHTTP [1-5]\d\d\b")
+
+
+def public_error(last_error: str | None) -> str | None:
+    """What the public may see of a source's last error: its kind and HTTP status, never the
+    upstream's words (an error body is the upstream's to publish, not ours; duty staff see it
+    whole at /api/v1/sources)."""
+    if not last_error:
+        return None
+    kind = _ERROR_KIND.match(last_error)
+    status = _HTTP_STATUS.search(last_error)
+    words = [kind.group(0) if kind else "error"] + ([status.group(0)] if status else [])
+    return ": ".join(words)
+
+
+def _stored_health(app: web.Application) -> tuple[list[dict[str, Any]], int | None]:
+    """Source health and the event count, read on a connection of its own (a worker thread:
+    a write lock held elsewhere must not stall the event loop, issue 9)."""
+    store = app[STORE]
+    if str(store.path) == ":memory:":
+        return source_health(app), store.count_events()
+    conn = sqlite3.connect(f"file:{store.path}?mode=ro", uri=True, timeout=1.0,
+                           check_same_thread=False)
+    try:
+        conn.row_factory = sqlite3.Row
+        stored = {r["name"]: dict(r) for r in conn.execute("SELECT * FROM source_health")}
+        count = int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
+    finally:
+        conn.close()
+    return _health_rows(app, stored), count
+
+
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
-    """Liveness plus per-source health; 200 while serving, `degraded` when a source fails."""
-    sources = source_health(request.app)
+    """Liveness plus per-source health; 200 while serving, `degraded` when a source or the
+    store fails. Upstream error bodies are not echoed here (see :func:`public_error`)."""
+    app = request.app
+    try:
+        sources, events = await asyncio.to_thread(_stored_health, app)
+        store_ok = True
+    except sqlite3.Error as err:
+        log.warning("healthz: store unreadable: %s", err)
+        sources, events, store_ok = _health_rows(app, {}), None, False
+    for s in sources:
+        s["last_error"] = public_error(s["last_error"])
     failing = [s["name"] for s in sources if s["consecutive_failures"]]
-    body = {
-        "status": "degraded" if failing else "ok",
+    body: dict[str, Any] = {
+        "status": "degraded" if failing or not store_ok else "ok",
         "version": __version__,
         "time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-        "events": request.app[STORE].count_events(),
+        "events": events,
         "sources": sources,
     }
+    if not store_ok:
+        body["store"] = "unreadable"
     runtime = request.app.get(RUNTIME)
     if runtime is not None and getattr(runtime, "replay_label", None):
         body["mode"] = runtime.replay_label

@@ -8,6 +8,7 @@ VII Severe, ≥VIII Extreme, mirroring GeoNet's MMI thresholds [U]).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,7 @@ SENDER_NAME = {
     "bo": "quakealert",
     "en": "quakealert earthquake information service",
 }
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 CapStatus = Literal["Actual", "Exercise", "Test"]
 
 # (urgency, responseType) per message kind: messages.md §6.5.
@@ -82,7 +84,9 @@ def _sub(
 ) -> etree._Element:
     el = etree.SubElement(parent, f"{{{ns}}}{tag}")
     if text is not None:
-        el.text = text
+        # XML 1.0 cannot carry C0 controls, lone surrogates or U+FFFE/FFFF; an upstream place
+        # name holding one made the whole feed a 500 (issue 9). Printable text is the fast path.
+        el.text = text if text.isprintable() else _NOT_XML.sub("", text)
     return el
 
 

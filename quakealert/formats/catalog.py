@@ -8,7 +8,6 @@ import io
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,8 @@ from quakealert.formats.fdsntext import parse_fdsn_text
 from quakealert.formats.geojson import parse_geojson
 from quakealert.formats.quakeml import parse_quakeml
 from quakealert.formats.rows import (
-    check_values,
+    ROW_ERRORS,
+    check_report,
     decode_text,
     finish,
     opt_float,
@@ -124,17 +124,13 @@ def parse_csv_catalog(
         sid = _row_id(rec, layout)
         try:
             report = row_to_report(rec, name)
-        except ValueError as err:
+        except ROW_ERRORS as err:
             skipped.append(row_reason(row, sid or None, str(err)))
             continue
-        lon, problem = check_values(
-            report.latitude, report.longitude, report.depth_km, report.magnitude
-        )
+        report, problem = check_report(report)
         if problem:
             skipped.append(row_reason(row, report.source_id, problem))
             continue
-        if lon != report.longitude:
-            report = replace(report, longitude=lon)
         reports.append(report)
     return finish(name, reports, skipped)
 

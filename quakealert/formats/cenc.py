@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from quakealert.errors import ParseError
 from quakealert.formats.rows import (
     BODY_URL,
-    check_values,
+    ROW_ERRORS,
+    check_report,
     finish,
+    load_json,
     opt_float,
     parse_utc,
     req_float,
@@ -48,57 +48,58 @@ def parse_cenc(body: bytes, source: str = "cenc") -> ParseResult:
     if not body.strip():
         return ParseResult()
     sniff_not_html(body, source, "CENC JSON")
-    try:
-        doc = json.loads(strip_jsonp(body))
-    except (ValueError, UnicodeDecodeError) as err:
-        raise ParseError(source, BODY_URL, f"invalid CENC JSON: {err}") from err
+    doc = load_json(strip_jsonp(body), source, "CENC JSON")
     rows = doc.get("shuju") if isinstance(doc, dict) else doc
     if not isinstance(rows, list):
         raise ParseError(source, BODY_URL, "CENC JSON has no 'shuju' list")
     reports: list[Report] = []
     skipped: list[str] = []
     for row, item in enumerate(rows, start=1):
-        sid = cenc_event_id(item) if isinstance(item, dict) else ""
+        try:
+            sid = cenc_event_id(item) if isinstance(item, dict) else ""
+        except ROW_ERRORS as err:
+            skipped.append(row_reason(row, None, str(err)))
+            continue
         try:
             report = _row_report(item, sid, source)
-        except (ValueError, TypeError, KeyError, AttributeError) as err:
+        except ROW_ERRORS as err:
             skipped.append(row_reason(row, sid, str(err)))
             continue
-        lon, problem = check_values(
-            report.latitude, report.longitude, report.depth_km, report.magnitude
-        )
+        report, problem = check_report(report)
         if problem:
             skipped.append(row_reason(row, sid, problem))
             continue
-        reports.append(report if lon == report.longitude else replace(report, longitude=lon))
+        reports.append(report)
     return finish(source, reports, skipped)
 
 
 def cenc_event_id(item: dict[str, Any]) -> str:
     """NEW_DID, else CATA_ID without ``.00``, else the row id (see the module docstring)."""
-    new_did = str(item.get("NEW_DID") or "").strip()
+    new_did = _text(item.get("NEW_DID"), "NEW_DID")
     if new_did:
         return new_did
-    cata = str(item.get("CATA_ID") or "").strip()
+    cata = _text(item.get("CATA_ID"), "CATA_ID")
     if cata:
         return cata.split(".", 1)[0]
-    return str(item.get("id") or "").strip()
+    return _text(item.get("id"), "id") or ""
 
 
 def _row_report(item: dict[str, Any], sid: str, source: str) -> Report:
+    if not isinstance(item, dict):
+        raise TypeError(f"row is {type(item).__name__}, not an object")
     if not sid:
         raise ValueError("no NEW_DID, CATA_ID or id")
     try:
         origin_at = parse_utc(str(item.get("O_TIME") or ""), offset_h=BEIJING_OFFSET_H)
     except ValueError as err:
-        raise ValueError(f"unparseable time {item.get('O_TIME')!r}") from err
+        raise ValueError(f"unparseable time {str(item.get('O_TIME'))[:40]!r}") from err
     saved = _bjt(item.get("SAVE_TIME")) or _bjt(item.get("SYNC_TIME"))
     flag = str(item.get("AUTO_FLAG") or "").strip().upper()
     deleted = str(item.get("IS_DEL") or "").strip().upper() in {"1", "Y", "YES", "TRUE", "D"}
     status: ReportStatus = (
         "deleted" if deleted else "reviewed" if flag in _REVIEWED_FLAGS else "automatic"
     )
-    place = str(item.get("LOCATION_C") or "").strip() or None
+    place = _text(item.get("LOCATION_C"), "LOCATION_C")
     return Report(
         source=source,
         source_id=sid,
@@ -116,6 +117,16 @@ def _row_report(item: dict[str, Any], sid: str, source: str) -> Report:
     )
 
 
+def _text(value: Any, what: str) -> str | None:
+    """A text field (numbers allowed, as CENC sometimes sends them); TypeError for lists and
+    objects, whose ``str()`` would otherwise become a place name."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise TypeError(f"{what}: expected text, got {type(value).__name__}")
+    return str(value).strip() or None
+
+
 def _event_type(eq_type: str, place: str) -> str | None:
     # CENC marks suspected explosions and collapses in the place name: "...(疑爆)", "(塌陷)"
     if "疑爆" in place or "爆破" in place:
@@ -126,10 +137,9 @@ def _event_type(eq_type: str, place: str) -> str | None:
 
 
 def _bjt(value: Any) -> datetime | None:
-    text = str(value or "").strip()
-    if not text:
+    if not isinstance(value, str) or not value.strip():
         return None
     try:
-        return parse_utc(text, offset_h=BEIJING_OFFSET_H)
+        return parse_utc(value, offset_h=BEIJING_OFFSET_H)
     except ValueError:
         return None

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import replace
 from typing import Any
 
 from quakealert.errors import ParseError
 from quakealert.formats.rows import (
     BODY_URL,
-    check_values,
+    ROW_ERRORS,
+    check_report,
     finish,
+    load_json,
     opt_float,
     parse_utc,
     req_float,
@@ -45,6 +45,12 @@ def emsc_event_type(code: str | None) -> str | None:
     return code
 
 
+def _opt_text(value: Any, what: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{what}: expected text, got {type(value).__name__}")
+    return value
+
+
 def parse_emsc_message(
     body: bytes | str, source: str = "emsc", *, default_status: ReportStatus = "reviewed"
 ) -> ParseResult:
@@ -54,10 +60,7 @@ def parse_emsc_message(
     ``evaluation_mode`` property is honoured if EMSC sends one; otherwise ``default_status``,
     the same as EMSC's fdsnws text rows get, so back-fill and push never flip an event's status.
     """
-    try:
-        msg = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise ParseError(source, BODY_URL, f"invalid EMSC message JSON: {err}") from err
+    msg = load_json(body, source, "EMSC message JSON")
     if not isinstance(msg, dict) or not isinstance(msg.get("data"), dict):
         raise ParseError(source, BODY_URL, "EMSC message has no 'data' object")
     action = str(msg.get("action") or "").lower()
@@ -65,30 +68,28 @@ def parse_emsc_message(
     props = feature.get("properties")
     if not isinstance(props, dict):
         raise ParseError(source, BODY_URL, "EMSC message has no properties")
-    sid = str(props.get("unid") or feature.get("id") or "")
+    raw_id = props.get("unid") or feature.get("id") or ""
+    sid = raw_id if isinstance(raw_id, str) else ""
     try:
-        report = _report(props, sid, action, source, default_status)
-    except (ValueError, TypeError) as err:
+        report = _report(props, raw_id, action, source, default_status)
+    except ROW_ERRORS as err:
         return finish(source, [], [row_reason(1, sid, str(err))])
-    lon, problem = check_values(report.latitude, report.longitude, report.depth_km,
-                                report.magnitude)
+    report, problem = check_report(report)
     if problem:
         return finish(source, [], [row_reason(1, sid, problem)])
-    if lon != report.longitude:
-        report = replace(report, longitude=lon)
     return ParseResult(reports=[report])
 
 
 def _report(
-    props: dict[str, Any], sid: str, action: str, source: str, default_status: ReportStatus
+    props: dict[str, Any], sid: Any, action: str, source: str, default_status: ReportStatus
 ) -> Report:
     if not sid:
         raise ValueError("unid missing")
     try:
-        origin_at = parse_utc(str(props.get("time") or ""))
+        origin_at = parse_utc(props.get("time") or "")
     except ValueError as err:
-        raise ValueError(f"unparseable time {props.get('time')!r}") from err
-    updated = str(props.get("lastupdate") or "")
+        raise ValueError(f"unparseable time {str(props.get('time'))[:40]!r}") from err
+    updated = props.get("lastupdate") or ""
     status: ReportStatus = default_status
     automatic = props.get("automatic")
     mode = str(props.get("evaluation_mode") or "").lower()
@@ -111,5 +112,5 @@ def _report(
         updated_at=parse_utc(updated) if updated else None,
         place=props.get("flynn_region") or None,
         agency=props.get("auth") or None,
-        event_type=emsc_event_type(props.get("evtype")),
+        event_type=emsc_event_type(_opt_text(props.get("evtype"), "evtype")),
     )

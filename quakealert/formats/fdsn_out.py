@@ -26,6 +26,20 @@ TEXT_HEADER = (
     "|MagType|Magnitude|MagAuthor|EventLocationName|EventType"
 )
 
+# What XML 1.0 forbids (and lxml refuses with ValueError -> a 500): C0 controls other than tab,
+# newline and carriage return, lone surrogates, U+FFFE/U+FFFF. Stored text is cleaned at
+# ingest; the writers strip again so an old row can never make a document malformed.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_text(text: str) -> str:
+    """``text`` without the characters XML 1.0 cannot carry."""
+    return _NOT_XML.sub("", text) if not text.isprintable() else text
+
+
 # Characters a QuakeML ResourceIdentifier allows after the authority (QuakeML-BED-1.2.xsd).
 _UNSAFE_ID = re.compile(r"[^\w\-.*()~'+?=,;#/&]")
 
@@ -80,7 +94,7 @@ def _origins(event: Event, all_origins: bool) -> list[tuple[Contributor, bool]]:
 def _sub(parent: etree._Element, tag: str, text: str | None = None) -> etree._Element:
     el = etree.SubElement(parent, tag)
     if text is not None:
-        el.text = text
+        el.text = xml_text(text)
     return el
 
 
@@ -174,7 +188,11 @@ def events_to_quakeml(
 
 
 def _text_field(value: str | None) -> str:
-    return "" if value is None else value.replace("|", "/").replace("\n", " ").replace("\r", " ")
+    if value is None:
+        return ""
+    if not value.isprintable():  # one row per line: no newline, control or separator inside
+        value = " ".join(_CONTROL.sub(" ", value).split())
+    return value.replace("|", "/")
 
 
 def events_to_text(events: Iterable[Event]) -> str:
@@ -216,7 +234,7 @@ def events_to_geojson(events: Sequence[Event]) -> dict[str, Any]:
             "properties": {
                 "mag": e.magnitude,
                 "magType": e.mag_type,
-                "place": e.place,
+                "place": xml_text(e.place) if e.place else None,
                 "time": _ms(e.origin_at),
                 "updated": _ms(e.updated_at),
                 "status": e.status,

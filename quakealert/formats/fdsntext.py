@@ -7,6 +7,9 @@ from datetime import UTC, datetime
 from quakealert.errors import ParseError
 from quakealert.formats.rows import (
     BODY_URL,
+    EARLIEST_AT,
+    LATEST_AT,
+    check_report,
     check_values,
     decode_text,
     finish,
@@ -107,8 +110,11 @@ def parse_fdsn_text(
                 if "/" in t[:10]:  # SCEDC writes 2019/07/06
                     t = t[:10].replace("/", "-") + t[10:]
                 origin_at = fromiso(t + "+00:00")  # naive fdsnws times are UTC
-        except ValueError:
+        except (ValueError, OverflowError):  # 0001-01-01T00:00:00+14:00 overflows UTC
             skipped.append(row_reason(row, sid, f"unparseable time {parts[i_time]!r}"))
+            continue
+        if not EARLIEST_AT <= origin_at <= LATEST_AT:
+            skipped.append(row_reason(row, sid, f"origin time {t} out of range"))
             continue
         try:
             lat = float(parts[i_lat])
@@ -131,21 +137,26 @@ def parse_fdsn_text(
                 skipped.append(row_reason(row, sid, problem))
                 continue
         event_type = parts[i_type]
-        append(
-            Report(
-                source,
-                sid,
-                origin_at,
-                lat,
-                lon,
-                depth,
-                mag,
-                parts[i_magtype] or None,
-                "deleted" if event_type == "not existing" else default_status,
-                None,
-                parts[i_place] or None,
-                parts[i_contrib] or parts[i_author] or None,
-                event_type or None,
-            )
+        report = Report(
+            source,
+            sid,
+            origin_at,
+            lat,
+            lon,
+            depth,
+            mag,
+            parts[i_magtype] or None,
+            "deleted" if event_type == "not existing" else default_status,
+            None,
+            parts[i_place] or None,
+            parts[i_contrib] or parts[i_author] or None,
+            event_type or None,
         )
+        if not line.isprintable() or len(sid) > 64 or len(line) > 1024:
+            # rare: controls, odd whitespace, long fields -> the one full check
+            report, problem = check_report(report)
+            if problem:
+                skipped.append(row_reason(row, sid[:64], problem))
+                continue
+        append(report)
     return finish(source, reports, skipped)

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from quakealert.errors import ParseError
 from quakealert.formats.rows import (
     BODY_URL,
-    check_values,
+    ROW_ERRORS,
+    check_report,
+    clean_id,
     finish,
+    load_json,
     opt_float,
     req_float,
     row_reason,
@@ -24,6 +25,8 @@ from quakealert.model import STATUSES, ParseResult, Report, ReportStatus
 def _ms(value: Any) -> datetime | None:
     if value is None:
         return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise TypeError(f"expected epoch milliseconds, got {type(value).__name__}")
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=int(value))
 
 
@@ -40,10 +43,7 @@ def parse_geojson(body: bytes, source: str) -> ParseResult:
     if not body.strip():
         return ParseResult()
     sniff_not_html(body, source, "GeoJSON")
-    try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise ParseError(source, BODY_URL, f"invalid JSON: {err}") from err
+    doc = load_json(body, source, "JSON")
     if not isinstance(doc, dict):
         raise ParseError(source, BODY_URL, "GeoJSON is not an object")
     if doc.get("type") == "Feature":
@@ -56,36 +56,41 @@ def parse_geojson(body: bytes, source: str) -> ParseResult:
     reports: list[Report] = []
     skipped: list[str] = []
     for row, feature in enumerate(features, start=1):
-        sid = str(feature.get("id") or "") if isinstance(feature, dict) else ""
+        raw_id = feature.get("id") if isinstance(feature, dict) else None
+        sid = raw_id if isinstance(raw_id, str) and len(raw_id) <= 64 else ""
         try:
             report = _feature_report(feature, source)
-        except (ValueError, TypeError, KeyError, IndexError, OverflowError) as err:
+        except ROW_ERRORS as err:
             skipped.append(row_reason(row, sid, f"unreadable feature ({err})"))
             continue
-        lon, problem = check_values(
-            report.latitude, report.longitude, report.depth_km, report.magnitude
-        )
+        report, problem = check_report(report)
         if problem:
             skipped.append(row_reason(row, sid, problem))
             continue
-        if lon != report.longitude:
-            report = replace(report, longitude=lon)
         reports.append(report)
     return finish(source, reports, skipped)
 
 
 def _feature_report(feature: dict[str, Any], source: str) -> Report:
-    props = feature["properties"]
-    sid = str(feature.get("id") or "")
-    if not sid:
+    if not isinstance(feature, dict):
+        raise TypeError(f"feature is {type(feature).__name__}, not an object")
+    props = feature.get("properties")
+    if not isinstance(props, dict):
+        raise TypeError(f"properties is {type(props).__name__}, not an object")
+    raw_id = feature.get("id")
+    if raw_id not in (None, ""):
+        sid = clean_id(raw_id)
+    else:
         net, code = props.get("net"), props.get("code")
-        if not (net and code):
+        if not (isinstance(net, str) and isinstance(code, str) and net and code):
             raise ValueError("feature id missing")
-        sid = f"{net}{code}"
+        sid = clean_id(f"{net}{code}")
     geometry = feature.get("geometry")
-    if not geometry or not geometry.get("coordinates"):
+    if not isinstance(geometry, dict) or not geometry.get("coordinates"):
         raise ValueError("geometry missing")
     coords = geometry["coordinates"]
+    if not isinstance(coords, list) or len(coords) < 2:
+        raise ValueError("coordinates are not a [lon, lat, depth] list")
     origin_at = _ms(props.get("time"))
     if origin_at is None:
         raise ValueError("time missing")

@@ -10,7 +10,14 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from quakealert.errors import ParseError
-from quakealert.formats.rows import BODY_URL, check_values, finish, row_reason, sniff_not_html
+from quakealert.formats.rows import (
+    BODY_URL,
+    ROW_ERRORS,
+    check_report,
+    finish,
+    row_reason,
+    sniff_not_html,
+)
 from quakealert.model import ParseResult, Report, ReportStatus
 
 log = logging.getLogger(__name__)
@@ -43,48 +50,60 @@ def parse_quakeml(body: bytes, source: str) -> ParseResult:
     reports: list[Report] = []
     skipped: list[str] = []
     for row, event in enumerate(catalog, start=1):
-        sid = quakeml_event_id(event)
-        origin = event.preferred_origin() or (event.origins[0] if event.origins else None)
-        if origin is None or origin.time is None:
-            skipped.append(row_reason(row, sid, "no origin"))
+        try:
+            sid = quakeml_event_id(event)
+        except ROW_ERRORS as err:
+            skipped.append(row_reason(row, None, f"unreadable event id ({err})"))
             continue
-        if origin.latitude is None or origin.longitude is None:
-            skipped.append(row_reason(row, sid, "origin without epicentre"))
+        try:
+            report: Report | str = _event_report(event, sid, source)
+        except ROW_ERRORS as err:
+            report = f"unreadable event ({err})"
+        if isinstance(report, str):
+            skipped.append(row_reason(row, sid, report))
             continue
-        magnitude = event.preferred_magnitude() or (
-            event.magnitudes[0] if event.magnitudes else None
-        )
-        depth_km = origin.depth / 1000.0 if origin.depth is not None else None
-        mag = float(magnitude.mag) if magnitude is not None and magnitude.mag is not None else None
-        lon, problem = check_values(float(origin.latitude), float(origin.longitude), depth_km, mag)
+        report, problem = check_report(report)
         if problem:
             skipped.append(row_reason(row, sid, problem))
             continue
-        event_type = str(event.event_type) if event.event_type else None
-        if event_type == "not existing":
-            status: ReportStatus = "deleted"
-        elif origin.evaluation_mode == "automatic":
-            status = "automatic"
-        else:
-            status = "reviewed"
-        reports.append(
-            Report(
-                source=source,
-                source_id=sid,
-                origin_at=origin.time.datetime.replace(tzinfo=UTC),
-                latitude=float(origin.latitude),
-                longitude=lon,
-                depth_km=depth_km,
-                magnitude=mag,
-                mag_type=(magnitude.magnitude_type or None) if magnitude is not None else None,
-                status=status,
-                updated_at=_latest_creation(event, origin, magnitude),
-                place=_place(event),
-                agency=_agency(event, origin),
-                event_type=event_type,
-            )
-        )
+        reports.append(report)
     return finish(source, reports, skipped)
+
+
+def _event_report(event: Any, sid: str, source: str) -> Report | str:
+    """The report of one QuakeML event, or why there is none."""
+    origin = event.preferred_origin() or (event.origins[0] if event.origins else None)
+    if origin is None or origin.time is None:
+        return "no origin"
+    if origin.latitude is None or origin.longitude is None:
+        return "origin without epicentre"
+    magnitude = event.preferred_magnitude() or (
+        event.magnitudes[0] if event.magnitudes else None
+    )
+    depth_km = origin.depth / 1000.0 if origin.depth is not None else None
+    mag = float(magnitude.mag) if magnitude is not None and magnitude.mag is not None else None
+    event_type = str(event.event_type) if event.event_type else None
+    if event_type == "not existing":
+        status: ReportStatus = "deleted"
+    elif origin.evaluation_mode == "automatic":
+        status = "automatic"
+    else:
+        status = "reviewed"
+    return Report(
+        source=source,
+        source_id=sid,
+        origin_at=origin.time.datetime.replace(tzinfo=UTC),
+        latitude=float(origin.latitude),
+        longitude=float(origin.longitude),
+        depth_km=depth_km,
+        magnitude=mag,
+        mag_type=(magnitude.magnitude_type or None) if magnitude is not None else None,
+        status=status,
+        updated_at=_latest_creation(event, origin, magnitude),
+        place=_place(event),
+        agency=_agency(event, origin),
+        event_type=event_type,
+    )
 
 
 def quakeml_event_id(event: Any) -> str:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from quakealert.errors import ParseError
 from quakealert.model import ParseResult, Report
@@ -23,6 +27,36 @@ DEPTH_KM_RANGE = (-10.0, 800.0)
 
 
 MAG_RANGE = (-3.0, 10.5)
+
+
+# Origin times outside this range are poison, not history: a 9999-12-01 row once stored made
+# every start fail (issue 9). Parsers are pure and use these static bounds; the poller also
+# drops rows more than FUTURE_SLACK ahead of its clock (:func:`screen_future`).
+EARLIEST_AT = datetime(1900, 1, 1, tzinfo=UTC)
+
+
+LATEST_AT = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+FUTURE_SLACK = timedelta(days=1)
+
+
+TEXT_MAX_CHARS = 256  # place names, agencies, magnitude and event types
+
+
+ID_MAX_CHARS = 128  # an agency's event id
+
+
+# Exceptions that mean "this row is unreadable" inside a parser's row loop (never the batch).
+ROW_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError)
+
+
+# C0/C1 controls, lone surrogates, noncharacters, line/paragraph separators and bidi overrides:
+# none belongs in a place name, and most are not even allowed in XML 1.0.
+_UNSAFE_TEXT = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+    "\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff]"
+)
 
 
 BODY_URL = "(body)"  # ParseError.url when a pure parser has no URL to name
@@ -57,9 +91,12 @@ def check_values(
 
 
 def opt_float(text: str | float | None) -> float | None:
-    """A float, or None for an empty field. Raises ValueError for garbage or NaN/inf."""
+    """A float, or None for an empty field. ValueError for garbage or NaN/inf, TypeError for
+    anything that is neither text nor a number (a list, an object, a boolean)."""
     if text is None:
         return None
+    if isinstance(text, bool) or not isinstance(text, (int, float, str)):
+        raise TypeError(f"expected a number, got {type(text).__name__}")
     if isinstance(text, (int, float)):
         value = float(text)
     else:
@@ -83,22 +120,129 @@ def req_float(text: str | float | None, what: str) -> float:
 def parse_utc(text: str, *, offset_h: float = 0.0) -> datetime:
     """An ISO-8601-ish time as aware UTC. Naive times are in UTC+``offset_h`` (8 for Beijing).
 
-    Accepts ``T`` or a space, ``Z``, 1-6 fraction digits, and SCEDC's slash dates.
+    Accepts ``T`` or a space, ``Z``, 1-6 fraction digits, and SCEDC's slash dates. A time that
+    cannot be expressed in UTC (0001-01-01T00:00:00+14:00) is a ValueError too, never an
+    OverflowError that escapes a parser's row loop.
     """
+    if not isinstance(text, str):
+        raise TypeError(f"expected a time, got {type(text).__name__}")
     text = text.strip()
     if not text:
         raise ValueError("time missing")
     if "/" in text[:10]:
         text = text[:10].replace("/", "-") + text[10:]
     when = datetime.fromisoformat(text)
-    if when.tzinfo is None:
-        return (when - timedelta(hours=offset_h)).replace(tzinfo=UTC)
-    return when.astimezone(UTC)
+    try:
+        if when.tzinfo is None:
+            return (when - timedelta(hours=offset_h)).replace(tzinfo=UTC)
+        return when.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"time {text!r} out of range") from None
+
+
+def check_time(at: datetime, what: str = "origin time") -> str | None:
+    """None for an instant in [EARLIEST_AT, LATEST_AT], else what is wrong with it."""
+    if at.tzinfo is None:
+        return f"{what} {at.isoformat()} has no time zone"
+    if not EARLIEST_AT <= at <= LATEST_AT:
+        return f"{what} {at.isoformat()} out of range"
+    return None
+
+
+def clean_text(value: object, what: str, max_chars: int = TEXT_MAX_CHARS) -> str | None:
+    """Text safe to store and to serve in XML/JSON: controls, surrogates, noncharacters and
+    bidi overrides become spaces, runs of whitespace collapse, at most ``max_chars``.
+    None for empty; TypeError for anything that is not text (a list or object as a place)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"{what}: expected text, got {type(value).__name__}")
+    if not value.isprintable():
+        value = " ".join(_UNSAFE_TEXT.sub(" ", value).split())
+    value = value.strip()
+    if len(value) > max_chars:
+        value = value[: max_chars - 1].rstrip() + "…"
+    return value or None
+
+
+def clean_id(value: object) -> str:
+    """An agency's event id: text (or an integer), no controls, at most ID_MAX_CHARS."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise TypeError(f"id: expected text, got {type(value).__name__}")
+    text = _UNSAFE_TEXT.sub("", value).strip()
+    if not text:
+        raise ValueError("id missing")
+    if len(text) > ID_MAX_CHARS:
+        raise ValueError(f"id of {len(text)} characters (at most {ID_MAX_CHARS})")
+    return text
+
+
+def check_report(report: Report) -> tuple[Report, str | None]:
+    """Every field of a freshly parsed report checked: (report with normalised longitude and
+    cleaned text, None) or (report, "what is wrong"). The one gate before a row is kept."""
+    try:
+        lon, problem = check_values(
+            report.latitude, report.longitude, report.depth_km, report.magnitude
+        )
+        if problem:
+            return report, problem
+        problem = check_time(report.origin_at)
+        if problem:
+            return report, problem
+        changes: dict[str, object] = {}
+        if lon != report.longitude:
+            changes["longitude"] = lon
+        if report.updated_at is not None and check_time(report.updated_at, "updated"):
+            changes["updated_at"] = None  # a bad revision time is dropped, not the quake
+        sid = clean_id(report.source_id)
+        if sid != report.source_id:
+            changes["source_id"] = sid
+        for name in ("place", "mag_type", "agency", "event_type"):
+            value = getattr(report, name)
+            if value is not None:
+                cleaned = clean_text(value, name)
+                if cleaned != value:
+                    changes[name] = cleaned
+        if report.other_ids:
+            others = tuple(clean_id(i) for i in report.other_ids)
+            if others != report.other_ids:
+                changes["other_ids"] = others
+    except ROW_ERRORS as err:
+        return report, str(err)
+    return (replace(report, **changes) if changes else report), None  # type: ignore[arg-type]
+
+
+def screen_future(parsed: ParseResult, now: datetime) -> ParseResult:
+    """``parsed`` without reports whose origin is more than FUTURE_SLACK after ``now`` (they
+    join the skipped rows with their reason)."""
+    latest = now + FUTURE_SLACK
+    if all(r.origin_at <= latest for r in parsed.reports):
+        return parsed
+    kept = [r for r in parsed.reports if r.origin_at <= latest]
+    skipped = list(parsed.skipped) + [
+        f"id {r.source_id}: origin time {r.origin_at.isoformat()} is in the future"
+        for r in parsed.reports
+        if r.origin_at > latest
+    ]
+    return ParseResult(reports=kept, skipped=skipped)
+
+
+def load_json(body: bytes | str, source: str, what: str) -> Any:
+    """``json.loads`` whose every failure is a ParseError naming ``what``: invalid JSON, bad
+    UTF-8, and nesting deep enough to exhaust the parser's recursion (RecursionError)."""
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ParseError(source, BODY_URL, f"invalid {what}: {err}") from err
+    except RecursionError:
+        raise ParseError(source, BODY_URL, f"invalid {what}: nested too deeply") from None
 
 
 def row_reason(row: int, source_id: str | None, problem: str) -> str:
     """The skipped-row reason in the one format duty staff see everywhere."""
-    ident = source_id if source_id else "?"
+    ident = _UNSAFE_TEXT.sub("?", source_id)[:ID_MAX_CHARS] if source_id else "?"
     return f"row {row} (id {ident}): {problem}"
 
 
@@ -126,4 +270,6 @@ def split_ids(text: str | None) -> tuple[str, ...]:
     """USGS ``ids`` (",us1,ci2,") as a tuple without empties."""
     if not text:
         return ()
+    if not isinstance(text, str):
+        raise TypeError(f"ids: expected text, got {type(text).__name__}")
     return tuple(part for part in text.split(",") if part)

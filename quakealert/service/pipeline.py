@@ -56,6 +56,7 @@ from quakealert.core.render import (
 )
 from quakealert.core.sequences import QuakeSequence, SequenceEngine, params_from_section
 from quakealert.errors import ConfigError, InvalidRequest, NotFound
+from quakealert.formats.rows import EARLIEST_AT, FUTURE_SLACK
 from quakealert.model import Event, Notice
 from quakealert.store import decisions as dec
 from quakealert.store import notices as nt
@@ -304,7 +305,8 @@ class Pipeline:
 
     def load(self) -> None:
         """Rebuild the engine from stored events (restart): no notices are re-sent."""
-        events = self.store.events(order="time-asc", limit=None)
+        events = self._schedulable(self.store.events(order="time-asc", limit=None),
+                                   datetime.now(UTC) + FUTURE_SLACK)
         self.engine.load(events)  # the batch path: same membership as upserts, ~10x faster
         latest = max((e.origin_at for e in events), default=None)
         if latest is not None:
@@ -313,6 +315,19 @@ class Pipeline:
                     self._schedule(seq, after=latest)
         log.info("pipeline loaded %d events into %d sequences", len(events),
                  len(self.engine.sequence_ids()))
+
+    @staticmethod
+    def _schedulable(events: list[Event], latest: datetime) -> list[Event]:
+        """Stored events whose times can become schedules: a row dated 9999-12-01 or
+        0001-01-01 that got into the store (before ingest validated times) is left out with a
+        warning instead of making every start fail with OverflowError (issue 9)."""
+        bad = [e for e in events if not EARLIEST_AT <= e.origin_at <= latest]
+        for e in bad[:10]:
+            log.warning("event_id=%s origin %s out of range: not sequenced", e.id,
+                        e.origin_at.isoformat())
+        if not bad:
+            return events
+        return [e for e in events if EARLIEST_AT <= e.origin_at <= latest]
 
     def recipients(self) -> Recipients:
         key = self.store.conn.execute(
@@ -335,10 +350,18 @@ class Pipeline:
             self._scheduled.add(seq.id)
         for e in members:
             for off in TICK_OFFSETS:
-                if e.origin_at + off > after:
-                    heapq.heappush(self._ticks, (e.origin_at + off, seq.id, False))
+                try:
+                    at = e.origin_at + off
+                except OverflowError:  # defensive: load() and ingest keep such times out
+                    log.warning("event_id=%s origin %s: no tick", e.id, e.origin_at.isoformat())
+                    break
+                if at > after:
+                    heapq.heappush(self._ticks, (at, seq.id, False))
         if seq.id not in self._daily:
-            self._push_daily(seq, after)
+            try:
+                self._push_daily(seq, after)
+            except OverflowError:
+                log.warning("sequence_id=%s: no daily tick (times out of range)", seq.id)
 
     def _has_threads(self, seq_id: str) -> bool:
         return self.store.conn.execute(
@@ -362,11 +385,14 @@ class Pipeline:
                     **{i: "deleted" for i in result.deleted},
                     **{i: "new" for i in result.created}}
         events = []
+        latest = max(now, datetime.now(UTC)) + FUTURE_SLACK
         for event_id, trigger in triggers.items():
             try:
-                events.append((self.store.event(event_id), trigger))
+                event = self.store.event(event_id)
             except NotFound:
                 continue
+            if self._schedulable([event], latest):
+                events.append((event, trigger))
         events.sort(key=lambda et: (et[0].origin_at, et[0].id))
         notices: list[str] = []
         for event, trigger in events:

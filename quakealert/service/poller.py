@@ -21,6 +21,7 @@ import aiohttp
 
 from quakealert.core.associate import Priorities
 from quakealert.errors import SourceError
+from quakealert.formats.rows import screen_future
 from quakealert.model import ParseResult
 from quakealert.sources.base import Source
 from quakealert.store.instants import epoch_or_none as ts
@@ -164,12 +165,15 @@ class Poller:
                 parsed: ParseResult = await asyncio.to_thread(_parse_paused, source, body)
             else:
                 parsed = source.parse(body)
+            for reason in parsed.skipped[:20]:
+                log.warning("source=%s skipped row: %s", source.name, reason)
+            return await self.store_reports(source.name, parsed, now=now, started=started,
+                                            since=now)
         except SourceError as err:
             return self._failed(source, h, now, err, started)
-        for reason in parsed.skipped[:20]:
-            log.warning("source=%s skipped row: %s", source.name, reason)
-        return await self.store_reports(source.name, parsed, now=now, started=started,
-                                        since=now)
+        except Exception as err:  # the job boundary: a bug or a full disk must not stop polling
+            log.exception("source=%s poll failed unexpectedly", source.name)
+            return self._failed(source, h, now, err, started)
 
     async def store_reports(self, name: str, parsed: ParseResult, *, now: datetime,
                             started: float | None = None, since: datetime | None = None
@@ -177,6 +181,7 @@ class Poller:
         """Ingest parsed reports from ``name`` (also used by push sources such as EMSC's socket)."""
         started = time.perf_counter() if started is None else started
         h = self.health_of(name)
+        parsed = screen_future(parsed, datetime.now(UTC))  # the wall clock: `now` may be a replay's
         async with self.lock:
             if len(parsed.reports) > BIG_BATCH and str(self.store.path) != ":memory:":
                 # Seconds of work: off the loop, on a connection of its own (the loop's
@@ -210,14 +215,22 @@ class Poller:
             await self.on_ingest(name, result, now)
         return status
 
-    def _failed(self, source: Source, h: SourceHealth, now: datetime, err: SourceError,
+    def _failed(self, source: Source, h: SourceHealth, now: datetime, err: Exception,
                 started: float) -> PollStatus:
         h.consecutive_failures += 1
-        h.last_error = f"{type(err).__name__}: {err.detail}"
+        if isinstance(err, SourceError):
+            h.last_error = f"{type(err).__name__}: {err.detail}"
+            retry_after_s = err.retry_after_s
+        else:
+            h.last_error = f"internal error: {type(err).__name__}: {err}"[:500]
+            retry_after_s = None
         h.last_error_at = now
-        delay = backoff_s(h.consecutive_failures, err.retry_after_s, source.config.interval_s)
+        delay = backoff_s(h.consecutive_failures, retry_after_s, source.config.interval_s)
         h.backoff_until = now + timedelta(seconds=delay)
-        self.store.save_health(h.to_row())
+        try:
+            self.store.save_health(h.to_row())
+        except Exception:  # the store itself is failing (full disk, lock): health stays in memory
+            log.exception("source=%s cannot save health", source.name)
         if self.metrics is not None:
             self.metrics.poll_duration.labels(source.name).observe(time.perf_counter() - started)
         log.warning("source=%s poll failed (%d in a row, next try in %.0fs): %s",
