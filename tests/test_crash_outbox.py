@@ -50,8 +50,10 @@ async def test_kill_9_mid_fanout_loses_nothing(tmp_path, aiohttp_server):
     ids = [r[0] for r in store.conn.execute("SELECT id FROM subscribers")]
     assert ob.enqueue_subscribers(store.conn, "n-crash", ids, now=now) == RECIPIENTS
 
+    config = tmp_path / "dispatch.toml"  # the receiver is on 127.0.0.1 (channels.guard)
+    config.write_text(f'[store]\npath = "{db}"\n[webpush]\nallow_insecure_endpoints = true\n')
     cmd = [sys.executable, "-m", "quakealert.service.dispatch", "--db", str(db),
-           "--concurrency", str(CONCURRENCY), "--until-empty"]
+           "--config", str(config), "--concurrency", str(CONCURRENCY), "--until-empty"]
     deadline = time.monotonic() + 25
     proc = await asyncio.create_subprocess_exec(*cmd, cwd=REPO, stdout=asyncio.subprocess.DEVNULL,
                                                 stderr=asyncio.subprocess.DEVNULL)

@@ -75,7 +75,8 @@ async def test_scenario_reaches_every_channel(receiver: Receiver, tmp_path: Path
                                              f"{receiver.base}hook", secret="office-secret"),
                    now=t0)
     add_subscriber(store.conn, NewSubscriber(*LHASA, ("en",), "console", "demo"), now=t0)
-    settings = Settings(store_path=tmp_path / "q.sqlite", var_dir=tmp_path / "var")
+    settings = Settings(store_path=tmp_path / "q.sqlite", var_dir=tmp_path / "var",
+                        sections={"webpush": {"allow_insecure_endpoints": True}})
     pipeline = Pipeline(store, settings, exercise=True)
     feed_scenario(store, pipeline, datetime(2024, 11, 9, tzinfo=UTC))
 
@@ -136,7 +137,8 @@ async def test_push_link_opens_a_readable_notice(tmp_path: Path, aiohttp_client)
     store = Store.open(tmp_path / "q.sqlite")
     add_subscriber(store.conn, NewSubscriber(*LHASA, ("zh", "bo"), "console", "demo"),
                    now=datetime(2024, 10, 1, tzinfo=UTC))
-    settings = Settings(store_path=tmp_path / "q.sqlite", var_dir=tmp_path / "var")
+    settings = Settings(store_path=tmp_path / "q.sqlite", var_dir=tmp_path / "var",
+                        sections={"webpush": {"allow_insecure_endpoints": True}})
     pipeline = Pipeline(store, settings, exercise=True)
     feed_scenario(store, pipeline, datetime(2024, 11, 9, tzinfo=UTC))
     notice_id, url = store.conn.execute(

@@ -28,11 +28,15 @@ def make_channels(settings: Settings, *, vapid: Any = None) -> dict[str, Channel
 
     push = settings.section("webpush")
     hook = settings.section("webhook")
+    # One switch for both HTTP channels, as for subscribing (docs/security.md).
+    insecure = bool(push.get("allow_insecure_endpoints", False))
     return {
         "webpush": WebPushChannel(vapid if vapid is not None else load_vapid(settings),
                                   ttl_s=int(push.get("ttl_s", 6 * 3600)),
                                   timeout_s=float(push.get("timeout_s", 10.0)),
-                                  crypto_workers=int(push.get("crypto_workers", 0))),
-        "webhook": WebhookChannel(timeout_s=float(hook.get("timeout_s", 10.0))),
+                                  crypto_workers=int(push.get("crypto_workers", 0)),
+                                  allow_insecure=insecure),
+        "webhook": WebhookChannel(timeout_s=float(hook.get("timeout_s", 10.0)),
+                                  allow_insecure=insecure),
         "console": ConsoleChannel(),
     }

@@ -17,6 +17,7 @@ import aiohttp
 from aiohttp import ClientSession
 
 from quakealert.channels.base import DeliveryResult, Gone, Recipient, result_from_status
+from quakealert.channels.guard import post_capped
 from quakealert.model import Notice
 
 SIGNATURE_HEADER = "X-Quakealert-Signature"
@@ -81,8 +82,9 @@ class WebhookChannel:
 
     name = "webhook"
 
-    def __init__(self, *, timeout_s: float = 10.0):
+    def __init__(self, *, timeout_s: float = 10.0, allow_insecure: bool = False):
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.allow_insecure = allow_insecure  # [webpush] allow_insecure_endpoints: tests, demo
 
     def __repr__(self) -> str:
         return "WebhookChannel()"
@@ -91,12 +93,11 @@ class WebhookChannel:
         self, notice: Notice, recipient: Recipient, session: ClientSession, *, now: datetime
     ) -> DeliveryResult:
         req = build_webhook_payload(notice, recipient, now=now)
-        async with session.post(req.url, data=req.body, headers=req.headers,
-                                timeout=self.timeout, allow_redirects=False) as resp:
-            await resp.read()
-            # Only 410 removes a gateway: a 404 is more often a misconfigured path than an
-            # unsubscribe, and the office would rather see it failing than lose the subscriber.
-            if resp.status == 410:
-                raise Gone("webhook", resp.status)
-            return result_from_status(notice, recipient, resp.status,
-                                      resp.headers.get("Retry-After"), now)
+        status, retry_after = await post_capped(
+            session, req.url, req.body, req.headers, timeout=self.timeout,
+            allow_insecure=self.allow_insecure)
+        # Only 410 removes a gateway: a 404 is more often a misconfigured path than an
+        # unsubscribe, and the office would rather see it failing than lose the subscriber.
+        if status == 410:
+            raise Gone("webhook", status)
+        return result_from_status(notice, recipient, status, retry_after, now)

@@ -31,6 +31,7 @@ from quakealert.channels.base import (
     Recipient,
     result_from_status,
 )
+from quakealert.channels.guard import post_capped
 from quakealert.channels.vapid import Vapid
 from quakealert.model import Message, Notice
 from quakealert.store.subscribers import b64url, b64url_decode
@@ -251,8 +252,9 @@ class WebPushChannel:
     name = "webpush"
 
     def __init__(self, vapid: Vapid, *, ttl_s: int = DEFAULT_TTL_S, timeout_s: float = 10.0,
-                 crypto_workers: int = 0):
+                 crypto_workers: int = 0, allow_insecure: bool = False):
         self.vapid = vapid
+        self.allow_insecure = allow_insecure  # [webpush] allow_insecure_endpoints: tests, demo
         self.ttl_s = ttl_s
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         # ECDH per recipient dominates a large fan-out; with crypto_workers > 0 it runs in a
@@ -317,7 +319,8 @@ class WebPushChannel:
             body = await self._batcher.encrypt(payload, recipient.p256dh, recipient.auth)
             req = PushRequest(url=recipient.target, body=body,
                               headers=self.headers(notice, recipient.target, now))
-        return await send(session, req, notice, recipient, now=now, timeout=self.timeout)
+        return await send(session, req, notice, recipient, now=now, timeout=self.timeout,
+                          allow_insecure=self.allow_insecure)
 
 
 async def send(
@@ -328,12 +331,12 @@ async def send(
     *,
     now: datetime,
     timeout: aiohttp.ClientTimeout,
+    allow_insecure: bool = False,
 ) -> DeliveryResult:
-    """POST a built request; the thin I/O half of the channel."""
-    async with session.post(req.url, data=req.body, headers=req.headers, timeout=timeout,
-                            allow_redirects=False) as resp:
-        await resp.read()
-        if resp.status in (404, 410):
-            raise Gone("webpush", resp.status)
-        return result_from_status(notice, recipient, resp.status,
-                                  resp.headers.get("Retry-After"), now)
+    """POST a built request; the thin I/O half of the channel (public addresses only, no
+    redirects, at most 64 KB of the answer read: channels.guard)."""
+    status, retry_after = await post_capped(session, req.url, req.body, req.headers,
+                                            timeout=timeout, allow_insecure=allow_insecure)
+    if status in (404, 410):
+        raise Gone("webpush", status)
+    return result_from_status(notice, recipient, status, retry_after, now)

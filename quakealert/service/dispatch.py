@@ -413,6 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 async def _main(args: argparse.Namespace) -> int:
     from quakealert.channels import make_channels
+    from quakealert.channels.guard import delivery_session
     from quakealert.config import Settings, load_settings
     from quakealert.store.sqlite import Store
 
@@ -428,8 +429,9 @@ async def _main(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    connector = aiohttp.TCPConnector(limit=args.connections, limit_per_host=0)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    insecure = bool(settings.section("webpush").get("allow_insecure_endpoints", False))
+    async with delivery_session(allow_insecure=insecure, limit=args.connections,
+                                limit_per_host=0) as session:
         box = Outbox(store.conn, make_channels(settings), session,
                      settings=OutboxSettings.from_section(section))
         try:

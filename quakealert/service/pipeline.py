@@ -232,6 +232,7 @@ class Pipeline:
         # notice id -> (subscriber ids, approval rule): enqueued right after the commit
         self._pending_recipients: dict[str, tuple[list[int], ApprovalRule | None]] = {}
         self.outbox: Any = None
+        self._delivery_session: Any = None  # start() opens it, close() closes it
         self.runtime: Any = None
         self.metrics: Any = None  # quakealert.api.metrics.Metrics in the daemon
         # notice id -> wall time of the catalogue response that caused it (alert latency)
@@ -261,9 +262,15 @@ class Pipeline:
     async def start(self, stop: asyncio.Event) -> None:
         """Start the outbox workers and the tick task (type changes, summaries, approvals)."""
         from quakealert.channels import make_channels
+        from quakealert.channels.guard import delivery_session
         from quakealert.service.dispatch import Outbox, OutboxSettings
 
-        self.outbox = Outbox(self.store.conn, make_channels(self.settings), self.runtime.session,
+        # Deliveries get a session of their own that connects to public addresses only
+        # (channels.guard); the sources' session may reach a catalogue on the office network.
+        insecure = bool(self.settings.section("webpush").get("allow_insecure_endpoints", False))
+        self._delivery_session = delivery_session(allow_insecure=insecure)
+        self.outbox = Outbox(self.store.conn, make_channels(self.settings),
+                             self._delivery_session,
                              settings=OutboxSettings.from_section(self.settings.section("outbox")))
         self.outbox.on_result = self._delivered
         self.runtime.tasks.append(asyncio.create_task(self.outbox.run(stop), name="outbox"))
@@ -272,6 +279,9 @@ class Pipeline:
     async def close(self) -> None:
         if self.outbox is not None and hasattr(self.outbox, "close"):
             self.outbox.close()
+        session = getattr(self, "_delivery_session", None)
+        if session is not None:
+            await session.close()
 
     def _delivered(self, row: Any, state: str, at: datetime) -> None:
         """Outbox hook: deliveries by channel and result, and catalogue-to-push latency."""

@@ -61,7 +61,7 @@ async def test_deliver(aiohttp_server, aiohttp_client):
     app.router.add_post("/hook/{code}", hook)
     server = await aiohttp_server(app)
     client = await aiohttp_client(server)
-    ch = WebhookChannel()
+    ch = WebhookChannel(allow_insecure=True)
     url = lambda c: str(server.make_url(f"/hook/{c}"))
     ok = await ch.deliver(make_notice(), rcpt(url(204)), client.session, now=NOW)
     assert ok.ok and ok.status == 204

@@ -151,7 +151,7 @@ async def test_deliver_to_receiver(aiohttp_server, aiohttp_client, ua, vapid):
     app.router.add_post("/push/{sub}", push)
     server = await aiohttp_server(app)
     client = await aiohttp_client(server)
-    channel = WebPushChannel(vapid, ttl_s=60)
+    channel = WebPushChannel(vapid, ttl_s=60, allow_insecure=True)
     ok = await channel.deliver(make_notice(), recipient(ua, str(server.make_url("/push/ok"))),
                                client.session, now=NOW)
     assert ok.ok and ok.status == 201
@@ -176,7 +176,7 @@ def test_reprs_hide_secrets(ua, vapid):
 def test_channel_headers_cached_per_notice_and_token(vapid):
     """The channel builds the header set once per (notice, VAPID token): same origin, same
     object; another origin or a refreshed token gets its own Authorization."""
-    channel = WebPushChannel(vapid, ttl_s=3600)
+    channel = WebPushChannel(vapid, ttl_s=3600, allow_insecure=True)
     notice = make_notice()
     a = channel.headers(notice, "https://push.example.net/wpush/v2/a", NOW)
     b = channel.headers(notice, "https://push.example.net/wpush/v2/b", NOW)
