@@ -11,6 +11,10 @@ class ConfigError(QuakealertError):
     """The configuration file or a value in it is invalid."""
 
 
+class StoreCorrupt(QuakealertError):
+    """The database file is damaged or not a database: the daemon refuses to start on it."""
+
+
 class SourceError(QuakealertError):
     """A catalogue source failed; the poller records it in the source's health."""
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
 
 from quakealert import __version__
 from quakealert.api.keys import RUNTIME, SESSION, SETTINGS, STORE
@@ -42,6 +43,12 @@ ROUTE_MODULES = (
 )
 
 MAX_BODY_BYTES = 256 * 1024
+
+# Request line and header limits. They differ by design: the parser's LineTooLong carries only
+# the limit it hit, which is how ApiRunner tells 414 (URI too long) from 431 (header too big).
+MAX_LINE_BYTES = 8192
+MAX_FIELD_BYTES = 8190
+MAX_HEADERS = 100
 
 
 def route_modules() -> list[ModuleType]:
@@ -150,11 +157,51 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(body, dumps=partial(json.dumps, ensure_ascii=False))
 
 
+class _ApiHandler(web.RequestHandler):
+    """Answers a request the parser refused with its proper status and one log line (aiohttp
+    logs a traceback per oversize request line: log noise anyone can cause)."""
+
+    def handle_error(self, request: Any, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        if not isinstance(exc, BadHttpMessage):
+            return super().handle_error(request, status, exc, message)
+        if isinstance(exc, LineTooLong):
+            limit = exc.args[1] if len(exc.args) > 1 else None
+            status, text = ((414, "request line too long") if limit == MAX_LINE_BYTES
+                            else (431, "request header too large"))
+        elif "too many headers" in str(exc).lower():
+            status, text = 431, "too many request headers"
+        else:
+            status, text = 400, "malformed HTTP request"
+        log.warning("refused a request from %s: %s", request.remote, text)
+        resp = web.Response(status=status, text=text + "\n", content_type="text/plain")
+        resp.force_close()
+        return resp
+
+
+class _ApiServer(web.Server):
+    def __call__(self) -> web.RequestHandler:
+        return _ApiHandler(self, loop=self._loop, **self._kwargs)
+
+
+class ApiRunner(web.AppRunner):
+    """The daemon's AppRunner: oversize request lines answer 414, oversize or too many headers
+    431, other malformed requests 400, each with one warning and no traceback."""
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        server.__class__ = _ApiServer  # only __call__ differs; aiohttp has no public hook
+        return server
+
+
 def make_app(
     settings: Settings, *, store: Store | None = None, runtime: Any = None
 ) -> web.Application:
     """The application for ``settings``; pass ``store`` to share an open database (tests, daemon)."""
-    app = web.Application(middlewares=[problem_middleware], client_max_size=MAX_BODY_BYTES)
+    app = web.Application(middlewares=[problem_middleware], client_max_size=MAX_BODY_BYTES,
+                          handler_args={"max_line_size": MAX_LINE_BYTES,
+                                        "max_field_size": MAX_FIELD_BYTES,
+                                        "max_headers": MAX_HEADERS})
     app[SETTINGS] = settings
     if runtime is not None:
         app[RUNTIME] = runtime

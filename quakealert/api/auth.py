@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
 from quakealert.api.cors import setup_cors
 from quakealert.api.keys import SETTINGS, STORE
+from quakealert.api.offloop import in_thread
 from quakealert.api.problems import Handler, problem
 from quakealert.api.ratelimit import (
     DEFAULT_JSON_MAX_BYTES,
@@ -184,8 +185,14 @@ def auth_middleware(
         header = request.headers.get("Authorization")
         if header is not None:
             scheme, _, secret = header.strip().partition(" ")
-            if scheme.lower() == "bearer" and secret.strip():
-                principal = authenticate(conn, secret.strip(), now=now)
+            secret = secret.strip()
+            # A token is printable ASCII (token_urlsafe); anything else is simply not one of
+            # ours (a non-ASCII header answered 500). The lookup may update last_used_at: off
+            # the loop, so a held write lock cannot stall it.
+            if scheme.lower() == "bearer" and secret and secret.isascii() and (
+                    secret.isprintable()):
+                principal = await in_thread(
+                    request.app, lambda c: authenticate(c, secret, now=now))
             # Public routes ignore unknown tokens: DELETE /api/v1/subscriptions/{id} takes
             # the subscription's own management token in this header.
             if principal is None and need is not None:
@@ -281,9 +288,23 @@ _LOGIN_PAGE = """<!doctype html>
 
 
 def _safe_next(value: str | None) -> str:
-    """A local path to go to after login; anything else (other sites, //host) goes to the dashboard."""
-    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
-        return "/dashboard"
+    """A path on this host to go to after login; anything else goes to the dashboard.
+
+    Browsers drop tabs and newlines from URLs and read ``\\`` as ``/`` (WHATWG URL), so
+    ``/%09/evil.example`` and ``/\\evil`` are other sites: only printable ASCII without a
+    backslash, starting with one ``/``, with no scheme or host once parsed, is kept.
+    """
+    default = "/dashboard"
+    if not value or len(value) > 2048 or not value.isascii() or not value.isprintable():
+        return default
+    if "\\" in value or not value.startswith("/") or value.startswith("//"):
+        return default
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return default
+    if parts.scheme or parts.netloc:
+        return default
     return value
 
 
@@ -310,14 +331,24 @@ async def login(request: web.Request) -> web.Response:
     secret = form.get("token")
     next_path = _safe_next(str(form.get("next") or ""))
     now = datetime.now(UTC)
-    conn = request.app[STORE].conn
-    principal = authenticate(conn, secret.strip(), now=now) if isinstance(secret, str) else None
-    if principal is None:
+    config = request.app[AUTH_CONFIG]
+    remote = request.remote
+
+    def login_in_store(conn: Any) -> tuple[Any, str | None]:
+        if not isinstance(secret, str) or not secret.strip().isascii():
+            return None, None
+        principal = authenticate(conn, secret.strip(), now=now)
+        if principal is None:
+            return None, None
+        session_id = create_session(conn, principal.token_id, ttl_s=config.session_ttl_s,
+                                    now=now)
+        audit(conn, principal, "login", detail=f"from {remote}", now=now)
+        return principal, session_id
+
+    principal, session_id = await in_thread(request.app, login_in_store)
+    if principal is None or session_id is None:
         log.warning("failed login from %s", request.remote)
         return _login_page(next_path, "That token is not valid (unknown or revoked).", status=401)
-    config = request.app[AUTH_CONFIG]
-    session_id = create_session(conn, principal.token_id, ttl_s=config.session_ttl_s, now=now)
-    audit(conn, principal, "login", detail=f"from {request.remote}", now=now)
     resp = web.HTTPSeeOther(next_path)
     resp.set_cookie(COOKIE, session_id, max_age=int(config.session_ttl_s), path="/",
                     httponly=True, samesite="Strict",
@@ -329,13 +360,16 @@ async def login(request: web.Request) -> web.Response:
 @routes.post("/logout")
 async def logout(request: web.Request) -> web.Response:
     """End the login session (if any) and clear its cookie; 303 to the login form."""
-    conn = request.app[STORE].conn
     principal = request.get(PRINCIPAL)
     session_id = request.cookies.get(COOKIE)
-    if session_id:
-        end_session(conn, session_id)
-    if principal is not None:
-        audit(conn, principal, "logout")
+
+    def logout_in_store(conn: Any) -> None:
+        if session_id:
+            end_session(conn, session_id)
+        if principal is not None:
+            audit(conn, principal, "logout")
+
+    await in_thread(request.app, logout_in_store)
     resp = web.HTTPSeeOther("/login")
     resp.del_cookie(COOKIE, path="/")
     raise resp
@@ -370,10 +404,15 @@ async def post_token(request: web.Request) -> web.Response:
     if not isinstance(body, dict) or not isinstance(body.get("role"), str) or not isinstance(
             body.get("name"), str):
         raise InvalidRequest(f"body must be a JSON object with role ({', '.join(ROLES)}) and name")
-    conn = request.app[STORE].conn
-    info, secret = create_token(conn, body["role"], body["name"], now=datetime.now(UTC))
-    audit(conn, request[PRINCIPAL], "token.create", target=info.id,
-          detail=f"role={info.role} name={info.name}")
+    actor = request[PRINCIPAL]
+
+    def create_in_store(conn: Any) -> tuple[TokenInfo, str]:
+        info, secret = create_token(conn, body["role"], body["name"], now=datetime.now(UTC))
+        audit(conn, actor, "token.create", target=info.id,
+              detail=f"role={info.role} name={info.name}")
+        return info, secret
+
+    info, secret = await in_thread(request.app, create_in_store)
     return web.json_response({"token": token_to_json(info), "secret": secret}, status=201,
                              headers={"Cache-Control": "no-store"},
                              dumps=lambda o: json.dumps(o, ensure_ascii=False))
@@ -382,9 +421,14 @@ async def post_token(request: web.Request) -> web.Response:
 @routes.delete("/api/v1/tokens/{id}")
 async def delete_token(request: web.Request) -> web.Response:
     """Revoke a token by its exact id (admin); its login sessions end too."""
-    conn = request.app[STORE].conn
-    info = revoke_token(conn, request.match_info["id"], now=datetime.now(UTC))
-    audit(conn, request[PRINCIPAL], "token.revoke", target=info.id, detail="via api")
+    actor, token_id = request[PRINCIPAL], request.match_info["id"]
+
+    def revoke_in_store(conn: Any) -> TokenInfo:
+        info = revoke_token(conn, token_id, now=datetime.now(UTC))
+        audit(conn, actor, "token.revoke", target=info.id, detail="via api")
+        return info
+
+    info = await in_thread(request.app, revoke_in_store)
     return web.json_response({"token": token_to_json(info)})
 
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from quakealert.api.keys import SETTINGS, STORE
+from quakealert.config import Settings
 from quakealert.core.cap import CapReference, build_atom_feed, build_cap
 from quakealert.core.render import NoticeContext, agency_place, epicentre_place_key
 from quakealert.errors import NotFound
@@ -33,9 +34,20 @@ PUBLISHED = ("released", "expired")  # pending and rejected notices are never pu
 routes = web.RouteTableDef()
 
 
+def public_base_url(settings: Settings) -> str:
+    """The address public documents (Atom feed, CAP links, WADL) name: ``[cap] base_url``, else
+    the API's own bind address. Never the request's Host header: the feed is publicly cached,
+    and a forged Host would otherwise be served to everyone (issue 9)."""
+    configured = settings.section("cap").get("base_url")
+    if configured:
+        return str(configured).rstrip("/")
+    host = settings.api_host
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{settings.api_port}"
+
+
 def _base_url(request: web.Request) -> str:
-    configured = request.app[SETTINGS].section("cap").get("base_url")
-    return str(configured).rstrip("/") if configured else f"{request.scheme}://{request.host}"
+    return public_base_url(request.app[SETTINGS])
 
 
 def _sender(request: web.Request) -> str:

@@ -20,6 +20,7 @@ from xml.sax.saxutils import escape as xml_escape
 
 from aiohttp import web
 
+from quakealert.api.cap import public_base_url
 from quakealert.api.keys import SETTINGS, STORE
 from quakealert.core.geo import KM_PER_DEG
 from quakealert.errors import ConfigError, NotFound
@@ -177,9 +178,11 @@ def _time(name: str, raw: str) -> datetime:
         raise FdsnError(400, f"{name}: {raw!r} is not a time (YYYY-MM-DD[Thh:mm:ss[.ffffff]])")
     try:
         at = datetime.fromisoformat(raw.removesuffix("Z"))
+        return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
     except ValueError:
         raise FdsnError(400, f"{name}: {raw!r} is not a valid date") from None
-    return at.replace(tzinfo=UTC)
+    except OverflowError:
+        raise FdsnError(400, f"{name}: {raw!r} is out of range") from None
 
 
 def _float(name: str, raw: str, lo: float = -math.inf, hi: float = math.inf) -> float:
@@ -192,13 +195,20 @@ def _float(name: str, raw: str, lo: float = -math.inf, hi: float = math.inf) -> 
     return value
 
 
-def _int(name: str, raw: str, lo: int = 1) -> int:
+XS_INT_MAX = 2**31 - 1  # the WADL says xs:int
+
+
+def _int(name: str, raw: str, lo: int = 1, hi: int = XS_INT_MAX) -> int:
+    if len(raw) > 12:  # int() of a huge string is slow, and SQLite cannot bind the result
+        raise FdsnError(400, f"{name}: {raw[:20]!r}... is not an integer in [{lo}, {hi}]")
     try:
         value = int(raw)
     except ValueError:
         raise FdsnError(400, f"{name}: {raw!r} is not an integer") from None
     if value < lo:
         raise FdsnError(400, f"{name}: {value} is less than {lo}")
+    if value > hi:
+        raise FdsnError(400, f"{name}: {value} is more than {hi}")
     return value
 
 
@@ -320,6 +330,9 @@ def select_events(store: Store, q: FdsnQuery, max_events: int) -> list[Event]:
     # Incremental sync (updatedafter) must see deletions; they come as "not existing" events.
     with_deleted = q.updatedafter is not None
     by_magtype = q.magnitudetype is not None
+    if q.limit is not None and q.limit > max_events:
+        raise FdsnError(413, f"limit {q.limit} is over this service's {max_events} events per "
+                             "request; page through the result with limit and offset")
     want = (q.limit if q.limit is not None else max_events + 1) + q.offset - 1
     circle = q.minradius_km is not None or q.maxradius_km is not None
     rows = store.events(
@@ -406,7 +419,7 @@ def _names_xml(root: str, child: str, names: Iterable[str]) -> bytes:
 
 
 def _docs_url(request: web.Request) -> str:
-    return str(request.url.with_path(DOCS_PATH).with_query(None))
+    return public_base_url(request.app[SETTINGS]) + DOCS_PATH
 
 
 def _error(request: web.Request, status: int, detail: str) -> web.Response:
@@ -466,7 +479,7 @@ async def version(request: web.Request) -> web.Response:
 @routes.get(f"{PREFIX}/application.wadl")
 async def wadl(request: web.Request) -> web.Response:
     """The WADL describing ``query`` and the other methods."""
-    base = str(request.url.with_path(DOCS_PATH).with_query(None))
+    base = public_base_url(request.app[SETTINGS]) + DOCS_PATH  # not the Host header
     return web.Response(body=build_wadl(base), content_type="application/xml")
 
 

@@ -23,9 +23,11 @@ def parse_time(name: str, value: str) -> datetime:
         text = text[:-1] + "+00:00"
     try:
         at = datetime.fromisoformat(text)
+        return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
     except ValueError:
         raise InvalidRequest(f"{name}: {value!r} is not an ISO 8601 time") from None
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+14:00 is before the first UTC instant
+        raise InvalidRequest(f"{name}: {value!r} is out of range") from None
 
 
 def get_time(request: web.Request, *names: str) -> datetime | None:
@@ -55,6 +57,8 @@ def get_int(request: web.Request, name: str, default: int, lo: int = 1, hi: int 
     raw = request.query.get(name)
     if raw is None:
         return default
+    if len(raw) > 12:
+        raise InvalidRequest(f"{name}: {raw[:20]!r}... is outside [{lo}, {hi}]")
     try:
         value = int(raw)
     except ValueError:
@@ -88,14 +92,33 @@ def encode_cursor(values: list[Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
 
 
+MAX_CURSOR_CHARS = 512
+
+
+def _cursor_value(value: Any) -> bool:
+    """Cursors hold finite numbers within float range and short strings (an epoch and an id)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return abs(value) < 2**53
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, str) and len(value) <= 256
+
+
 def decode_cursor(raw: str) -> list[Any]:
+    """The values of a cursor this service issued; InvalidRequest for anything else (a number
+    such as 10**400 would overflow float(), deep nesting would exhaust the JSON parser)."""
+    bad = InvalidRequest("cursor: not a cursor this service issued")
+    if len(raw) > MAX_CURSOR_CHARS:
+        raise bad
     try:
         padded = raw + "=" * (-len(raw) % 4)
         values = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidRequest("cursor: not a cursor this service issued") from None
-    if not isinstance(values, list):
-        raise InvalidRequest("cursor: not a cursor this service issued")
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise bad from None
+    if not isinstance(values, list) or not all(_cursor_value(v) for v in values):
+        raise bad
     return values
 
 

@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from quakealert.config import load_settings
-from quakealert.errors import ConfigError
+from quakealert.errors import ConfigError, StoreCorrupt
 from quakealert.service.daemon import main_async
 
 log = logging.getLogger(__name__)
@@ -48,5 +48,8 @@ def run(args: argparse.Namespace) -> int:
         asyncio.run(main_async(settings))
     except ConfigError as err:  # a subsystem rejected its table at start-up
         log.error("config: %s", err)
+        return 2
+    except StoreCorrupt as err:  # Restart=on-failure must not loop on a damaged file
+        log.error("store: %s", err)
         return 2
     return 0

@@ -15,7 +15,7 @@ import aiohttp
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from quakealert.api.app import make_app
+from quakealert.api.app import ApiRunner, make_app
 from quakealert.api.keys import SESSION
 from quakealert.config import Settings
 from quakealert.core.associate import Priorities
@@ -81,7 +81,7 @@ async def start(settings: Settings, *, stop: asyncio.Event) -> Runtime:
     from quakealert.service.pipeline import Pipeline
 
     sources = {cfg.name: make_source(cfg) for cfg in settings.sources}
-    store = Store.open(settings.store_path)
+    store = Store.open(settings.store_path, verify=True)  # a damaged store: exit 2, clearly
     session = aiohttp.ClientSession(headers={"User-Agent": "quakealert/0.1 (+earthquake alerts)"})
     try:
         poller = Poller(store=store, session=session, priorities=priorities_for(settings))
@@ -198,7 +198,7 @@ async def serve(settings: Settings, stop: asyncio.Event,
     runtime = await start(settings, stop=stop)
     app = make_app(settings, store=runtime.store, runtime=runtime)
     app[SESSION] = runtime.session
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = ApiRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, settings.api_host, settings.api_port)
     scheduler = AsyncIOScheduler(timezone=UTC)

@@ -10,6 +10,7 @@ import asyncio
 import gc
 import logging
 import random
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -114,6 +115,14 @@ def _ingest_apart(path: Any, parsed: ParseResult, now: datetime,
         store.close()
 
 
+def _save_health(path: Any, row: dict[str, object]) -> None:
+    store = Store(sqlite3.connect(str(path), isolation_level=None, timeout=5.0), path)
+    try:
+        store.save_health(row)
+    finally:
+        store.close()
+
+
 def _parse_paused(source: Source, body: bytes) -> ParseResult:
     with gc_paused():
         return source.parse(body)
@@ -144,6 +153,14 @@ class Poller:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     metrics: Any = None  # quakealert.api.metrics.Metrics when the daemon runs
 
+    async def _save_health_apart(self, h: SourceHealth) -> None:
+        """Save a failure's health record on a connection of its own, off the loop: the store
+        may be what failed (a held lock would otherwise stall the loop for busy_timeout)."""
+        if str(self.store.path) == ":memory:":
+            self.store.save_health(h.to_row())
+        else:
+            await asyncio.to_thread(_save_health, self.store.path, h.to_row())
+
     def health_of(self, name: str) -> SourceHealth:
         if name not in self.health:
             row = self.store.load_health().get(name)
@@ -170,10 +187,10 @@ class Poller:
             return await self.store_reports(source.name, parsed, now=now, started=started,
                                             since=now)
         except SourceError as err:
-            return self._failed(source, h, now, err, started)
+            return await self._failed(source, h, now, err, started)
         except Exception as err:  # the job boundary: a bug or a full disk must not stop polling
             log.exception("source=%s poll failed unexpectedly", source.name)
-            return self._failed(source, h, now, err, started)
+            return await self._failed(source, h, now, err, started)
 
     async def store_reports(self, name: str, parsed: ParseResult, *, now: datetime,
                             started: float | None = None, since: datetime | None = None
@@ -215,8 +232,8 @@ class Poller:
             await self.on_ingest(name, result, now)
         return status
 
-    def _failed(self, source: Source, h: SourceHealth, now: datetime, err: Exception,
-                started: float) -> PollStatus:
+    async def _failed(self, source: Source, h: SourceHealth, now: datetime, err: Exception,
+                      started: float) -> PollStatus:
         h.consecutive_failures += 1
         if isinstance(err, SourceError):
             h.last_error = f"{type(err).__name__}: {err.detail}"
@@ -228,9 +245,9 @@ class Poller:
         delay = backoff_s(h.consecutive_failures, retry_after_s, source.config.interval_s)
         h.backoff_until = now + timedelta(seconds=delay)
         try:
-            self.store.save_health(h.to_row())
-        except Exception:  # the store itself is failing (full disk, lock): health stays in memory
-            log.exception("source=%s cannot save health", source.name)
+            await self._save_health_apart(h)
+        except sqlite3.Error as save_err:  # the store is failing (full disk, lock): kept in memory
+            log.warning("source=%s cannot save health: %s", source.name, save_err)
         if self.metrics is not None:
             self.metrics.poll_duration.labels(source.name).observe(time.perf_counter() - started)
         log.warning("source=%s poll failed (%d in a row, next try in %.0fs): %s",

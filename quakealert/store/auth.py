@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from quakealert.errors import InvalidRequest, NotFound
+from quakealert.errors import Conflict, InvalidRequest, NotFound
 from quakealert.store.instants import from_epoch as _dt
 
 Role = Literal["read", "duty", "admin"]
@@ -120,6 +120,17 @@ def revoke_token(conn: sqlite3.Connection, token_id: str, *, now: datetime) -> T
     """Revoke one token (by exact id) and end its sessions; revoking twice keeps the first time."""
     conn.execute("BEGIN IMMEDIATE")
     try:
+        # Revoking the last live admin token would lock every admin out of token management
+        # for good (issue 9); create another admin token first. Checked inside the write
+        # transaction, so two concurrent revocations cannot both pass.
+        target = conn.execute("SELECT role, revoked_at FROM api_tokens WHERE id = ?",
+                              (token_id,)).fetchone()
+        if target is not None and target["role"] == "admin" and target["revoked_at"] is None:
+            admins = conn.execute("SELECT count(*) FROM api_tokens WHERE role = 'admin'"
+                                  " AND revoked_at IS NULL").fetchone()[0]
+            if admins <= 1:
+                raise Conflict("this is the last admin token: create another admin token "
+                               "before revoking it", token=token_id)
         conn.execute("UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
                      (now.timestamp(), token_id))
         conn.execute("DELETE FROM api_sessions WHERE token_id = ?", (token_id,))

@@ -11,6 +11,7 @@ import gc
 import json
 import logging
 import math
+import os
 import re
 import sqlite3
 from collections import defaultdict
@@ -31,7 +32,7 @@ from quakealert.core.associate import (
     preferred,
 )
 from quakealert.core.geo import distance_km
-from quakealert.errors import NotFound
+from quakealert.errors import NotFound, StoreCorrupt
 from quakealert.model import Contributor, Event, Report
 from quakealert.store.instants import epoch_or_none as ts
 from quakealert.store.instants import iso_epoch as _iso
@@ -97,6 +98,43 @@ def _same(a: float | None, b: float | None) -> bool:
     return math.isclose(a, b, rel_tol=0.0, abs_tol=1e-6)
 
 
+PRIVATE_FILE = 0o600
+PRIVATE_DIR = 0o700
+
+
+def _create_private(path: Path) -> None:
+    """The database's directory (0700) and file (0600), created private before SQLite opens
+    it (SQLite would create 0644; its -wal and -shm files copy the database's mode). An
+    existing database readable by others is narrowed to its owner."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE_FILE)
+    except FileExistsError:
+        for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            try:
+                mode = name.stat().st_mode
+                if mode & 0o077:
+                    name.chmod(mode & 0o700)
+                    log.info("store: %s was readable by others; now owner-only", name)
+            except (FileNotFoundError, PermissionError):
+                continue
+    else:
+        os.close(fd)
+
+
+def _corrupt_message(path: Path | str, detail: str) -> str:
+    return (f"the store {path} is damaged ({detail}); quakealert will not start on it: "
+            "restore it from a backup, or move it aside to start with an empty store")
+
+
+def _quick_check(conn: sqlite3.Connection, path: Path | str) -> None:
+    """StoreCorrupt unless SQLite's quick_check says ok."""
+    rows = [str(r[0]) for r in conn.execute("PRAGMA quick_check(5)").fetchall()]
+    if rows != ["ok"]:
+        raise StoreCorrupt(_corrupt_message(path, "; ".join(rows)[:300]))
+
+
 class Store:
     """The SQLite database: open with :meth:`open`, close with :meth:`close`."""
 
@@ -105,19 +143,35 @@ class Store:
         self.path = path
 
     @classmethod
-    def open(cls, path: Path | str) -> Store:
-        """Open (creating if needed) and migrate the database at ``path`` (":memory:" for tests)."""
+    def open(cls, path: Path | str, *, verify: bool = False) -> Store:
+        """Open (creating if needed) and migrate the database at ``path`` (":memory:" for tests).
+
+        A new database is created 0600 in a directory created 0700 (it holds webhook secrets
+        and push keys). ``verify`` runs SQLite's quick_check first (the daemon does, at start);
+        a damaged file or one that is not a database raises StoreCorrupt either way.
+        """
         if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _create_private(Path(path))
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=5000")
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA cache_size=-65536")  # 64 MiB: bulk ingests stay in memory
-        store = cls(conn, path)
-        store.migrate()
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=5000")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA cache_size=-65536")  # 64 MiB: bulk ingests stay in memory
+            if verify:
+                _quick_check(conn, path)
+            store = cls(conn, path)
+            store.migrate()
+        except sqlite3.DatabaseError as err:
+            conn.close()
+            if getattr(err, "sqlite_errorname", "") in ("SQLITE_CORRUPT", "SQLITE_NOTADB"):
+                raise StoreCorrupt(_corrupt_message(path, str(err))) from err
+            raise
+        except BaseException:
+            conn.close()
+            raise
         return store
 
     def close(self) -> None:

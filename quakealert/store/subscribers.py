@@ -35,6 +35,8 @@ LANGUAGES = ("zh", "bo", "en")
 DEFAULT_LANGUAGES = ("zh", "bo")
 SUBSCRIBE_CHANNELS = ("webpush", "webhook")
 DEFAULT_MIN_INTENSITY = 3
+# The thresholds the subscribe page offers (api.public.INTENSITIES; a test keeps them equal).
+MIN_INTENSITY_CHOICES = (3, 4, 5, 6)
 PLACE_DECIMALS = 2  # 0.01 degree: about 1.1 km north-south
 PLACES_FILE = REPO_ROOT / "messages" / "places.toml"
 MAX_URL_CHARS = 2048
@@ -194,8 +196,11 @@ def parse_subscriber(data: Any, *, allow_insecure: bool = False) -> NewSubscribe
     mi = data.get("min_intensity", DEFAULT_MIN_INTENSITY)
     if isinstance(mi, str) and mi.strip().isdigit():
         mi = int(mi)
-    if isinstance(mi, bool) or not isinstance(mi, int) or not 1 <= mi <= 12:
-        raise InvalidRequest("min_intensity must be a CSIS degree from 1 to 12")
+    if isinstance(mi, bool) or not isinstance(mi, int) or not (
+            MIN_INTENSITY_CHOICES[0] <= mi <= MIN_INTENSITY_CHOICES[-1]):
+        raise InvalidRequest(
+            f"min_intensity must be a CSIS degree from {MIN_INTENSITY_CHOICES[0]} to "
+            f"{MIN_INTENSITY_CHOICES[-1]} (the thresholds the subscribe page offers)")
     channel = data.get("channel")
     if channel not in SUBSCRIBE_CHANNELS:
         raise InvalidRequest(f"channel must be one of {', '.join(SUBSCRIBE_CHANNELS)}")

@@ -269,12 +269,22 @@ async def test_version_catalogs_contributors(client) -> None:
     assert [c.text for c in doc.iter("Contributor")] == ["cenc", "scedc", "usgs"]
 
 
-async def test_wadl_base_follows_the_request(client) -> None:
-    """The WADL's resources/@base is this server's event service URL."""
-    r = await client.get("/fdsnws/event/1/application.wadl")
-    doc = etree.fromstring(await r.read())
-    base = doc.find("{http://wadl.dev.java.net/2009/02}resources").get("base")
-    assert base == str(client.make_url("/fdsnws/event/1/"))
+async def test_wadl_base_is_configured_never_the_host_header(aiohttp_client, settings,
+                                                             filled) -> None:
+    """The WADL's resources/@base is ``[cap] base_url`` (else the bind address): a forged Host
+    header is not reflected into a document clients cache (issue 9)."""
+    from dataclasses import replace
+
+    for sections, expected in (({}, "http://127.0.0.1:8080/fdsnws/event/1/"),
+                               ({"cap": {"base_url": "https://qa.example/"}},
+                                "https://qa.example/fdsnws/event/1/")):
+        client = await aiohttp_client(make_app(replace(settings, sections=sections),
+                                               store=filled))
+        r = await client.get("/fdsnws/event/1/application.wadl",
+                             headers={"Host": "evil.example"})
+        doc = etree.fromstring(await r.read())
+        base = doc.find("{http://wadl.dev.java.net/2009/02}resources").get("base")
+        assert base == expected
 
 
 async def test_index_page(client) -> None:
