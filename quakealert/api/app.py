@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import ipaddress
 import json
 import logging
 import re
@@ -22,6 +23,7 @@ from quakealert import __version__
 from quakealert.api.keys import RUNTIME, SESSION, SETTINGS, STORE
 from quakealert.api.problems import problem_middleware
 from quakealert.config import Settings
+from quakealert.errors import ConfigError
 from quakealert.store.instants import iso_epoch as _iso
 from quakealert.store.sqlite import Store
 
@@ -194,10 +196,26 @@ class ApiRunner(web.AppRunner):
         return server
 
 
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def make_app(
     settings: Settings, *, store: Store | None = None, runtime: Any = None
 ) -> web.Application:
-    """The application for ``settings``; pass ``store`` to share an open database (tests, daemon)."""
+    """The application for ``settings``; pass ``store`` to share an open database (tests, daemon).
+
+    Listening beyond loopback needs ``[cap] base_url``: public documents name it, never the
+    request's Host header (api.cap.public_base_url), and the bind address is no public name.
+    """
+    if not _loopback(settings.api_host) and not settings.section("cap").get("base_url"):
+        raise ConfigError(f"[cap] base_url is required when the API listens on "
+                          f"{settings.api_host} (the public address of the feed and the WADL)")
     app = web.Application(middlewares=[problem_middleware], client_max_size=MAX_BODY_BYTES,
                           handler_args={"max_line_size": MAX_LINE_BYTES,
                                         "max_field_size": MAX_FIELD_BYTES,

@@ -214,3 +214,19 @@ async def test_min_intensity_is_within_the_subscribe_page_scale(client):
     for mi, status in ((1, 400), (2, 400), (7, 400), (6, 201)):
         resp = await client.post("/api/v1/subscriptions", json={**body, "min_intensity": mi})
         assert resp.status == status, (mi, await resp.text())
+
+
+def test_base_url_is_required_beyond_loopback(tmp_path):
+    """Listening on 0.0.0.0 without [cap] base_url is a config error (exit 2 from `run`);
+    loopback, or a configured base_url, is fine."""
+    from dataclasses import replace
+
+    from quakealert.errors import ConfigError
+
+    settings = Settings(store_path=tmp_path / "q.sqlite", var_dir=tmp_path)
+    make_app(settings)
+    make_app(replace(settings, api_host="::1"))
+    with pytest.raises(ConfigError, match="base_url"):
+        make_app(replace(settings, api_host="0.0.0.0"))
+    make_app(replace(settings, api_host="0.0.0.0",
+                     sections={"cap": {"base_url": "https://qa.example"}}))
