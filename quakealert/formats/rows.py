@@ -151,7 +151,7 @@ def check_time(at: datetime, what: str = "origin time") -> str | None:
 
 def clean_text(value: object, what: str, max_chars: int = TEXT_MAX_CHARS) -> str | None:
     """Text safe to store and to serve in XML/JSON: controls, surrogates, noncharacters and
-    bidi overrides become spaces, runs of whitespace collapse, at most ``max_chars``.
+    bidi overrides become spaces (then whitespace runs collapse), at most ``max_chars``.
     None for empty; TypeError for anything that is not text (a list or object as a place)."""
     if value is None:
         return None
