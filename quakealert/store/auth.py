@@ -116,6 +116,9 @@ def find_token_id(conn: sqlite3.Connection, id_or_prefix: str) -> TokenInfo:
     return _token(rows[0])
 
 
+LAST_ADMIN = "this is the last admin token: create another admin token before revoking it"
+
+
 def revoke_token(conn: sqlite3.Connection, token_id: str, *, now: datetime) -> TokenInfo:
     """Revoke one token (by exact id) and end its sessions; revoking twice keeps the first time."""
     conn.execute("BEGIN IMMEDIATE")
@@ -129,8 +132,7 @@ def revoke_token(conn: sqlite3.Connection, token_id: str, *, now: datetime) -> T
             admins = conn.execute("SELECT count(*) FROM api_tokens WHERE role = 'admin'"
                                   " AND revoked_at IS NULL").fetchone()[0]
             if admins <= 1:
-                raise Conflict("this is the last admin token: create another admin token "
-                               "before revoking it", token=token_id)
+                raise Conflict(LAST_ADMIN, token=token_id)
         conn.execute("UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
                      (now.timestamp(), token_id))
         conn.execute("DELETE FROM api_sessions WHERE token_id = ?", (token_id,))

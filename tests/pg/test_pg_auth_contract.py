@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from quakealert.errors import InvalidRequest, NotFound
+from quakealert.errors import Conflict, InvalidRequest, NotFound
 from quakealert.store import auth as lite_auth
 from quakealert.store.postgres import auth as pg_auth
 from quakealert.store.sqlite import Store
@@ -90,6 +90,7 @@ def test_sessions_expire_and_die_with_their_token(backend):
     revoked."""
     auth, conn = backend
     info, _ = auth.create_token(conn, "admin", "ops", now=NOW)
+    auth.create_token(conn, "admin", "ops-2", now=NOW)  # the last admin cannot be revoked
     sid = auth.create_session(conn, info.id, ttl_s=600, now=NOW)
     p = auth.session_principal(conn, sid, now=NOW + timedelta(seconds=599))
     assert p is not None and (p.token_id, p.role, p.via) == (info.id, "admin", "session")
@@ -100,6 +101,22 @@ def test_sessions_expire_and_die_with_their_token(backend):
     sid3 = auth.create_session(conn, info.id, ttl_s=600, now=NOW)
     auth.revoke_token(conn, info.id, now=NOW)
     assert auth.session_principal(conn, sid3, now=NOW) is None
+
+
+def test_the_last_admin_token_cannot_be_revoked(backend):
+    """Revoking the last live admin token is a Conflict and changes nothing; with a second
+    admin the first can go, and then the second is the last (issue 9)."""
+    auth, conn = backend
+    a, _ = auth.create_token(conn, "admin", "a", now=NOW)
+    reader, _ = auth.create_token(conn, "read", "r", now=NOW)
+    with pytest.raises(Conflict, match="last admin"):
+        auth.revoke_token(conn, a.id, now=NOW)
+    assert auth.revoke_token(conn, reader.id, now=NOW).revoked_at == NOW
+    b, _ = auth.create_token(conn, "admin", "b", now=NOW)
+    assert auth.revoke_token(conn, a.id, now=NOW).revoked_at == NOW
+    with pytest.raises(Conflict):
+        auth.revoke_token(conn, b.id, now=NOW)
+    assert [t.revoked_at for t in auth.list_tokens(conn) if t.id == b.id] == [None]
 
 
 def test_audit_log_newest_first(backend):

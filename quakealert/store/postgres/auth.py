@@ -13,8 +13,9 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from quakealert.errors import InvalidRequest, NotFound
+from quakealert.errors import Conflict, InvalidRequest, NotFound
 from quakealert.store.auth import (
+    LAST_ADMIN,
     LAST_USED_EVERY_S,
     MAX_NAME_CHARS,
     ROLES,
@@ -84,6 +85,12 @@ def find_token_id(conn: psycopg.Connection[Any], id_or_prefix: str) -> TokenInfo
 def revoke_token(conn: psycopg.Connection[Any], token_id: str, *, now: datetime) -> TokenInfo:
     """Revoke one token (by exact id) and end its sessions; revoking twice keeps the first time."""
     with conn.transaction():
+        # As in store/auth.py: the last live admin token stays. FOR UPDATE on the live admin
+        # rows makes two concurrent revocations of the last two admins take turns.
+        admins = _rows(conn, "SELECT id FROM api_tokens WHERE role = 'admin'"
+                             " AND revoked_at IS NULL FOR UPDATE", ())
+        if len(admins) <= 1 and any(a["id"] == token_id for a in admins):
+            raise Conflict(LAST_ADMIN, token=token_id)
         conn.execute("UPDATE api_tokens SET revoked_at = %s WHERE id = %s AND revoked_at IS NULL",
                      (now.timestamp(), token_id))
         conn.execute("DELETE FROM api_sessions WHERE token_id = %s", (token_id,))
