@@ -152,7 +152,7 @@ class Daemon:
                 cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=log)
         return self.proc
 
-    async def start(self, timeout_s: float = 30.0) -> None:
+    async def start(self, timeout_s: float = 60.0) -> None:
         self.spawn()
         await self.wait_health(lambda b: True, timeout_s=timeout_s)
 

@@ -23,7 +23,7 @@ import aiohttp
 import pytest
 from lxml import etree
 
-from quakealert.config import DEFAULT_SCENARIO
+from quakealert.config import DEFAULT_SCENARIO, DEFAULT_SCENARIO_START
 from quakealert.model import Message, Notice, Report
 from quakealert.store.notices import save_notice
 from quakealert.store.sqlite import Store
@@ -291,7 +291,8 @@ def lhasa_subscribers(db: Path, targets: list[str]) -> None:
 def replay_source() -> str:
     return (f'[[sources]]\nname = "replay"\nkind = "replay"\npath = "{DEFAULT_SCENARIO}"\n'
             'speed = 0\ninterval_s = 1\njitter_s = 0\n'
-            'params = { source_as = "cenc", label = "REPLAY fault test" }\n')
+            'params = { source_as = "cenc", label = "REPLAY fault test", '
+            f'start = "{DEFAULT_SCENARIO_START}" }}\n')
 
 
 def outbox_states(db: Path) -> dict[str, set[str]]:
