@@ -159,7 +159,7 @@ def test_bad_policy_table_stops_start_up_with_exit_2(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "quakealert", "run", "--config", str(cfg)],
                           check=False, capture_output=True, timeout=60)
     assert proc.returncode == 2
-    assert b"[policy] unknown keys: quiet_hours" in proc.stderr
+    assert b"policy.quiet_hours: unknown key" in proc.stderr and proc.stderr.count(b"\n") == 1
     assert b"Traceback" not in proc.stderr
 
 

@@ -9,8 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from quakealert.config import load_settings
-from quakealert.errors import ConfigError, StoreCorrupt
-from quakealert.service.daemon import main_async
+from quakealert.errors import StoreCorrupt
 
 log = logging.getLogger(__name__)
 
@@ -34,21 +33,19 @@ def reset_demo_store(path: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        settings = load_settings(args.config)
-    except ConfigError as err:
-        log.error("config: %s", err)
-        return 2
+    from quakealert.cli import setup_logging
+    from quakealert.service.daemon import main_async  # imported here: `--help` stays fast
+
+    settings = load_settings(args.config)  # ConfigError: one line on stderr, exit 2 (cli.main)
+    log_table = settings.section("log")
+    setup_logging(args.verbose, log_table.get("format"), log_table.get("level"))
     if args.config is None:
         reset_demo_store(settings.store_path)
     if args.host or args.port:
         settings = replace(settings, api_host=args.host or settings.api_host,
                            api_port=args.port or settings.api_port)
     try:
-        asyncio.run(main_async(settings))
-    except ConfigError as err:  # a subsystem rejected its table at start-up
-        log.error("config: %s", err)
-        return 2
+        asyncio.run(main_async(settings))  # a subsystem's ConfigError: exit 2 too (cli.main)
     except StoreCorrupt as err:  # Restart=on-failure must not loop on a damaged file
         log.error("store: %s", err)
         return 2

@@ -15,7 +15,8 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from typing import Any, Literal
 
 import jinja2
@@ -23,7 +24,8 @@ import jinja2
 from quakealert.core.intensity import epicentral_km, roman
 from quakealert.model import Message
 
-MESSAGES_DIR = Path(__file__).resolve().parents[2] / "messages"
+# messages/ sits at the top of the repository and ships inside the package (pyproject)
+MESSAGES_DIR: Traversable = files("quakealert") / "messages"
 BEIJING = timezone(timedelta(hours=8), "UTC+8")
 LANGS = ("zh", "bo", "en")
 KINDS = (
@@ -80,10 +82,15 @@ class MessageCatalog:
     places: Mapping[str, Place]
 
 
-def load_catalog(directory: Path = MESSAGES_DIR) -> MessageCatalog:
-    """Read templates, glossaries and places from a messages/ directory."""
+def load_catalog(directory: Traversable = MESSAGES_DIR) -> MessageCatalog:
+    """Read templates, glossaries and places from a messages/ directory (or package resource)."""
+
+    def template(name: str) -> str | None:
+        resource = directory / "templates" / name
+        return resource.read_text(encoding="utf-8") if resource.is_file() else None
+
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(directory / "templates"),
+        loader=jinja2.FunctionLoader(template),
         undefined=jinja2.StrictUndefined,
         autoescape=False,  # plain text; CAP and JSON builders escape for their own formats
         trim_blocks=True,

@@ -15,11 +15,13 @@ import aiohttp
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from quakealert import __version__
 from quakealert.api.app import ApiRunner, make_app
 from quakealert.api.keys import SESSION
 from quakealert.config import Settings
 from quakealert.core.associate import Priorities
 from quakealert.model import ParseResult
+from quakealert.service import sdnotify
 from quakealert.service.poller import Poller
 from quakealert.sources import make_source
 from quakealert.sources.backfill import (
@@ -82,7 +84,8 @@ async def start(settings: Settings, *, stop: asyncio.Event) -> Runtime:
 
     sources = {cfg.name: make_source(cfg) for cfg in settings.sources}
     store = Store.open(settings.store_path, verify=True)  # a damaged store: exit 2, clearly
-    session = aiohttp.ClientSession(headers={"User-Agent": "quakealert/0.1 (+earthquake alerts)"})
+    session = aiohttp.ClientSession(
+        headers={"User-Agent": f"quakealert/{__version__} (+earthquake alerts)"})
     try:
         poller = Poller(store=store, session=session, priorities=priorities_for(settings))
         labels = [str(s.config.params.get("label")
@@ -214,7 +217,13 @@ async def serve(settings: Settings, stop: asyncio.Event,
         await runtime.pipeline.start(stop)
         if started is not None:
             started.set()
+        sdnotify.notify(f"READY=1\nSTATUS=serving on {settings.api_host}:{settings.api_port}")
+        interval_s = sdnotify.watchdog_interval_s()
+        if interval_s is not None:
+            runtime.tasks.append(asyncio.create_task(sdnotify.keep_alive(stop, interval_s),
+                                                     name="watchdog"))
         await stop.wait()
+        sdnotify.notify("STOPPING=1")
         log.info("shutting down: stopping polls, draining deliveries")
     finally:
         if scheduler.running:

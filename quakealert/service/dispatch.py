@@ -301,8 +301,11 @@ class Outbox:
                              delay_s=policy.delay_s(row.attempts, None, self.rng))
             return _Mark(row, "failed", error=error)
         if isinstance(res, BaseException):
-            log.error("outbox: delivery %d on %s raised %r", row.id, row.channel, res,
-                      exc_info=res)
+            # ids only: the exception text may hold the resident's push endpoint
+            log.error("outbox: delivery %d notice=%s subscriber=%d channel=%s raised %s",
+                      row.id, row.notice_id, row.subscriber_id, row.channel,
+                      type(res).__name__, exc_info=res,
+                      extra={"notice_id": row.notice_id, "subscriber_id": row.subscriber_id})
             return _Mark(row, "failed", error=f"{type(res).__name__}: {res}"[:300])
         return _Mark(row, "failed", error=f"unexpected result {type(res).__name__}")
 

@@ -21,14 +21,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from quakealert.config import REPO_ROOT
 from quakealert.errors import InvalidRequest, NotFound
 
 LANGUAGES = ("zh", "bo", "en")
@@ -38,7 +38,7 @@ DEFAULT_MIN_INTENSITY = 3
 # The thresholds the subscribe page offers (api.public.INTENSITIES; a test keeps them equal).
 MIN_INTENSITY_CHOICES = (3, 4, 5, 6)
 PLACE_DECIMALS = 2  # 0.01 degree: about 1.1 km north-south
-PLACES_FILE = REPO_ROOT / "messages" / "places.toml"
+PLACES_FILE: Traversable = files("quakealert") / "messages" / "places.toml"
 MAX_URL_CHARS = 2048
 _AREA_KINDS = ("county", "district", "city")  # seats; prefectures are too coarse for an area key
 _FIELDS = {"latitude", "longitude", "languages", "channel", "subscription", "url", "secret",
@@ -276,10 +276,10 @@ def parse_places(text: str) -> Places:
 
 
 @lru_cache(maxsize=4)
-def load_places(path: Path = PLACES_FILE) -> Places:
+def load_places(path: Traversable = PLACES_FILE) -> Places:
     """The seats in ``path``; no seats (area stays NULL) when the file does not exist."""
     try:
-        return parse_places(Path(path).read_text(encoding="utf-8"))
+        return parse_places(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return Places((), np.empty(0), np.empty(0))
 
