@@ -60,6 +60,9 @@ params = {{ source_as = "cenc", label = "REPLAY test", start = "{DEFAULT_SCENARI
 {extra}
 [demo]
 subscriber = true
+
+[backfill]
+enabled = false  # the replay's background is its own back-fill; the live node has none here
 """)
     return path
 
@@ -89,7 +92,7 @@ async def test_daemon_serves_replayed_events_despite_a_dead_source(tmp_path: Pat
     task = asyncio.create_task(serve(settings, stop))
     try:
         health = await wait_for(f"http://127.0.0.1:{port}/healthz",
-                                lambda b: b["events"] == 200 and b["status"] == "degraded")
+                                lambda b: b["events"] == 200 and b["status"] == "degraded", 60)
         by_name = {s["name"]: s for s in health["sources"]}
         # 34 rows played from 2024-10-20 on; the 166 before it came as back-fill
         assert by_name["replay"]["ok"] and by_name["replay"]["reports_total"] == 34

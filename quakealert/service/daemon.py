@@ -25,11 +25,15 @@ from quakealert.service import sdnotify
 from quakealert.service.poller import Poller
 from quakealert.sources import make_source
 from quakealert.sources.backfill import (
+    COVERAGE_FILE,
     Backfiller,
     BackfillParams,
     BackfillTracker,
     SourceBackfill,
     backfill_source,
+    load_coverage,
+    plan_live,
+    run_live,
     window,
 )
 from quakealert.sources.base import Source
@@ -150,6 +154,26 @@ async def replay_background(runtime: Runtime) -> None:
                               lambda n, p: store_history(runtime, n, p))
 
 
+def start_live_backfill(runtime: Runtime) -> None:
+    """Back-fill the live sources that need it (first start, long outage) in a task; until it
+    is done the pipeline leaves context counts out and /healthz says "running"."""
+    wall = datetime.now(UTC)
+    path = runtime.settings.var_dir / COVERAGE_FILE
+    last_ok = {name: runtime.poller.health_of(name).last_ok_at for name in runtime.sources}
+    planned = plan_live(runtime.sources, runtime.backfill_params, runtime.backfill, now=wall,
+                        coverage=load_coverage(path), last_ok=last_ok)
+    runtime.pipeline.context_ready = runtime.backfill.complete
+    if not planned:
+        return
+
+    def done() -> None:
+        runtime.pipeline.context_ready = runtime.backfill.complete
+
+    runtime.tasks.append(asyncio.create_task(run_live(
+        planned, runtime.session, lambda n, p: store_history(runtime, n, p), runtime.backfill,
+        path, done, now=lambda: datetime.now(UTC)), name="backfill"))
+
+
 def start_replays(runtime: Runtime, stop: asyncio.Event) -> None:
     """Replays keep time: each plays its rows at their scaled origin times (issue 12 §7)."""
     for name, source in runtime.sources.items():
@@ -210,6 +234,7 @@ async def serve(settings: Settings, stop: asyncio.Event,
         log.info("api=http://%s:%d sources=%s store=%s", settings.api_host, settings.api_port,
                  ",".join(runtime.sources) or "-", settings.store_path)
         await replay_background(runtime)
+        start_live_backfill(runtime)
         schedule(runtime, scheduler)
         scheduler.start()
         start_replays(runtime, stop)
