@@ -110,7 +110,8 @@ async def test_no_region_means_no_count_and_healthz_says_why(tmp_path: Path,
     try:
         body = await wait_for(f"http://127.0.0.1:{port}/healthz", lambda b: b["events"] == 10)
         assert body["backfill"]["state"] == "failed"
-        assert "set [backfill] latitude and longitude" in body["backfill"]["sources"]["cenc"]["error"]
+        assert body["backfill"]["sources"]["cenc"]["note"] == (
+            "no region: set [backfill] latitude and longitude")
         assert fake.forms == []
     finally:
         stop.set()

@@ -155,7 +155,9 @@ async def healthz(request: web.Request) -> web.Response:
     backfill = getattr(runtime, "backfill", None)
     if backfill is not None:
         # "running": the 5-year background is still arriving; context counts are left out
-        body["backfill"] = backfill.to_json()
+        body["backfill"] = state = backfill.to_json()
+        for entry in state["sources"].values():
+            entry["error"] = public_error(entry["error"])
     return web.json_response(body, dumps=partial(json.dumps, ensure_ascii=False))
 
 

@@ -100,11 +100,13 @@ class SourceBackfill:
     state: BackfillState = "pending"
     reports: int = 0
     chunks_done: int = 0
-    error: str | None = None
+    error: str | None = None  # the failure, with the upstream's words (duty staff, logs)
+    note: str | None = None  # our own words on why it cannot run (safe to show anyone)
 
     def to_json(self) -> dict[str, Any]:
         return {"state": self.state, "start": _iso(self.start), "end": _iso(self.end),
-                "reports": self.reports, "chunks_done": self.chunks_done, "error": self.error}
+                "reports": self.reports, "chunks_done": self.chunks_done, "error": self.error,
+                "note": self.note}
 
 
 @dataclass(slots=True)
@@ -367,7 +369,7 @@ def plan_live(sources: Mapping[str, Any], params: BackfillParams, tracker: Backf
         tracker.sources[name] = record
         if region is None:
             record.state = "failed"
-            record.error = "no region: set [backfill] latitude and longitude"
+            record.note = "no region: set [backfill] latitude and longitude"
             log.warning("source=%s cannot back-fill: [backfill] latitude/longitude not set; "
                         "context counts are left out", name)
             continue
