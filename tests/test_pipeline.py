@@ -3,7 +3,7 @@
 The years before the 2024 Maizhokunggar swarm are background (absorbed, never notified); the swarm
 is played. Lhasa residents (about 110 km away) feel none of its quakes before the M4.5 (M3.0-4.1,
 predicted below intensity III), so they get a report with felt guidance at the M4.5, one swarm
-advisory 30 min later once the type is swarm (eight quakes by then), and the daily swarm summary
+advisory 30 min later once the type is swarm (seven quakes by then), and the daily swarm summary
 that counts the M4.0 of 11-08, which they did not feel; Chengdu residents get nothing, each event
 with a recorded reason.
 """
@@ -96,7 +96,7 @@ def test_scenario_all_at_once_gives_the_expected_notices(world) -> None:  # type
     assert first.notice.event_id.startswith("qa20241106201953")
     assert first.notice.created_at == M45_AT
     advisory = next(n for n in notices if n.notice.kind == "swarm_advisory")
-    # Eight quakes by the M4.5 (ΔM 0.4): the swarm type, and its advisory, come once the first
+    # Seven quakes by the M4.5 (ΔM 0.4): the swarm type, and its advisory, come once the first
     # 30 min (no typing: seismology.md §8.2) have passed.
     assert advisory.notice.created_at == datetime(2024, 11, 6, 20, 49, 54, tzinfo=UTC)
     assert advisory.notice.msg_type == "Update" and advisory.notice.references == (first.notice.id,)
