@@ -328,6 +328,14 @@ class BackfillTable(Table):
     chunk_days: Annotated[float, doc("one query per this many days (bounded responses)",
                                      gt=0)] = 90.0
     enabled: Annotated[bool, doc("back-fill at all")] = True
+    latitude: Annotated[Annotated[float, msgspec.Meta(ge=-90, le=90)] | None, doc(
+        "centre of the region to back-fill, degrees (set with longitude); unset: live sources "
+        "cannot back-fill and context counts are left out")] = None
+    longitude: Annotated[Annotated[float, msgspec.Meta(ge=-180, le=180)] | None, doc(
+        "centre of the region to back-fill, degrees (set with latitude)")] = None
+    radius_km: Annotated[float, doc(
+        "radius of that region: the residents' area plus the 200 km context radius",
+        gt=0)] = 400.0
 
 
 class LogTable(Table):

@@ -231,10 +231,10 @@ def test_region_box_holds_the_circle() -> None:
 
 def test_deploy_example_backfills_around_lhasa() -> None:
     """The production example names the region, so its CENC and FDSN sources can back-fill."""
-    from quakealert.config import REPO_ROOT, load_settings
+    from quakealert.config import load_settings
     from quakealert.sources import make_source
 
-    settings = load_settings(REPO_ROOT / "deploy" / "quakealert.toml")
+    settings = load_settings(Path(__file__).resolve().parents[2] / "deploy" / "quakealert.toml")
     params = BackfillParams.from_section(settings.section("backfill"))
     region = Region(29.65, 91.13, 400.0)
     assert (params.latitude, params.longitude, params.radius_km) == (29.65, 91.13, 400.0)
