@@ -31,7 +31,7 @@ class Report:
     updated_at: datetime | None = None  # when the agency last changed it, if it says
     place: str | None = None  # the agency's region name (Flinn-Engdahl, LOCATION_C, ...)
     agency: str | None = None  # author / contributor inside a federated catalogue
-    event_type: str | None = None  # "earthquake", "quarry blast", ...
+    event_type: str | None = None  # QuakeML EventType: "earthquake", "quarry blast", ...
     other_ids: tuple[str, ...] = ()  # USGS `ids`: the same quake under other networks' codes
 
     @property
@@ -53,6 +53,7 @@ class Contributor:
     mag_type: str | None
     status: ReportStatus
     updated_at: datetime | None = None
+    event_type: str | None = None  # QuakeML EventType as this source reported it
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,13 @@ class Event:
     place: str | None = None
     review_flags: tuple[str, ...] = ()  # association sanity flags (USGS EventSanityCheck)
     updated_at: datetime | None = None
+    event_type: str | None = None  # QuakeML EventType of the preferred report ("earthquake", ...)
+
+    @property
+    def is_earthquake(self) -> bool:
+        """False for a known non-earthquake (explosion, quarry blast, collapse...); None counts
+        as an earthquake because most feeds list only earthquakes and say nothing."""
+        return self.event_type is None or self.event_type == "earthquake"
 
     def magnitude_from(self, source: str) -> tuple[float, str | None] | None:
         """This event's magnitude as reported by one source, or None if it did not report it."""

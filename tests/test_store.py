@@ -68,13 +68,22 @@ def test_closest_candidate_wins() -> None:
     assert match.flags == ()
 
 
-def test_ambiguous_pair_is_not_auto_merged() -> None:
-    """Two candidates scoring within 0.1 of each other: no merge, a flag for review (§6.3)."""
+def test_ambiguous_pair_joins_the_closest_and_is_flagged() -> None:
+    """Two candidates scoring within 0.1: the closest wins (PDL "most similar"), flagged (issue 11)."""
     a = Candidate("a", T + timedelta(seconds=2), 29.85, 92.25, 10.0, 4.5, "M", frozenset({"x"}))
-    b = Candidate("b", T + timedelta(seconds=3), 29.85, 92.25, 10.0, 4.5, "M", frozenset({"y"}))
-    match = associate(usgs(origin_at=T + timedelta(seconds=2.5)), [a, b])
-    assert match.event_id is None
+    b = Candidate("b", T + timedelta(seconds=3.2), 29.85, 92.25, 10.0, 4.5, "M", frozenset({"y"}))
+    match = associate(usgs(origin_at=T + timedelta(seconds=2.5)), [b, a])
+    assert match.event_id == "a"
     assert "ambiguous" in match.flags[0]
+
+
+def test_a_shared_id_beats_a_closer_candidate() -> None:
+    """A candidate holding the report's id wins over a closer one without it (ids first)."""
+    near = Candidate("near", T, 29.85, 92.25, 10.0, 4.5, "M", frozenset({"x"}))
+    far = Candidate("far", T + timedelta(seconds=9), 30.3, 92.25, 10.0, 4.0, "M",
+                    frozenset({"y"}), frozenset({"us7000abcd"}))
+    match = associate(usgs(source_id="us7000abcd", other_ids=()), [near, far])
+    assert (match.event_id, match.by_id) == ("far", "us7000abcd")
 
 
 def test_large_differences_are_flagged_for_review(store: Store) -> None:

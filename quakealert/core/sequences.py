@@ -242,6 +242,7 @@ def events_from_reports(reports: Iterable[Report]) -> list[Event]:
             mag_type=r.mag_type,
             status=r.status,
             updated_at=r.updated_at,
+            event_type=r.event_type,
         )
         out[r.source_id] = Event(
             id=r.source_id,
@@ -256,6 +257,7 @@ def events_from_reports(reports: Iterable[Report]) -> list[Event]:
             contributors=(c,),
             place=r.place,
             updated_at=r.updated_at,
+            event_type=r.event_type,
         )
     return list(out.values())
 

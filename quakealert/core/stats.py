@@ -18,10 +18,36 @@ Floats = Sequence[float] | np.ndarray  # plain lists in tests, numpy arrays in t
 LOG10_E = math.log10(math.e)
 
 
+# Magnitudes are stated to a few decimals (SCSN 2, CENC 1); at 10^-6 units every stated value
+# is an exact integer, so bins are decided by integer arithmetic, never by float error
+# (1.15 / 0.1 = 11.499999999999998 in floats put 918 of 25,565 Ridgecrest magnitudes in the
+# bin below the one SeismoStats uses, and moved b by more than its own sigma; issue 11).
+_MAG_UNITS = 1_000_000
+
+
+def bin_indices(mags: Floats, bin_width: float) -> np.ndarray:
+    """The bin index k of each magnitude (centre k * bin_width), rounding halves up exactly.
+
+    Half-up as SeismoStats ``bin_to_precision`` (floor(x / dm + 0.5)), decided on the stated
+    decimals: k = floor((2 m + dm) / (2 dm)) in integer units of 10^-6.
+    """
+    m = np.rint(np.asarray(mags, dtype=float) * _MAG_UNITS).astype(np.int64)
+    d = round(bin_width * _MAG_UNITS)
+    if d <= 0:
+        raise ValueError(f"bin width {bin_width} is below 1e-6")
+    out: np.ndarray = (2 * m + d) // (2 * d)
+    return out
+
+
+def _decimals(bin_width: float) -> int:
+    text = repr(float(bin_width))
+    return 0 if "e" in text else len(text.split(".")[1].rstrip("0"))
+
+
 def bin_magnitudes(mags: Floats, bin_width: float) -> np.ndarray:
-    """Magnitudes rounded to the nearest bin centre (half away from zero, like SeismoStats)."""
-    m = np.asarray(mags, dtype=float) / bin_width
-    return np.round(np.sign(m) * np.floor(np.abs(m) + 0.5)) * bin_width
+    """Magnitudes as their bin centres (see :func:`bin_indices`), e.g. 1.15 -> 1.2 at 0.1."""
+    out: np.ndarray = np.round(bin_indices(mags, bin_width) * bin_width, _decimals(bin_width))
+    return out
 
 
 def mc_maxc(mags: Floats, bin_width: float = 0.1, correction: float = 0.2) -> float:
@@ -31,24 +57,33 @@ def mc_maxc(mags: Floats, bin_width: float = 0.1, correction: float = 0.2) -> fl
     """
     if len(mags) == 0:
         raise ValueError("no magnitudes")
-    k = np.round(bin_magnitudes(mags, bin_width) / bin_width).astype(np.int64)
+    k = bin_indices(mags, bin_width)
     values, counts = np.unique(k, return_counts=True)
     mode = int(values[int(np.argmax(counts))])
     return round(mode * bin_width + correction, 10)
 
 
+def _complete(mags: Floats, mc: float, delta_m: float) -> np.ndarray:
+    """The binned magnitudes at or above the bin of ``mc`` (exact: compared as bin indices)."""
+    k = bin_indices(mags, delta_m)
+    k_mc = int(bin_indices([mc], delta_m)[0])
+    out: np.ndarray = np.round(k[k >= k_mc] * delta_m, _decimals(delta_m))
+    return out
+
+
 def b_value_classic(mags: Floats, mc: float, delta_m: float) -> float:
-    """Tinti & Mulargia (1987) binned MLE (SeismoStats "Classic"), §4.1; ``mc`` is a bin centre."""
-    m = np.asarray(mags, dtype=float)
-    m = m[m >= mc - delta_m / 2]
+    """Tinti & Mulargia (1987) binned MLE (SeismoStats "Classic"), §4.1; ``mc`` is a bin centre.
+
+    Magnitudes are binned to ``delta_m`` first (exactly, :func:`bin_indices`).
+    """
+    m = _complete(mags, mc, delta_m)
     beta = math.log(1.0 + delta_m / (float(np.mean(m)) - mc)) / delta_m
     return beta / math.log(10.0)
 
 
 def b_value_utsu(mags: Floats, mc: float, delta_m: float) -> float:
     """Aki (1965) MLE with Utsu's (1965) binning correction: log10(e)/(mean - (Mc - dm/2))."""
-    m = np.asarray(mags, dtype=float)
-    m = m[m >= mc - delta_m / 2]
+    m = _complete(mags, mc, delta_m)
     return LOG10_E / (float(np.mean(m)) - (mc - delta_m / 2))
 
 
@@ -73,9 +108,9 @@ class BValue:
 
 
 def b_value(mags: Floats, mc: float, delta_m: float = 0.1) -> BValue | None:
-    """Classic b (Tinti-Mulargia) with Shi-Bolt sigma, or None with fewer than 2 usable events."""
-    m = np.asarray(mags, dtype=float)
-    m = m[m >= mc - delta_m / 2]
+    """Classic b (Tinti-Mulargia) with Shi-Bolt sigma on the binned magnitudes at or above Mc,
+    or None with fewer than 2 usable events."""
+    m = _complete(mags, mc, delta_m)
     if len(m) < 2 or float(np.mean(m)) <= mc:
         return None
     b = b_value_classic(m, mc, delta_m)

@@ -15,6 +15,7 @@ from typing import Any
 from quakealert.errors import ParseError
 from quakealert.formats.cenc import BEIJING_OFFSET_H, parse_cenc
 from quakealert.formats.emsc import parse_emsc_message
+from quakealert.formats.eventtypes import quakeml_event_type
 from quakealert.formats.fdsntext import parse_fdsn_text
 from quakealert.formats.geojson import parse_geojson
 from quakealert.formats.quakeml import parse_quakeml
@@ -34,13 +35,6 @@ REPLAY_TAG = "[REPLAY]"
 
 
 _JSONP_HEAD = re.compile(rb"^[\w$.]+\s*\(")
-
-
-# SCEDC eventType codes (data/README.md caveats)
-_SCEDC_TYPES = {"eq": "earthquake", "qb": "quarry blast", "ex": "explosion", "sn": "sonic boom"}
-# CENC 事件类型 (speed-report list, data/README.md): 天然地震 natural earthquake, 爆破 explosion,
-# 塌陷 collapse; anything else is kept as CENC wrote it.
-_CENC_TYPES = {"天然地震": "earthquake", "爆破": "explosion", "塌陷": "collapse"}
 
 
 def is_replay(report: Report) -> bool:
@@ -164,7 +158,7 @@ def _comcat_row(rec: dict[str, str], source: str) -> Report:
     for known in STATUSES:
         if raw_status == known:
             status = known
-    event_type = rec.get("type") or _SCEDC_TYPES.get(rec.get("eventtype", ""), None)
+    event_type = quakeml_event_type(rec.get("type") or rec.get("eventtype"))
     updated = rec.get("updated")
     return Report(
         source=source,
@@ -208,7 +202,6 @@ def _cenc_row(rec: dict[str, str], source: str) -> Report:
             raise ValueError(f"unparseable time {bjt!r}") from err
     if not rec.get("latitude") or not rec.get("longitude"):
         raise ValueError("epicentre missing")
-    raw_type = rec.get("event_type", "")
     return Report(
         source=source,
         source_id=sid,
@@ -221,7 +214,7 @@ def _cenc_row(rec: dict[str, str], source: str) -> Report:
         status="reviewed",  # 正式测定 (official) parameters: transcribed, or the speed-report list
         place=rec.get("location_c") or None,
         agency="CENC",
-        event_type=_CENC_TYPES.get(raw_type, raw_type) or "earthquake",
+        event_type=quakeml_event_type(rec.get("event_type")) or "earthquake",
     )
 
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from quakealert.errors import ParseError
+from quakealert.formats.eventtypes import quakeml_event_type
 from quakealert.formats.rows import (
     BODY_URL,
     ROW_ERRORS,
@@ -128,12 +129,14 @@ def _text(value: Any, what: str) -> str | None:
 
 
 def _event_type(eq_type: str, place: str) -> str | None:
-    # CENC marks suspected explosions and collapses in the place name: "...(疑爆)", "(塌陷)"
-    if "疑爆" in place or "爆破" in place:
-        return "explosion"
-    if "塌陷" in place:
-        return "collapse"
-    return "earthquake" if eq_type in ("", "M") else None
+    # CENC marks suspected explosions and collapses in the place name: "...(疑爆)", "(塌陷)";
+    # an automatic 疑爆 later published as 天然地震 is an ordinary revision of the report.
+    for label in ("疑爆", "爆破", "塌陷"):
+        if label in place:
+            return quakeml_event_type(label)
+    if eq_type in ("", "M"):
+        return "earthquake"
+    return quakeml_event_type(eq_type)
 
 
 def _bjt(value: Any) -> datetime | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from quakealert.errors import ParseError
+from quakealert.formats.eventtypes import quakeml_event_type
 from quakealert.formats.rows import (
     BODY_URL,
     EARLIEST_AT,
@@ -78,6 +79,7 @@ def parse_fdsn_text(
     i_depth, i_mag, i_magtype = (cols.get(c, n_header) for c in ("depth", "mag", "mag_type"))
     i_author, i_contrib = cols.get("author", n_header), cols.get("contributor", n_header)
     i_place, i_type = cols.get("place", n_header), cols.get("event_type", n_header)
+    i_cid = cols.get("contributor_id", n_header)
     pad = [""] * (n_header + 1)
     reports: list[Report] = []
     skipped: list[str] = []
@@ -137,6 +139,14 @@ def parse_fdsn_text(
                 skipped.append(row_reason(row, sid, problem))
                 continue
         event_type = parts[i_type]
+        contributor, contributor_id = parts[i_contrib], parts[i_cid].strip()
+        # ContributorID names the quake in the contributor's own catalogue: a shared id for
+        # association (§6.1). USGS writes it network-prefixed ("us70006p18"); others bare.
+        other_ids: tuple[str, ...] = ()
+        if contributor_id and contributor_id != sid:
+            net = contributor.strip().lower()
+            other_ids = (contributor_id if not net or contributor_id.lower().startswith(net)
+                         or not contributor_id.isdigit() else net + contributor_id,)
         report = Report(
             source,
             sid,
@@ -149,8 +159,9 @@ def parse_fdsn_text(
             "deleted" if event_type == "not existing" else default_status,
             None,
             parts[i_place] or None,
-            parts[i_contrib] or parts[i_author] or None,
-            event_type or None,
+            contributor or parts[i_author] or None,
+            quakeml_event_type(event_type),
+            other_ids,
         )
         if not line.isprintable() or len(sid) > 64 or len(line) > 1024:
             # rare: controls, odd whitespace, long fields -> the one full check

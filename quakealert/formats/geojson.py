@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from quakealert.errors import ParseError
+from quakealert.formats.eventtypes import quakeml_event_type
 from quakealert.formats.rows import (
     BODY_URL,
     ROW_ERRORS,
@@ -107,6 +108,6 @@ def _feature_report(feature: dict[str, Any], source: str) -> Report:
         updated_at=_ms(props.get("updated")),
         place=props.get("place") or None,
         agency=props.get("net") or None,
-        event_type=props.get("type") or None,
+        event_type=quakeml_event_type(props.get("type")),
         other_ids=tuple(i for i in split_ids(props.get("ids")) if i != sid),
     )

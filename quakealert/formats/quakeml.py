@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from quakealert.errors import ParseError
+from quakealert.formats.eventtypes import quakeml_event_type
 from quakealert.formats.rows import (
     BODY_URL,
     ROW_ERRORS,
@@ -102,8 +103,21 @@ def _event_report(event: Any, sid: str, source: str) -> Report | str:
         updated_at=_latest_creation(event, origin, magnitude),
         place=_place(event),
         agency=_agency(event, origin),
-        event_type=event_type,
+        event_type=quakeml_event_type(event_type),
+        other_ids=_anss_ids(event, sid),
     )
+
+
+def _anss_ids(event: Any, sid: str) -> tuple[str, ...]:
+    """ANSS ``catalog:eventsource`` + ``catalog:eventid`` (network + code) when it is not the
+    id already used: a shared id for association (§6.1)."""
+    extra = getattr(event, "extra", None) or {}
+    src, eid = extra.get("eventsource"), extra.get("eventid")
+    if src and eid:
+        key = f"{src['value']}{eid['value']}"
+        if key != sid:
+            return (key,)
+    return ()
 
 
 def quakeml_event_id(event: Any) -> str:

@@ -28,6 +28,8 @@ from quakealert.core.associate import (
     Match,
     Priorities,
     associate,
+    event_type_of,
+    id_keys,
     new_event_id,
     preferred,
 )
@@ -248,6 +250,11 @@ class Store:
         current = self._current_rows(batch)
         buckets: dict[int, dict[str, Candidate]] = defaultdict(dict)
         bucket_of: dict[str, int] = {}
+        # id keys (core.associate.id_keys): per report, per event, and key -> events
+        report_keys = {r.key: id_keys(r) for r in batch}
+        event_keys: dict[str, frozenset[str]] = {}
+        by_key: dict[str, set[str]] = defaultdict(set)
+        id_rows: list[tuple[str, str]] = []
         if any(r.key not in current for r in batch):  # only new reports need candidates
             t0 = batch[0].origin_at.timestamp() - params.max_dt_s
             t1 = batch[-1].origin_at.timestamp() + params.max_dt_s
@@ -255,6 +262,10 @@ class Store:
                 key = int(cand.origin_at.timestamp() // _BUCKET_S)
                 buckets[key][cand.event_id] = cand
                 bucket_of[cand.event_id] = key
+                event_keys[cand.event_id] = cand.ids
+            wanted = {k for r in batch if r.key not in current for k in report_keys[r.key]}
+            for id_key, event_id in self._events_by_key(wanted):
+                by_key[id_key].add(event_id)
 
         # In-memory view of every event this batch touches; written once at the end.
         contribs: dict[str, dict[tuple[str, str], Contributor | Report]] = {}
@@ -273,6 +284,9 @@ class Store:
                                   for c in self._contributors([event_id])[event_id]}
             row = conn.execute("SELECT review_flags, created_at, place FROM events WHERE id = ?",
                                (event_id,)).fetchone()
+            if event_id not in event_keys:
+                event_keys[event_id] = frozenset(k for (k,) in conn.execute(
+                    "SELECT id_key FROM event_ids WHERE event_id = ?", (event_id,)))
             meta[event_id] = {
                 "created_at": row["created_at"] if row else now_s,
                 "flags": list(json.loads(row["review_flags"])) if row else [],
@@ -307,7 +321,15 @@ class Store:
                 key = int(r_ts // _BUCKET_S)
                 cands = [c for k in (key - 1, key, key + 1) if k in buckets
                          for c in buckets[k].values()]
-                match = associate(r, cands, params) if cands else _NO_MATCH
+                keys = report_keys[r.key]
+                if keys:  # events sharing an id are candidates wherever they are (§6.1)
+                    near = {c.event_id for c in cands}
+                    for eid in {e for k in keys for e in by_key.get(k, ())} - near:
+                        cand = (buckets[bucket_of[eid]].get(eid) if eid in bucket_of
+                                else self._candidate(eid))
+                        if cand is not None:
+                            cands.append(cand)
+                match = associate(r, cands, params, keys=keys) if cands else _NO_MATCH
                 version = 1
                 if match.event_id is None:
                     event_id = new_event_id(r)
@@ -319,7 +341,8 @@ class Store:
                     event_id = match.event_id
                     load(event_id)
                     change = "associated"
-                    detail = f"score {match.score:.3f}" + "".join(f"; {f}" for f in match.flags)
+                    detail = (f"id {match.by_id}; " if match.by_id else "") + (
+                        f"score {match.score:.3f}" + "".join(f"; {f}" for f in match.flags))
                     touched.setdefault(event_id, "revised")
                 if match.flags:
                     new_flags[event_id].extend(match.flags)
@@ -331,6 +354,14 @@ class Store:
             report_rows.append((report_id, r.source, r.source_id, version, now_s, *row,
                                 ",".join(r.other_ids), event_id, change, detail))
             current_rows.append((r.source, r.source_id, report_id, event_id))
+            r_keys = report_keys[r.key]
+            ev_keys = event_keys.get(event_id, frozenset())
+            if not r_keys <= ev_keys:
+                for k in r_keys - ev_keys:
+                    by_key[k].add(event_id)
+                    id_rows.append((k, event_id))
+                ev_keys = ev_keys | r_keys
+                event_keys[event_id] = ev_keys
             members = contribs[event_id]
             members[(r.source, r.source_id)] = r  # a Report has every Contributor field we read
             if r.place and (meta[event_id]["place"] is None or r.source == "cenc"):
@@ -352,10 +383,13 @@ class Store:
             buckets[key][event_id] = Candidate(
                 event_id, best.origin_at, best.latitude, best.longitude, best.depth_km,
                 best.magnitude, best.mag_type,
-                frozenset((r.source,)) if len(members) == 1 else frozenset(s for s, _ in members))
+                frozenset((r.source,)) if len(members) == 1 else frozenset(s for s, _ in members),
+                ev_keys)
             bucket_of[event_id] = key
 
         conn.executemany("DELETE FROM report_current WHERE source = ? AND source_id = ?", retired)
+        conn.executemany("INSERT OR IGNORE INTO event_ids (id_key, event_id) VALUES (?, ?)",
+                         id_rows)
         conn.executemany(
             "INSERT INTO reports (id, source, source_id, version, received_at, origin_at, latitude,"
             " longitude, depth_km, magnitude, mag_type, status, updated_at, place, agency,"
@@ -383,11 +417,13 @@ class Store:
                 event_id, e.origin_at.timestamp(), e.latitude, e.longitude, e.depth_km,
                 e.magnitude, e.mag_type, status, e.source, m["place"],
                 json.dumps(m["flags"], ensure_ascii=False) if m["flags"] else "[]",
-                m["created_at"], now_s))
+                m["created_at"], now_s,
+                e.event_type if len(members) == 1 else event_type_of(e, members)))
         conn.executemany(
             "INSERT INTO events (id, origin_at, latitude, longitude, depth_km, magnitude, mag_type,"
-            " status, preferred_source, place, review_flags, created_at, changed_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE SET"
+            " status, preferred_source, place, review_flags, created_at, changed_at, event_type)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE SET"
+            " event_type=excluded.event_type,"
             " origin_at=excluded.origin_at, latitude=excluded.latitude,"
             " longitude=excluded.longitude, depth_km=excluded.depth_km,"
             " magnitude=excluded.magnitude, mag_type=excluded.mag_type, status=excluded.status,"
@@ -445,18 +481,33 @@ class Store:
                 return False
         return True
 
+    _CANDIDATE_SQL = (
+        "SELECT e.id, e.origin_at, e.latitude, e.longitude, e.depth_km, e.magnitude,"
+        " e.mag_type, group_concat(c.source) AS sources,"
+        " (SELECT group_concat(i.id_key, ' ') FROM event_ids i WHERE i.event_id = e.id) AS ids"
+        " FROM events e JOIN report_current c ON c.event_id = e.id"
+    )
+
     def _candidates(self, t0: float, t1: float) -> Iterable[Candidate]:
         rows = self.conn.execute(
-            "SELECT e.id, e.origin_at, e.latitude, e.longitude, e.depth_km, e.magnitude,"
-            " e.mag_type, group_concat(c.source) AS sources FROM events e"
-            " JOIN report_current c ON c.event_id = e.id"
-            " WHERE e.origin_at BETWEEN ? AND ? GROUP BY e.id",
-            (t0, t1),
-        )
+            self._CANDIDATE_SQL + " WHERE e.origin_at BETWEEN ? AND ? GROUP BY e.id", (t0, t1))
         for row in rows:
-            yield Candidate(row["id"], datetime.fromtimestamp(row["origin_at"], UTC),
-                            row["latitude"], row["longitude"], row["depth_km"], row["magnitude"],
-                            row["mag_type"], frozenset(row["sources"].split(",")))
+            yield _candidate_of(row)
+
+    def _candidate(self, event_id: str) -> Candidate | None:
+        """One stored event as a candidate (an id match outside the time window)."""
+        row = self.conn.execute(self._CANDIDATE_SQL + " WHERE e.id = ? GROUP BY e.id",
+                                (event_id,)).fetchone()
+        return None if row is None else _candidate_of(row)
+
+    def _events_by_key(self, keys: Iterable[str]) -> Iterable[tuple[str, str]]:
+        """(id_key, event_id) of stored events holding any of ``keys``."""
+        wanted = list(keys)
+        for i in range(0, len(wanted), _IN_CHUNK):
+            chunk = wanted[i : i + _IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            yield from self.conn.execute(
+                f"SELECT id_key, event_id FROM event_ids WHERE id_key IN ({marks})", chunk)
 
     def _contributors(self, event_ids: Sequence[str]) -> dict[str, list[Contributor]]:
         out: dict[str, list[Contributor]] = {eid: [] for eid in event_ids}
@@ -466,16 +517,16 @@ class Store:
             chunk = list(event_ids[i : i + _IN_CHUNK])
             marks = ",".join("?" * len(chunk))
             for (eid, source, source_id, origin_at, lat, lon, depth, mag, mag_type, status,
-                 updated_at) in cur.execute(
+                 updated_at, event_type) in cur.execute(
                 "SELECT c.event_id, r.source, r.source_id, r.origin_at, r.latitude, r.longitude,"
-                " r.depth_km, r.magnitude, r.mag_type, r.status, r.updated_at"
+                " r.depth_km, r.magnitude, r.mag_type, r.status, r.updated_at, r.event_type"
                 " FROM report_current c JOIN reports r ON r.id = c.report_id"
                 f" WHERE c.event_id IN ({marks}) ORDER BY r.source, r.source_id", chunk
             ):
                 out[eid].append(Contributor(
                     source, source_id, datetime.fromtimestamp(origin_at, UTC), lat, lon, depth,
                     mag, mag_type, status, None if updated_at is None
-                    else datetime.fromtimestamp(updated_at, UTC)))
+                    else datetime.fromtimestamp(updated_at, UTC), event_type))
         return out
 
     # -- queries --------------------------------------------------------------------------
@@ -607,6 +658,7 @@ class Store:
                 review_flags=() if row["review_flags"] == "[]"
                 else tuple(json.loads(row["review_flags"])),
                 updated_at=datetime.fromtimestamp(row["changed_at"], UTC),
+                event_type=row["event_type"],
             )
             for row in rows
         ]
@@ -661,10 +713,18 @@ class Store:
 
 
 
+def _candidate_of(row: sqlite3.Row) -> Candidate:
+    return Candidate(row["id"], datetime.fromtimestamp(row["origin_at"], UTC), row["latitude"],
+                     row["longitude"], row["depth_km"], row["magnitude"], row["mag_type"],
+                     frozenset(row["sources"].split(",")),
+                     frozenset(row["ids"].split(" ")) if row["ids"] else frozenset())
+
+
 def _diff(prev: dict[str, Any], r: Report) -> str:
     new = dict(zip(_REPORT_FIELDS, _report_row_tuple(r)))
     parts = []
-    for k in ("status", "magnitude", "mag_type", "latitude", "longitude", "depth_km", "origin_at"):
+    for k in ("status", "event_type", "magnitude", "mag_type", "latitude", "longitude", "depth_km",
+              "origin_at"):
         a, b = prev.get(k), new[k]
         if (isinstance(a, float) or isinstance(b, float)) and _same(a, b):
             continue

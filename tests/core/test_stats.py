@@ -7,6 +7,7 @@ from quakealert.core.stats import (
     b_value,
     b_value_classic,
     b_value_utsu,
+    bin_magnitudes,
     mc_maxc,
     moment_skewness,
     omori_fit,
@@ -81,3 +82,12 @@ def test_skewness_sign():
     t = [0.0, 1.0, 2.0, 3.0, 10.0]
     assert moment_skewness(t, [6.0, 3.0, 3.0, 3.0, 3.0]) > 0
     assert moment_skewness(t, [3.0, 3.0, 3.0, 3.0, 6.0]) < 0
+
+
+@pytest.mark.parametrize("mag, width, centre", [
+    (1.15, 0.1, 1.2), (2.55, 0.1, 2.6), (1.25, 0.1, 1.3), (1.149, 0.1, 1.1), (0.05, 0.1, 0.1),
+    (-0.05, 0.1, 0.0), (3.75, 0.5, 4.0), (2.345, 0.01, 2.35),
+])
+def test_half_bins_round_up_exactly(mag: float, width: float, centre: float) -> None:
+    """A magnitude on a half bin goes to the upper bin, whatever float division says."""
+    assert float(bin_magnitudes([mag], width)[0]) == centre
