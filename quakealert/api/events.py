@@ -38,6 +38,7 @@ def event_to_json(e: Event) -> dict[str, Any]:
         "magnitude": e.magnitude,
         "mag_type": e.mag_type,
         "status": e.status,
+        "event_type": e.event_type,
         "preferred_source": e.preferred_source,
         "place": e.place,
         "updated": iso(e.updated_at),
@@ -46,15 +47,29 @@ def event_to_json(e: Event) -> dict[str, Any]:
             {"source": c.source, "source_id": c.source_id, "time": iso(c.origin_at),
              "latitude": c.latitude, "longitude": c.longitude, "depth_km": c.depth_km,
              "magnitude": c.magnitude, "mag_type": c.mag_type, "status": c.status,
-             "updated": iso(c.updated_at)}
+             "event_type": c.event_type, "updated": iso(c.updated_at)}
             for c in e.contributors
         ],
     }
 
 
+def event_type_patterns(raw: str | None) -> tuple[str, ...] | None:
+    """``eventtype=earthquake,*blast`` as lower-case patterns; None when not given."""
+    if raw is None:
+        return None
+    patterns = tuple(t.strip().lower() for t in raw.split(",") if t.strip())
+    if not patterns:
+        raise InvalidRequest("eventtype: give at least one type")
+    return patterns
+
+
 @routes.get("/api/v1/events")
 async def list_events(request: web.Request) -> web.Response:
-    """Events, newest first, with time, magnitude, circle/box, source and status filters."""
+    """Events, newest first, with time, magnitude, circle/box, source, status and type filters.
+
+    ``eventtype`` is a comma-separated list of QuakeML event types (``*``/``?`` wildcards, as
+    in fdsnws-event); an event whose feeds gave no type counts as "earthquake".
+    """
     q = request.query
     lat = get_float(request, "latitude", "lat", lo=-90, hi=90)
     lon = get_float(request, "longitude", "lon", lo=-180, hi=180)
@@ -89,6 +104,7 @@ async def list_events(request: web.Request) -> web.Response:
         maxradius_km=radius, box=box,
         source=q.get("source"), status=get_choice(request, "status", STATUSES),
         include_deleted=get_bool(request, "include_deleted"),
+        event_types=event_type_patterns(q.get("eventtype")),
         after=after, limit=limit + 1,
     )
     body: dict[str, Any] = {"events": [event_to_json(e) for e in events[:limit]]}

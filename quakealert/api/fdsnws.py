@@ -30,6 +30,7 @@ from quakealert.formats.fdsn_out import (
     events_to_geojson,
     events_to_quakeml,
     events_to_text,
+    served_type,
 )
 from quakealert.model import Event
 from quakealert.store.sqlite import Store
@@ -348,8 +349,7 @@ def select_events(store: Store, q: FdsnQuery, max_events: int) -> list[Event]:
     if by_magtype or q.eventtypes:
         rows = [e for e in rows
                 if (not by_magtype or _has_magnitude(e, q))
-                and _type_matches(q.eventtypes,
-                                  "not existing" if e.status == "deleted" else "earthquake")]
+                and _type_matches(q.eventtypes, served_type(e))]
     rows = rows[q.offset - 1:]
     if q.limit is None and len(rows) > max_events:
         raise FdsnError(413, f"the result has more than {max_events} events; narrow the query "

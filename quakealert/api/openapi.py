@@ -75,13 +75,14 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "source": {"type": "string"}, "source_id": {"type": "string"}, "time": TIME,
         "latitude": {"type": "number"}, "longitude": {"type": "number"},
         "depth_km": NUM_OR_NULL, "magnitude": NUM_OR_NULL, "mag_type": STR_OR_NULL,
-        "status": STATUS, "updated": TIME_OR_NULL}),
+        "status": STATUS, "event_type": STR_OR_NULL, "updated": TIME_OR_NULL}),
     "Event": _obj({
         "id": {"type": "string"}, "time": TIME,
         "latitude": {"type": "number", "minimum": -90, "maximum": 90},
         "longitude": {"type": "number", "minimum": -180, "maximum": 180},
         "depth_km": NUM_OR_NULL, "magnitude": NUM_OR_NULL, "mag_type": STR_OR_NULL,
-        "status": STATUS, "preferred_source": {"type": "string"}, "place": STR_OR_NULL,
+        "status": STATUS, "event_type": STR_OR_NULL,
+        "preferred_source": {"type": "string"}, "place": STR_OR_NULL,
         "updated": TIME_OR_NULL, "review_flags": {"type": "array", "items": {"type": "string"}},
         "sources": {"type": "array", "items": _ref("Contributor")}}),
     "HistoryEntry": _obj({
@@ -90,7 +91,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "version": {"type": "integer", "minimum": 1}, "time": TIME,
         "latitude": {"type": "number"}, "longitude": {"type": "number"},
         "depth_km": NUM_OR_NULL, "magnitude": NUM_OR_NULL, "mag_type": STR_OR_NULL,
-        "status": STATUS, "updated": TIME_OR_NULL}),
+        "status": STATUS, "event_type": STR_OR_NULL, "updated": TIME_OR_NULL}),
     "SourceHealth": _obj({
         "name": {"type": "string"}, "kind": {"type": "string"}, "ok": {"type": "boolean"},
         "last_ok": TIME_OR_NULL, "last_error": STR_OR_NULL, "last_error_at": TIME_OR_NULL,
@@ -138,6 +139,8 @@ EVENT_QUERY = [
     _q("maxlongitude", _LON, "smaller than minlongitude: the box crosses the antimeridian"),
     _q("source", {"type": "string"}, "only events a source contributed to"),
     _q("status", STATUS), _q("include_deleted", {"type": "boolean"}),
+    _q("eventtype", {"type": "string", "pattern": r"\S"},
+       "comma-separated QuakeML event types, * and ? wildcards (no type = earthquake)"),
     _q("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}),
     _q("cursor", {"type": "string"}, "next_cursor of the previous page"),
 ]

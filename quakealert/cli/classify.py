@@ -17,7 +17,7 @@ from quakealert.core.classify import TYPE_ZH, classify_events, sequence_to_json
 from quakealert.core.geo import distance_km
 from quakealert.core.sequences import SequenceParams, events_from_reports, params_from_section
 from quakealert.errors import QuakealertError
-from quakealert.formats.catalog import read_catalog_file
+from quakealert.formats.catalog import parse_columns, read_catalog_file
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(radius default: [sequences] region_radius_km, 200 km)")
     parser.add_argument("--json", action="store_true", help='print {"sequences": [...]}')
     parser.add_argument("--config", type=Path, help="TOML config; its [sequences] section applies")
+    parser.add_argument("--columns", help="CSV only: role=header,... for columns the header "
+                        "synonyms miss (roles: time, latitude, longitude, depth, magnitude, id, "
+                        "mag_type, place, event_type)")
     parser.add_argument("--min-events", type=int, default=1,
                         help="text mode: only sequences with at least this many events")
 
@@ -40,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         params = (params_from_section(load_settings(args.config).section("sequences"))
                   if args.config else SequenceParams())
-        parsed = read_catalog_file(args.file)
+        parsed = read_catalog_file(args.file, columns=parse_columns(args.columns))
         events = [e for e in events_from_reports(parsed.reports) if e.status != "deleted"]
         if args.region:
             parts = [float(x) for x in args.region.split(",")]

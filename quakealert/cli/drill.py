@@ -42,7 +42,7 @@ from quakealert.config import Settings, load_settings
 from quakealert.core.cap import CAP_NS
 from quakealert.core.render import MessageCatalog, default_catalog
 from quakealert.errors import NotFound, QuakealertError, SourceError
-from quakealert.formats.catalog import read_catalog_file
+from quakealert.formats.catalog import parse_columns, read_catalog_file
 from quakealert.formats.cenc import BEIJING_OFFSET_H
 from quakealert.formats.rows import parse_utc
 from quakealert.model import Event, Notice, Report
@@ -661,6 +661,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, default=None,
                         help="TOML config for policy, messages and approvals (its store is"
                              " never touched)")
+    parser.add_argument("--columns", help="CSV only: role=header,... for columns the header "
+                        "synonyms miss (time, latitude, longitude, depth, magnitude, id, ...)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--html", type=Path, default=None, help="also write the report as HTML")
     parser.add_argument("--until", type=_instant, default=None,
@@ -674,10 +676,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="keep the drill store (drill.sqlite) and CAP messages in DIR")
 
 
-def read_reports(path: Path) -> tuple[list[Report], list[str]]:
+def read_reports(path: Path, columns: str | None = None) -> tuple[list[Report], list[str]]:
     """The catalogue's reports and skipped rows; DrillInputError when nothing can be played."""
     try:
-        result = read_catalog_file(path)
+        result = read_catalog_file(path, columns=parse_columns(columns))
     except OSError as err:
         raise DrillInputError(f"cannot read {path}: {err.strerror or err}") from None
     except SourceError as err:
@@ -734,7 +736,7 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger("quakealert").setLevel(logging.WARNING)
     try:
         settings = load_settings(args.config)
-        reports, skipped = read_reports(args.file)
+        reports, skipped = read_reports(args.file, getattr(args, "columns", None))
         if args.subscribers is not None:
             allow = bool(settings.section("webpush").get("allow_insecure_endpoints", False))
             population = csv_population(args.subscribers, allow_insecure=allow)

@@ -412,11 +412,14 @@ class SequenceEngine:
     def upsert(self, event: Event) -> set[str]:
         """Add, revise or delete (status "deleted") one event; ids of sequences touched.
 
+        A known non-earthquake (``Event.is_earthquake`` false) is handled like a deletion.
+
         The set includes ids that no longer exist after the change (merged away, renamed
         because an earlier member arrived, or emptied); ``has`` tells which still exist.
         """
         touched: set[str] = set()
         old = self._ids.get(event.id)
+        gone = _not_member(event)
         if old is not None:
             prev = self._events[old]
             assert prev is not None
@@ -426,11 +429,11 @@ class SequenceEngine:
                 and prev.longitude == event.longitude
                 and prev.magnitude == event.magnitude
             )
-            if same_place and event.status != "deleted":
+            if same_place and not gone:
                 self._events[old] = event
                 return {self._seq_ids[int(self._comp[old])]}
             touched |= self._remove(old)
-        if event.status == "deleted":
+        if gone:
             return touched
         touched.add(self._insert(event))
         return touched
@@ -450,13 +453,13 @@ class SequenceEngine:
         ts = [to_us(e.origin_at) for e in events]
         ids = [e.id for e in events]
         keep = np.arange(len(events))
-        if len(set(ids)) != len(ids) or any(e.status == "deleted" for e in events):
+        if len(set(ids)) != len(ids) or any(_not_member(e) for e in events):
             latest: dict[str, int] = {}
             for k, (eid, at_us) in enumerate(zip(ids, ts, strict=True)):
                 prev = latest.get(eid)
                 if prev is None or at_us >= ts[prev]:
                     latest[eid] = k
-            keep = np.array([k for k in latest.values() if events[k].status != "deleted"],
+            keep = np.array([k for k in latest.values() if not _not_member(events[k])],
                             dtype=np.int64)
         # oldest first, ties by id (the upsert order of build_sequences_incremental)
         tk = np.array(ts, dtype=np.int64)[keep]
@@ -715,6 +718,12 @@ class SequenceEngine:
             labels = {lb for lb in self._linked(m) if lb >= 0}
             touched.add(self._seq_ids[self._join(m, labels)])
         return touched
+
+
+def _not_member(event: Event) -> bool:
+    """Deleted events and known non-earthquakes (explosions, quarry blasts, collapses...) are
+    no sequence members: a blast is not part of a seismic sequence (issue 11)."""
+    return event.status == "deleted" or not event.is_earthquake
 
 
 def _unit(lat: float, lon: float) -> np.ndarray:

@@ -7,7 +7,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -42,19 +42,24 @@ def is_replay(report: Report) -> bool:
     return bool(report.place and report.place.startswith(REPLAY_TAG))
 
 
-def read_catalog_file(path: str | Path, *, source: str | None = None) -> ParseResult:
+def read_catalog_file(
+    path: str | Path, *, source: str | None = None, columns: Mapping[str, str] | None = None
+) -> ParseResult:
     """Any supported catalogue file to reports (layout detected from the content).
 
     ``source`` names the reports; by default: ComCat CSV and GeoJSON -> "usgs", SCEDC CSV ->
-    "scedc", CENC CSV/JSON -> "cenc", anything else -> the file's stem.
+    "scedc", CENC CSV/JSON -> "cenc", anything else -> the file's stem. ``columns`` maps
+    roles (time, latitude, longitude, depth, magnitude, id, ...) to CSV header names for a file
+    whose header the synonyms do not cover (``--columns``).
     """
     path = Path(path)
     body = path.read_bytes()
-    return parse_catalog_bytes(body, source=source, default_name=path.stem)
+    return parse_catalog_bytes(body, source=source, default_name=path.stem, columns=columns)
 
 
 def parse_catalog_bytes(
-    body: bytes, *, source: str | None = None, default_name: str = "file"
+    body: bytes, *, source: str | None = None, default_name: str = "file",
+    columns: Mapping[str, str] | None = None,
 ) -> ParseResult:
     """:func:`read_catalog_file` on bytes already read."""
     head = body.lstrip(b"\xef\xbb\xbf \t\r\n")[:4096]
@@ -67,7 +72,7 @@ def parse_catalog_bytes(
     first_line = decode_text(head).splitlines()[0]
     if first_line.startswith("#") and "eventid" in first_line.lower():
         return parse_fdsn_text(body, source or default_name)
-    return parse_csv_catalog(body, source=source, default_name=default_name)
+    return parse_csv_catalog(body, source=source, default_name=default_name, columns=columns)
 
 
 def _parse_json_file(body: bytes, source: str | None, default_name: str) -> ParseResult:
@@ -84,28 +89,108 @@ def _layout(columns: set[str]) -> str:
     if {"year", "month", "day", "hour", "minute", "seconds", "latitude", "longitude"} <= columns:
         return "split"
     has_mag = "mag" in columns or "magnitude" in columns
-    if {"time", "latitude", "longitude"} <= columns and has_mag:
-        return "comcat" if ("net" in columns or "updated" in columns) else "scedc"
+    # ComCat and SCEDC rows carry their network id; without one they are neither (issue 11:
+    # such files were taken for SCEDC and every row skipped, "id missing").
+    if {"time", "latitude", "longitude", "id"} <= columns and has_mag:
+        if "net" in columns or "updated" in columns:
+            return "comcat"
+        if "magtype" in columns or "eventtype" in columns:
+            return "scedc"
     return "unknown"
 
 
+# Header synonyms for any other CSV (English and Chinese; CENC's own export among them). A
+# header is compared after lower-casing and dropping units in brackets: "经度(°)" -> "经度".
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "time": ("time", "datetime", "date_time", "origin_time", "origintime", "time_utc",
+             "utc_time", "event_time", "发震时刻", "发震时间", "发震日期", "时间", "发震时刻(utc)"),
+    "latitude": ("latitude", "lat", "lat_deg", "纬度", "震中纬度"),
+    "longitude": ("longitude", "lon", "long", "lng", "lon_deg", "经度", "震中经度"),
+    "depth": ("depth", "depth_km", "dep", "深度", "震源深度"),
+    "magnitude": ("magnitude", "mag", "m", "ml", "ms", "mw", "震级"),
+    "id": ("id", "event_id", "eventid", "evid", "source_id", "事件编号", "编号"),
+    "mag_type": ("mag_type", "magtype", "magnitude_type", "震级类型"),
+    "place": ("place", "location", "region", "location_c", "震中位置", "参考位置", "地点"),
+    "event_type": ("event_type", "eventtype", "type", "事件类型"),
+}
+REQUIRED_ROLES = ("time", "latitude", "longitude", "magnitude")
+_UNITS = re.compile(r"[(（][^)）]*[)）]")
+_BEIJING = ("北京时间", "beijing", "bjt", "utc+8", "utc+08")
+
+
+def parse_columns(text: str | None) -> dict[str, str] | None:
+    """``--columns "time=发震时刻,magnitude=Mag"`` as {role: header}; None when not given."""
+    if not text:
+        return None
+    out: dict[str, str] = {}
+    for part in text.split(","):
+        role, sep, name = part.partition("=")
+        if not sep or not role.strip() or not name.strip():
+            raise ValueError(f"--columns: {part!r} is not role=header")
+        out[role.strip().lower()] = name.strip()
+    return out
+
+
+def _bare(header: str) -> str:
+    return _UNITS.sub("", header).strip().lower().replace(" ", "_")
+
+
+def match_columns(
+    header: Iterable[str], columns: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Role -> header name, by ``columns`` first, then by the synonyms; unknown roles absent."""
+    names = list(header)
+    out: dict[str, str] = {}
+    for role, name in (columns or {}).items():
+        if role not in SYNONYMS:
+            raise ValueError(f"--columns: unknown role {role!r} (roles: {', '.join(SYNONYMS)})")
+        found = next((h for h in names if h == name or h.lower() == name.strip().lower()), None)
+        if found is None:
+            raise ValueError(f"--columns: {role}={name!r} is not a column of the file "
+                             f"(columns: {names})")
+        out[role] = found
+    for role, words in SYNONYMS.items():
+        if role in out:
+            continue
+        for h in names:
+            if h not in out.values() and _bare(h) in words:
+                out[role] = h
+                break
+    return out
+
+
 def parse_csv_catalog(
-    body: bytes, *, source: str | None = None, default_name: str = "file"
+    body: bytes, *, source: str | None = None, default_name: str = "file",
+    columns: Mapping[str, str] | None = None,
 ) -> ParseResult:
-    """ComCat / SCEDC / CENC / split-date CSV (comma or tab separated) to reports."""
+    """ComCat / SCEDC / CENC / split-date CSV (comma or tab separated) to reports; any other
+    CSV whose header names time, latitude, longitude and magnitude (synonyms, or ``columns``).
+
+    A file that matches no layout is refused with the columns it has, never read as another.
+    """
     text = decode_text(body)
     header_line = text.split("\n", 1)[0]
     delimiter = "\t" if header_line.count("\t") > header_line.count(",") else ","
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     try:
-        header = [h.strip().lower() for h in next(reader)]
+        raw_header = [h.strip() for h in next(reader)]
     except StopIteration:
         return ParseResult()
-    layout = _layout(set(header))
+    header = [h.lower() for h in raw_header]
+    layout = "unknown" if columns else _layout(set(header))
     if layout == "unknown":
-        raise ParseError(
-            source or default_name, "(file)", f"unknown CSV layout, columns {header[:12]}"
-        )
+        try:
+            roles = match_columns(raw_header, columns)
+        except ValueError as err:
+            raise ParseError(source or default_name, "(file)", str(err)) from err
+        missing = [r for r in REQUIRED_ROLES if r not in roles]
+        if missing:
+            raise ParseError(
+                source or default_name, "(file)",
+                f"unknown CSV layout: no {', '.join(missing)} column among {raw_header}; "
+                "name them with --columns role=header (roles: "
+                f"{', '.join(SYNONYMS)})")
+        return _parse_named(reader, raw_header, roles, source, default_name)
     name = source or {"cenc": "cenc", "comcat": "usgs", "scedc": "scedc"}.get(layout, default_name)
     row_to_report = {"cenc": _cenc_row, "split": _split_row}.get(layout, _comcat_row)
     index = {h: i for i, h in enumerate(header)}
@@ -118,6 +203,79 @@ def parse_csv_catalog(
         sid = _row_id(rec, layout)
         try:
             report = row_to_report(rec, name)
+        except ROW_ERRORS as err:
+            skipped.append(row_reason(row, sid or None, str(err)))
+            continue
+        report, problem = check_report(report)
+        if problem:
+            skipped.append(row_reason(row, report.source_id, problem))
+            continue
+        reports.append(report)
+    return finish(name, reports, skipped)
+
+
+def _parse_named(
+    reader: Iterable[list[str]], header: list[str], roles: dict[str, str], source: str | None,
+    default_name: str,
+) -> ParseResult:
+    """Rows of a CSV whose columns were matched by role (synonyms or ``--columns``).
+
+    Times are UTC unless the time header says Beijing time (北京时间, as CENC's export does),
+    then they are converted (UTC+8). Rows without an id column get ``<source>-<UTC time>``,
+    or for Beijing-time files ``cenc-sb-<BJT yyyymmddHHMMSS>`` (the id the shared CENC extracts
+    use), so the same quake read from two files has the same id.
+    """
+    index = {h: i for i, h in enumerate(header)}
+    col = {role: index[h] for role, h in roles.items()}
+    beijing = any(word in roles["time"].lower() for word in _BEIJING)
+    name = source or ("cenc" if beijing else default_name)
+    reports: list[Report] = []
+    skipped: list[str] = []
+    seen: dict[str, int] = {}
+
+    def get(fields: list[str], role: str) -> str:
+        i = col.get(role)
+        return fields[i].strip() if i is not None and i < len(fields) else ""
+
+    for row, fields in enumerate(reader, start=1):
+        if not fields or not any(f.strip() for f in fields):
+            continue
+        sid = get(fields, "id")
+        try:
+            text = get(fields, "time")
+            try:
+                origin_at = parse_utc(text, offset_h=BEIJING_OFFSET_H if beijing else 0.0)
+            except ValueError as err:
+                raise ValueError(f"unparseable time {text!r}") from err
+            if not sid:
+                if beijing:
+                    local = origin_at + timedelta(hours=BEIJING_OFFSET_H)
+                    sid = "cenc-sb-" + local.strftime("%Y%m%d%H%M%S")
+                else:
+                    sid = f"{name}-{origin_at:%Y%m%d%H%M%S%f}"
+                n = seen.get(sid, 0) + 1
+                seen[sid] = n
+                if n > 1:
+                    sid = f"{sid}-{n}"
+            kind = get(fields, "event_type")
+            report = Report(
+                source=name,
+                source_id=sid,
+                origin_at=origin_at,
+                latitude=req_float(get(fields, "latitude"), "latitude"),
+                longitude=req_float(get(fields, "longitude"), "longitude"),
+                depth_km=opt_float(get(fields, "depth")),
+                magnitude=opt_float(get(fields, "magnitude")),
+                mag_type=get(fields, "mag_type") or (_bare(roles["magnitude"]).upper()
+                                                     if _bare(roles["magnitude"]) in
+                                                     ("ml", "ms", "mw") else
+                                                     ("M" if beijing else None)),
+                status="reviewed",
+                place=get(fields, "place") or None,
+                agency="CENC" if beijing else None,
+                event_type=quakeml_event_type(kind) if kind else "earthquake" if beijing
+                else None,
+            )
         except ROW_ERRORS as err:
             skipped.append(row_reason(row, sid or None, str(err)))
             continue

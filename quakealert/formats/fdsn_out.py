@@ -44,6 +44,14 @@ def xml_text(text: str) -> str:
 _UNSAFE_ID = re.compile(r"[^\w\-.*()~'+?=,;#/&]")
 
 
+def served_type(event: Event) -> str:
+    """The QuakeML EventType served: "not existing" once deleted, else the event's type;
+    "earthquake" when no feed gave one (most feeds list only earthquakes)."""
+    if event.status == "deleted":
+        return "not existing"
+    return event.event_type or "earthquake"
+
+
 def event_public_id(event_id: str) -> str:
     """The QuakeML publicID of an event: ``smi:quakealert/event/<id>``."""
     return f"{ID_PREFIX}/event/{_safe(event_id)}"
@@ -170,7 +178,7 @@ def _event_element(
         _sub(ev, "preferredOriginID", pref_origin)
     if pref_mag:
         _sub(ev, "preferredMagnitudeID", pref_mag)
-    _sub(ev, "type", "not existing" if event.status == "deleted" else "earthquake")
+    _sub(ev, "type", served_type(event))
     _creation(ev, AGENCY, event.updated_at)
 
 
@@ -215,7 +223,7 @@ def events_to_text(events: Iterable[Event]) -> str:
             "" if e.magnitude is None else _num(e.magnitude),
             e.preferred_source if e.magnitude is not None else "",
             _text_field(e.place),
-            "not existing" if e.status == "deleted" else "earthquake",
+            served_type(e),
         )))
     return "\n".join(lines) + "\n"
 
@@ -238,7 +246,7 @@ def events_to_geojson(events: Sequence[Event]) -> dict[str, Any]:
                 "time": _ms(e.origin_at),
                 "updated": _ms(e.updated_at),
                 "status": e.status,
-                "type": "not existing" if e.status == "deleted" else "earthquake",
+                "type": served_type(e),
                 "net": e.preferred_source,
                 "sources": "," + ",".join(sorted({c.source for c in e.contributors})) + ",",
                 "ids": "," + ",".join(f"{c.source}:{c.source_id}" for c in e.contributors) + ",",

@@ -421,6 +421,10 @@ class Pipeline:
     def apply(self, event: Event, trigger: str, *, at: datetime) -> list[str]:
         """Put one event into the engine and evaluate every sequence it touched."""
         before = self.engine.sequence_of(event.id)
+        if not event.is_earthquake and event.status != "deleted":
+            self._not_an_earthquake(event, at)  # the engine leaves it out of every sequence
+        elif trigger == "revised" and before is None:
+            trigger = "new"  # e.g. CENC's automatic 疑爆 revised to 天然地震: a quake, first seen
         touched = self.engine.upsert(event)
         conn = self.store.conn
         notices: list[str] = []
@@ -669,6 +673,19 @@ class Pipeline:
         for r in rows:
             self.metrics.notices.labels(r.kind or "none", "sent" if r.send else r.reason_code).inc(
                 r.count)
+
+    def _not_an_earthquake(self, event: Event, at: datetime) -> None:
+        """Residents get no notice for an explosion, quarry blast or collapse; duty staff see
+        why (issue 11). No sequence: the decision is filed under the event alone."""
+        kind = event.event_type or "?"
+        row = dec.DecisionRow(
+            at=at, sequence_id="", event_id=event.id, send=False, reason_code="not_earthquake",
+            reason_en=f"Not sent: {kind} (event type from {event.preferred_source}), not an "
+                      "earthquake.",
+            reason_zh=f"未发送：该事件类型为{kind}（{event.preferred_source}），不是天然地震。")
+        dec.save_decisions(self.store.conn, [row])
+        self._count([row])
+        log.info("event=%s type=%s not sent: not an earthquake", event.id, kind)
 
     def _aggregate_not_sent(self, seq_id: str, event: Event, at: datetime, rec: Recipients,
                             mask: np.ndarray, degrees: np.ndarray) -> None:

@@ -548,6 +548,7 @@ class Store:
         source: str | None = None,
         status: str | None = None,
         include_deleted: bool = False,
+        event_types: Sequence[str] | None = None,
         changed_after: datetime | None = None,
         after: tuple[float, str] | None = None,
         order: str = "time",
@@ -589,6 +590,11 @@ class Store:
             args.append(status)
         elif not include_deleted:
             where.append("e.status != 'deleted'")
+        if event_types:
+            # GLOB: the fdsnws wildcards * and ?; no type from any feed counts as earthquake
+            where.append("(" + " OR ".join(
+                "coalesce(e.event_type, 'earthquake') GLOB ?" for _ in event_types) + ")")
+            args += list(event_types)
         if source is not None:
             where.append("EXISTS (SELECT 1 FROM report_current c WHERE c.event_id = e.id"
                          " AND c.source = ?)")
@@ -685,7 +691,7 @@ class Store:
                 "latitude": row["latitude"], "longitude": row["longitude"],
                 "depth_km": row["depth_km"], "magnitude": row["magnitude"],
                 "mag_type": row["mag_type"], "status": row["status"],
-                "updated": _iso(row["updated_at"]),
+                "event_type": row["event_type"], "updated": _iso(row["updated_at"]),
             })
         return out
 
