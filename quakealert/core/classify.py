@@ -18,7 +18,14 @@ import numpy as np
 from quakealert.core import forecast as fc
 from quakealert.core import stats as st
 from quakealert.core.context import Context, regional_context
-from quakealert.core.sequences import QuakeSequence, SequenceParams, to_us
+from quakealert.core.geo import distance_km
+from quakealert.core.sequences import (
+    QuakeSequence,
+    SequenceParams,
+    episodes,
+    to_us,
+    wells_coppersmith_length_km,
+)
 from quakealert.model import Event
 
 if TYPE_CHECKING:
@@ -153,6 +160,23 @@ def classify_sequence(
     p = params
     members = [e for e in seq.events if e.origin_at <= now and e.status != "deleted"]
     reasons: list[Reason] = []
+    parts = episodes(members, p)
+    if len(parts) > 1:  # a long-lived swarm field: type the current episode (issue 11)
+        whole_d = (members[-1].origin_at - members[0].origin_at).total_seconds() / 86_400
+        members = parts[-1]
+        first, last = members[0].origin_at, members[-1].origin_at
+        reasons.append(Reason(
+            "episode",
+            f"The sequence spans {whole_d:.0f} days, longer than its largest event's window "
+            f"(Gardner–Knopoff, at least {p.episode_min_span_d:g} days); its pauses of more "
+            f"than {p.episode_pause_d:g} days split it into {len(parts)} episodes, and the "
+            f"current one ({first:%Y-%m-%d} to {last:%Y-%m-%d}, {len(members)} events) is typed.",
+            f"序列持续{whole_d:.0f}天，超过其最大地震的时间窗（Gardner–Knopoff，至少"
+            f"{p.episode_min_span_d:g}天）；以超过{p.episode_pause_d:g}天的平静期分为{len(parts)}"
+            f"个活动期，仅对当前活动期（{first:%Y-%m-%d}至{last:%Y-%m-%d}，{len(members)}次地震）"
+            "判定类型。",
+            {"episodes": len(parts), "span_d": whole_d, "episode_events": len(members)},
+        ))
     agency = choose_agency(members, p.agency_priority)
     rows: list[tuple[Event, float, str | None]] = []
     if agency is not None:
@@ -243,14 +267,22 @@ def classify_sequence(
         {"n": len(rows), "n_near_m1": n_near, "span_h": span_h, "age_h": age_h},
     ))
 
-    # foreshocks: earlier members within the window and M >= max(Mc, M1 - 3) (issue 3; no
-    # distance cap: Ridgecrest's M6.4 lies ~11 km from its M7.1)
-    fs_min = max(mc if mc is not None else -math.inf, m1 - p.foreshock_within_m)
+    # foreshocks: earlier members within the window, within the mainshock's rupture length
+    # (max(10 km, Wells & Coppersmith 1994), §3.5; Ridgecrest's M6.4 lies ~11 km from its
+    # M7.1, well inside 48 km) and M >= max(Mc, M1 - 3). Without an Mc estimate the floor is
+    # the smallest magnitude the agency lists in the sequence: the catalogue is complete to
+    # no less (issue 11), so a sparse M >= 5 list cannot call an M4.7 a foreshock.
+    fs_floor = (mc if mc is not None else float(mags.min()) if p.sparse_mc_floor
+                else -math.inf)
+    fs_min = max(fs_floor, m1 - p.foreshock_within_m)
     fs_t0 = t1 - int(p.foreshock_window_d * 24 * US_PER_H)
+    fs_km = max(p.foreshock_min_km, wells_coppersmith_length_km(m1))
     fore = [
         (rows[k][0].id, float(mags[k]), rows[k][0].origin_at)
         for k in range(len(rows))
         if fs_t0 <= t_us[k] < t1 and mags[k] >= fs_min
+        and distance_km(largest.latitude, largest.longitude, rows[k][0].latitude,
+                        rows[k][0].longitude) <= fs_km
     ]
     kind = _decide(p, reasons, dm, rq, m1, mc, age_h, span_h, n_near, mags, used, len(rows))
     if kind == MA and fore:
@@ -258,12 +290,14 @@ def classify_sequence(
         big = max(fore, key=lambda x: (x[1], -to_us(x[2])))
         reasons.append(Reason(
             "foreshocks",
-            f"{len(fore)} earlier event(s) within {p.foreshock_window_d:g} days before M1 with "
-            f"M ≥ {fs_min:.1f}; the largest, M{big[1]:.1f} on {big[2]:%Y-%m-%d %H:%M} UTC, is now "
+            f"{len(fore)} earlier event(s) within {p.foreshock_window_d:g} days before M1 and "
+            f"{fs_km:.0f} km of it with M ≥ {fs_min:.1f}; the largest, M{big[1]:.1f} on {big[2]:%Y-%m-%d %H:%M} UTC, is now "
             f"considered a foreshock.",
-            f"最大地震前{p.foreshock_window_d:g}天内有{len(fore)}次M{fs_min:.1f}以上地震；其中最大的"
+            f"最大地震前{p.foreshock_window_d:g}天内、{fs_km:.0f}公里内有{len(fore)}次M{fs_min:.1f}以上"
+            "地震；其中最大的"
             f"M{big[1]:.1f}地震（{(big[2] + timedelta(hours=8)):%Y-%m-%d %H:%M}北京时间）现视为前震。",
-            {"n": len(fore), "largest_id": big[0], "largest_magnitude": big[1]},
+            {"n": len(fore), "largest_id": big[0], "largest_magnitude": big[1],
+             "radius_km": fs_km},
         ))
     final = kind != UNDETERMINED and age_h >= p.final_age_d * 24
     reasons.append(_status_reason(kind, final, p))
@@ -368,19 +402,24 @@ def _decide(
             f"按更谨慎的类型判定：{TYPE_ZH[kind]}。",
             by_delta_m=dm_type, by_rq=rq_type, applied=kind)
     if kind == SWARM:
+        # 双震型 (§1.1 note 2): the two largest, of nearly equal size (ΔM ≤ 0.5), release most
+        # of the energy (≥ 90 %), however many smaller events follow — checked before the swarm
+        # rule, so a pair of great quakes with their aftershocks is a doublet, not a swarm.
+        top2 = np.sort(mags[used])[-2:]
+        share2 = float(np.sum(10.0 ** (1.5 * (top2 - m1))) / np.sum(10.0 ** (1.5 * (mags[used] - m1))))
+        if dm <= p.doublet_max_dm + 1e-9 and share2 >= p.doublet_min_share:
+            add("doublet", f"The two largest events, of nearly equal size (ΔM {dm:.2f} ≤ "
+                f"{p.doublet_max_dm:g}), release {share2:.0%} of the energy (≥ "
+                f"{p.doublet_min_share:.0%}): doublet (a sub-type of the multiple-shock type).",
+                f"最大与次大地震震级相近（ΔM {dm:.2f} ≤ {p.doublet_max_dm:g}），两者释放了"
+                f"{share2:.0%}的能量（≥ {p.doublet_min_share:.0%}）：双震型（多震型的一种）。",
+                share_two=share2)
+            return DOUBLET
         if n_near >= p.swarm_min_events and span_h >= p.swarm_min_span_h:
             add("swarm", f"{n_near} events within {p.swarm_within_m:g} of the largest over "
                 f"{span_h:.0f} h, no outstanding mainshock: swarm.",
                 f"{span_h:.0f}小时内有{n_near}次震级相近的地震，无突出主震：震群型。")
             return SWARM
-        top2 = np.sort(mags[used])[-2:]
-        share2 = float(np.sum(10.0 ** (1.5 * (top2 - m1))) / np.sum(10.0 ** (1.5 * (mags[used] - m1))))
-        if n_near == 2 and dm <= p.doublet_max_dm and share2 >= p.doublet_min_share:
-            add("doublet", f"Two events of nearly equal size (ΔM {dm:.2f}) release {share2:.0%} "
-                "of the energy: doublet (a sub-type of the multiple-shock type).",
-                f"两次震级相近的地震（ΔM {dm:.2f}）释放了{share2:.0%}的能量：双震型（多震型的一种）。",
-                share_two=share2)
-            return DOUBLET
         if age_h >= p.undetermined_h:
             add("swarm", f"The criteria say swarm; fewer than {p.swarm_min_events} similar events "
                 f"or a span under {p.swarm_min_span_h:g} h, but {p.undetermined_h:g} h have passed.",

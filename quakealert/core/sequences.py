@@ -1,9 +1,12 @@
 """Sequence membership: events linked by space-time windows into typed-to-be sequences.
 
 Rule (reference/seismology.md §8.1): two events i, j are linked when |t_i - t_j| <= ``link_gap_d``
-(default 30 d, so swarms with week-long pauses stay one sequence) and their epicentral distance is
-at most max(r_i, r_j), with r = max(``min_link_km``, d_GK(M)) capped at ``region_radius_km``
+(default 30 d, so swarms with week-long pauses stay one sequence) and their hypocentral distance
+(Reasenberg 1985; depth difference less a 2 km depth error, epicentral when a depth is unknown)
+is at most max(r_i, r_j), with r = max(``min_link_km``, d_GK(M)) capped at ``region_radius_km``
 (Gardner & Knopoff 1974 distance window, §2.6). A sequence is a connected component of links.
+Known non-earthquakes are no members. ``episodes`` splits a sequence that lasts longer than its
+largest event's window into episodes (docs/sequence-rules.md).
 The rule is symmetric, so sequences do not depend on the order in which events arrive.
 
 ``SequenceEngine`` keeps the components incrementally over a latitude-band grid (one new event
@@ -20,6 +23,7 @@ import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -49,6 +53,18 @@ class SequenceParams:
     min_link_km: float = 10.0  # §3.5 USGS OAF radiusMin 10 km, §8.1 "at least 10 km"
     link_gap_d: float = 30.0  # §8.1 time floor of 30 d for swarms (Maizhokunggar pause ~7 d)
     window: str = "gardner-knopoff"  # §2.6: gardner-knopoff | gruenthal | uhrhammer
+    # Depth in linking (issue 11): hypocentral, not epicentral, distance against the radius, as
+    # Reasenberg (1985, JGR 90) links on hypocentral distance and Zaliapin & Ben-Zion (2013a,
+    # JGR 118) offer it (§2.5 use_depth); less the depth error Reasenberg allows (2 km, ZMAP
+    # default [K]). An unknown depth never separates two events.
+    link_depth: bool = True
+    link_depth_error_km: float = 2.0  # [K] Reasenberg (1985) / ZMAP depth error
+    # Episodes (issue 11): a sequence longer than max(episode_min_span_d, its largest event's
+    # Gardner & Knopoff (1974) time window) is split at every pause longer than
+    # episode_pause_d, and the current episode is typed: a long-lived volcanic or geothermal
+    # swarm field is not one sequence for years.
+    episode_min_span_d: float = 365.0  # §3.5 USGS OAF: 365-day look-back for sequences [V]
+    episode_pause_d: float = 10.0  # §2.7 Reasenberg (1985) maximum look-ahead tau_max [K]
     grid_km: float = 70.0  # index cell; performance only, never changes membership
     # §2.5 Zaliapin & Ben-Zion (2013a) nearest-neighbour diagnostic
     zbz_df: float = 1.6  # [V] fractal dimension of epicentres
@@ -67,13 +83,22 @@ class SequenceParams:
     swarm_min_events: int = 3  # members with M >= M1 - swarm_within_m
     swarm_within_m: float = 1.0
     swarm_min_span_h: float = 12.0
-    doublet_max_dm: float = 0.2
+    # §1.1 note 2 双震型: "最大地震与次大地震的震级之差小于等于0.5", the two releasing > 90 %
+    # of the energy [K, popular sources]; magnitudes from one agency (§6.2)
+    doublet_max_dm: float = 0.5
     doublet_min_share: float = 0.9  # energy share of the two largest events
     isolated_min_age_d: float = 7.0
     isolated_complete_m: float = 2.5  # isolated only if Mc <= M1 - 2.5
     final_age_d: float = 90.0  # Tibet: largest aftershock usually within 3 months (§1.6)
     foreshock_window_d: float = 30.0
     foreshock_within_m: float = 3.0  # foreshock if M >= max(Mc, M1 - 3)
+    # §3.5: within max(10 km, Wells & Coppersmith (1994, BSSA 84) "All" rupture length
+    # 10^(0.69 M - 3.22) km) of M1, the USGS OAF aftershock radius; USGS: "we have never seen
+    # a foreshock more than 10 km away from its mainshock" (§3.5 [V])
+    foreshock_min_km: float = 10.0
+    # Without an Mc estimate (fewer than mc_min_events), the foreshock threshold is floored at
+    # the smallest magnitude the agency lists in the sequence (issue 11)
+    sparse_mc_floor: bool = True
     agency_priority: tuple[str, ...] = ("cenc", "usgs", "emsc")
     network_mc: tuple[tuple[str, float], ...] = ()  # per-agency floor of Mc, e.g. (("cenc", 2.5),)
     # §4.2 Mc by maximum curvature (Wiemer & Wyss 2000) + 0.2 (Woessner & Wiemer 2005)
@@ -183,6 +208,29 @@ WINDOWS = {
     "gruenthal": gruenthal_distance_km,
     "uhrhammer": uhrhammer_distance_km,
 }
+
+
+def wells_coppersmith_length_km(magnitude: float) -> float:
+    """Wells & Coppersmith (1994) subsurface rupture length, all slip types: 10^(0.69 M − 3.22)
+    km (reference §3.5 [V], the USGS OAF aftershock radius)."""
+    return float(10.0 ** (0.69 * magnitude - 3.22))
+
+
+def episodes(events: list[Event], params: SequenceParams) -> list[list[Event]]:
+    """Time-ordered members split into episodes at every pause longer than
+    ``episode_pause_d``, once they span more than max(``episode_min_span_d``, t_GK(M1))
+    (Gardner & Knopoff 1974 time window); otherwise one episode. A swarm that never pauses
+    stays whole however long it lasts."""
+    if len(events) < 2:
+        return [events]
+    mags = [e.magnitude for e in events if e.magnitude is not None]
+    limit_d = max(params.episode_min_span_d, gk_time_d(max(mags)) if mags else 0.0)
+    t = np.array([to_us(e.origin_at) for e in events], dtype=np.int64)
+    if (t[-1] - t[0]) / US_PER_DAY <= limit_d:
+        return [events]
+    cuts = (np.flatnonzero(np.diff(t) > params.episode_pause_d * US_PER_DAY) + 1).tolist()
+    bounds = [0, *cuts, len(events)]
+    return [events[a:b] for a, b in pairwise(bounds)]
 
 
 def link_radius_km(magnitude: float | None, params: SequenceParams) -> float:
@@ -397,6 +445,9 @@ class SequenceEngine:
         self._events: list[Event | None] = []
         self._t: list[int] = []
         self._U = np.empty((1024, 3), dtype=np.float64)  # unit vector per event index
+        self._Z = np.full(1024, np.nan)  # depth / Earth radius per event index (NaN: none)
+        self._dz_err = (self.params.link_depth_error_km / EARTH_RADIUS_KM
+                        if self.params.link_depth else None)
         self._r: list[float] = []
         self._cr: list[float] = []
         self._comp = np.full(1024, -1, dtype=np.int64)  # component label per event index
@@ -496,7 +547,9 @@ class SequenceEngine:
         chord = {m: chord_for_km(rk) for m, rk in radius.items()}
         r = np.array(list(map(radius.__getitem__, mags)), dtype=np.float64)
         cr = np.array(list(map(chord.__getitem__, mags)), dtype=np.float64)
-        labels = batch_labels(t, u, cr, self._gap_us)
+        z = np.array([depth_units(e.depth_km) for e in evs], dtype=np.float64)
+        labels = batch_labels(t, u, cr, self._gap_us, z if self._dz_err is not None else None,
+                              self._dz_err or 0.0)
 
         self._ids = dict(zip((e.id for e in evs), range(n), strict=True))
         self._events = list(evs)
@@ -508,6 +561,8 @@ class SequenceEngine:
         self._comp[:n] = labels
         self._U = np.empty((cap, 3), dtype=np.float64)
         self._U[:n] = u
+        self._Z = np.full(cap, np.nan)
+        self._Z[:n] = z
         order = np.argsort(labels, kind="stable")  # each component's members oldest first
         cuts = np.cumsum(np.bincount(labels)) if n else np.empty(0, dtype=np.int64)
         start = 0
@@ -632,6 +687,8 @@ class SequenceEngine:
             uu, cc, idx = cell.u[lo:hi], cell.cr[lo:hi], cell.idx[lo:hi]
         # the same arithmetic as batch_labels (_dot3), so both paths agree to the last bit
         c2 = 2.0 - 2.0 * (uu[:, 0] * u[0] + uu[:, 1] * u[1] + uu[:, 2] * u[2])
+        if self._dz_err is not None:
+            c2 = c2 + _depth_term(self._Z[idx], self._Z[i], self._dz_err)
         thr = np.maximum(cc, cr)
         hits = idx[c2 <= thr * thr]
         if len(hits):
@@ -653,7 +710,9 @@ class SequenceEngine:
             self._comp = np.concatenate([self._comp, np.full(i, -1, dtype=np.int64)])
         if i == len(self._U):
             self._U = np.concatenate([self._U, np.empty((max(i, 1), 3), dtype=np.float64)])
+            self._Z = np.concatenate([self._Z, np.full(max(i, 1), np.nan)])
         self._U[i] = u
+        self._Z[i] = depth_units(event.depth_km)
         labels = self._linked(i)
         self._grid_of(r).cells.setdefault(self._grid_of(r).key(event.latitude, event.longitude), _Cell()).add(
             t, u, self._cr[i], i
@@ -749,11 +808,27 @@ def _dot3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
+def depth_units(depth_km: float | None) -> float:
+    """A depth in Earth radii (the unit of chords), NaN when unknown."""
+    return math.nan if depth_km is None else depth_km / EARTH_RADIUS_KM
+
+
+def _depth_term(za: np.ndarray | float, zb: np.ndarray | float, err: float) -> np.ndarray:
+    """(|Δz| − err)², floored at 0; 0 when a depth is unknown: added to the squared chord it
+    makes the hypocentral distance (Reasenberg 1985)."""
+    dz = np.abs(np.asarray(za) - zb) - err
+    out: np.ndarray = np.where(dz > 0.0, dz * dz, 0.0)  # NaN > 0 is False: unknown depth
+    return out
+
+
 def _link_mask(
-    i: np.ndarray, j: np.ndarray, t: np.ndarray, u: np.ndarray, cr: np.ndarray, gap: int
+    i: np.ndarray, j: np.ndarray, t: np.ndarray, u: np.ndarray, cr: np.ndarray, gap: int,
+    z: np.ndarray | None = None, dz_err: float = 0.0,
 ) -> np.ndarray:
     """Which pairs (i[k], j[k]) are linked, with the engine's arithmetic (j's vector first)."""
     c2 = 2.0 - 2.0 * _dot3(u[j], u[i])
+    if z is not None:
+        c2 = c2 + _depth_term(z[j], z[i], dz_err)
     thr = np.maximum(cr[j], cr[i])
     out: np.ndarray = (np.abs(t[i] - t[j]) <= gap) & (c2 <= thr * thr) & (i != j)
     return out
@@ -877,7 +952,10 @@ def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return connected_components(g, directed=False)[1].astype(np.int64)
 
 
-def batch_labels(t: np.ndarray, u: np.ndarray, cr: np.ndarray, gap: int) -> np.ndarray:
+def batch_labels(
+    t: np.ndarray, u: np.ndarray, cr: np.ndarray, gap: int, z: np.ndarray | None = None,
+    dz_err: float = 0.0,
+) -> np.ndarray:
     """Component label of each event under the linking rule, for a whole catalogue at once.
 
     ``t``: origin times (int64 µs), ``u``: unit vectors (n, 3), ``cr``: link radii as chords,
@@ -909,7 +987,7 @@ def batch_labels(t: np.ndarray, u: np.ndarray, cr: np.ndarray, gap: int) -> np.n
     eb: list[np.ndarray] = []
 
     def link(i: np.ndarray, j: np.ndarray) -> None:
-        m = _link_mask(i, j, t, u, cr, gap)
+        m = _link_mask(i, j, t, u, cr, gap, z, dz_err)
         if m.any():
             ea.append(i[m])
             eb.append(j[m])
@@ -991,6 +1069,8 @@ def link_pairs_bruteforce(events: list[Event], params: SequenceParams) -> list[s
     t = np.array([to_us(e.origin_at) for e in events], dtype=np.int64)
     u = np.array([_unit(e.latitude, e.longitude) for e in events]).reshape(n, 3)
     cr = np.array([chord_for_km(link_radius_km(e.magnitude, params)) for e in events])
+    z = np.array([depth_units(e.depth_km) for e in events], dtype=np.float64)
+    dz_err = params.link_depth_error_km / EARTH_RADIUS_KM
     gap = round(params.link_gap_d * US_PER_DAY)
     parent = list(range(n))
 
@@ -1002,6 +1082,8 @@ def link_pairs_bruteforce(events: list[Event], params: SequenceParams) -> list[s
 
     for i in range(n):
         c2 = 2.0 - 2.0 * (u[:, 0] * u[i, 0] + u[:, 1] * u[i, 1] + u[:, 2] * u[i, 2])
+        if params.link_depth:
+            c2 = c2 + _depth_term(z, z[i], dz_err)
         thr = np.maximum(cr, cr[i])
         ok = (np.abs(t - t[i]) <= gap) & (c2 <= thr * thr)
         for j in np.nonzero(ok)[0].tolist():
