@@ -5,7 +5,7 @@ notice for it — duty staff see "not sent" with the reason."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -128,3 +128,19 @@ def test_cenc_suspected_explosion_revised_to_earthquake_is_a_revision(store: Sto
     assert history[-1]["change"] == "official" and history[-1]["event_type"] == "earthquake"
     assert "event_type explosion -> earthquake" in history[-1]["detail"]
 
+
+
+def test_suspected_explosion_revised_to_earthquake_is_then_notified(world) -> None:  # type: ignore[no-untyped-def]
+    """An automatic "explosion" (CENC 疑爆) is not sent; its official revision to "earthquake"
+    enters the sequence engine as a new quake and residents are told."""
+    store, pipeline = world
+    auto = replace(blast(), magnitude=4.5, status="automatic", event_type="explosion")
+    pipeline.process(store.ingest([auto], now=NOW), now=NOW)
+    assert dec.list_decisions(store.conn, send=True) == []
+    official = replace(auto, status="reviewed", event_type="earthquake",
+                       updated_at=auto.origin_at + timedelta(minutes=5))
+    result = store.ingest([official], now=NOW)
+    assert result.revised and not result.created
+    pipeline.process(result, now=NOW.replace(hour=22))
+    assert pipeline.engine.sequence_ids()
+    assert dec.list_decisions(store.conn, send=True)
