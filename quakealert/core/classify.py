@@ -405,13 +405,15 @@ def _decide(
         # 双震型 (§1.1 note 2): the two largest, of nearly equal size (ΔM ≤ 0.5), release most
         # of the energy (≥ 90 %), however many smaller events follow — checked before the swarm
         # rule, so a pair of great quakes with their aftershocks is a doublet, not a swarm.
+        # Two events alone always share 100 %: then only §8.2's pair rule (ΔM ≤ 0.2) applies.
         top2 = np.sort(mags[used])[-2:]
         share2 = float(np.sum(10.0 ** (1.5 * (top2 - m1))) / np.sum(10.0 ** (1.5 * (mags[used] - m1))))
-        if dm <= p.doublet_max_dm + 1e-9 and share2 >= p.doublet_min_share:
+        max_dm = p.doublet_max_dm if int(used.sum()) > 2 else p.doublet_pair_max_dm
+        if dm <= max_dm + 1e-9 and share2 >= p.doublet_min_share:
             add("doublet", f"The two largest events, of nearly equal size (ΔM {dm:.2f} ≤ "
-                f"{p.doublet_max_dm:g}), release {share2:.0%} of the energy (≥ "
+                f"{max_dm:g}), release {share2:.0%} of the energy (≥ "
                 f"{p.doublet_min_share:.0%}): doublet (a sub-type of the multiple-shock type).",
-                f"最大与次大地震震级相近（ΔM {dm:.2f} ≤ {p.doublet_max_dm:g}），两者释放了"
+                f"最大与次大地震震级相近（ΔM {dm:.2f} ≤ {max_dm:g}），两者释放了"
                 f"{share2:.0%}的能量（≥ {p.doublet_min_share:.0%}）：双震型（多震型的一种）。",
                 share_two=share2)
             return DOUBLET

@@ -87,6 +87,9 @@ class SequenceParams:
     # of the energy [K, popular sources]; magnitudes from one agency (§6.2)
     doublet_max_dm: float = 0.5
     doublet_min_share: float = 0.9  # energy share of the two largest events
+    # With only two events their share is 1 by construction and says nothing: §8.2's
+    # provisional pair rule (2 events only, ΔM <= 0.2) applies instead
+    doublet_pair_max_dm: float = 0.2
     isolated_min_age_d: float = 7.0
     isolated_complete_m: float = 2.5  # isolated only if Mc <= M1 - 2.5
     final_age_d: float = 90.0  # Tibet: largest aftershock usually within 3 months (§1.6)

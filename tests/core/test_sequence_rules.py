@@ -71,6 +71,7 @@ PUBLISHED = [
     ("usgs-santorini-amorgos-swarm-2025.tsv", None, SWARM, "Karakostas et al. 2025"),
     ("santorini-amorgos-2025-relocated-karakostas.csv", None, SWARM, "Karakostas et al. 2025"),
     ("usgs-lhasa-300km-m5-1905-2018.csv", "usp000gjgt", MA, "Damxung 2008 (test_classify)"),
+    ("cenc-tibet-events-from-news.csv", "cenc-20241107041900", SWARM, "Tibet EA, §1.8 [V]"),
     ("cenc-export-lhasa-300km-2024.csv", "cenc-sb-20241107041953", SWARM, "Tibet EA, §1.8 [V]"),
     ("cenc-tibet-events-from-news.csv", "cenc-20250107090500", MA, "CEA 主震-余震型, §8.5 [K]"),
 ]
@@ -86,15 +87,6 @@ def test_real_sequence_has_its_published_type(name: str, anchor: str | None, pub
                      key=lambda e: (e.magnitude or -9.0)).id
     _, c = typed_at(name, anchor, end(name))
     assert c.type == published, (source, [r.en for r in c.reasons])
-
-
-def test_maizhokunggar_news_rows_stay_in_the_multiple_shock_family() -> None:
-    """The news transcription locates only the M4.5 and M4.0 (the M4.1 has no epicentre): two
-    events of ΔM 0.5 holding all the energy read as 双震型, a sub-type of the multiple-shock
-    type the Tibet EA announced (§1.1); the full CENC list above gives swarm (震群型)."""
-    name = "cenc-tibet-events-from-news.csv"
-    _, c = typed_at(name, "cenc-20241107041900", end(name))
-    assert c.n_events == 2 and c.type == DOUBLET
 
 
 # --- depth in linking ---------------------------------------------------------------------------
@@ -195,21 +187,42 @@ def test_sparse_catalogue_floors_the_foreshock_threshold() -> None:
 
 
 # --- 双震型 doublet -----------------------------------------------------------------------------------
-def _event(eid: str, at: datetime, m: float) -> Event:
-    c = Contributor("cenc", eid, at, 22.8, 99.7, 10.0, m, "M", "reviewed")
-    return Event(eid, at, 22.8, 99.7, 10.0, m, "M", "reviewed", "cenc", (c,))
+def _event(eid: str, at: datetime, m: float, lat: float, lon: float) -> Event:
+    c = Contributor("usgs", eid, at, lat, lon, 10.0, m, "mww", "reviewed")
+    return Event(eid, at, lat, lon, 10.0, m, "mww", "reviewed", "usgs", (c,))
 
 
-def test_lancang_gengma_1988_is_a_doublet() -> None:
-    """1988 Lancang M7.6 and Gengma M7.2, 13 minutes apart (CENC, §8.5 双震型): ΔM 0.4 and all the
-    energy in the two — a doublet; the old ΔM ≤ 0.2 rule called it a swarm."""
-    t = datetime(1988, 11, 6, 13, 3, tzinfo=UTC)
-    seq = QuakeSequence("seq-x", (_event("a", t, 7.6), _event("b", t + timedelta(minutes=13),
-                                                                     7.2)))
-    c = classify_sequence(seq, P, t + timedelta(days=2), diagnostics=False)
-    assert c.type == DOUBLET
-    old = dataclasses.replace(P, doublet_max_dm=0.2)
-    assert classify_sequence(seq, old, t + timedelta(days=2), diagnostics=False).type == SWARM
+# 2023 Kahramanmaraş, Türkiye: the four largest, USGS Mww (one agency), 2023-02-06 to 02-20
+KAHRAMANMARAS = [
+    ("a", datetime(2023, 2, 6, 1, 17, 34, tzinfo=UTC), 7.8, 37.23, 37.02),
+    ("b", datetime(2023, 2, 6, 1, 28, 15, tzinfo=UTC), 6.7, 37.17, 36.97),
+    ("c", datetime(2023, 2, 6, 10, 24, 48, tzinfo=UTC), 7.5, 38.02, 37.20),
+    ("d", datetime(2023, 2, 20, 17, 4, 29, tzinfo=UTC), 6.3, 36.11, 36.02),
+]
+
+
+def test_a_pair_of_great_quakes_with_aftershocks_is_a_doublet() -> None:
+    """Kahramanmaraş 2023: Mww7.8 and 7.5 hold 98 % of the energy of the four largest (ΔM 0.3):
+    双震型 (reported as 双震 in Chinese; [K]). The old rule (ΔM ≤ 0.2, exactly two events within
+    1.0 of M1) let it fall through to swarm (Rq 0.72)."""
+    seq = QuakeSequence("seq-x", tuple(_event(*row) for row in KAHRAMANMARAS))
+    c = classify_sequence(seq, P, datetime(2023, 3, 1, tzinfo=UTC), diagnostics=False)
+    assert c.type == DOUBLET and c.delta_m == pytest.approx(0.3)
+    share = next(r for r in c.reasons if r.code == "doublet").values["share_two"]
+    assert share == pytest.approx(0.98, abs=0.005)
+    strict = dataclasses.replace(P, doublet_max_dm=0.2)
+    assert classify_sequence(seq, strict, datetime(2023, 3, 1, tzinfo=UTC),
+                             diagnostics=False).type == SWARM
+
+
+def test_two_events_alone_are_a_doublet_only_within_0_2() -> None:
+    """Two events always share 100 %: Maizhokunggar's M4.1 then M4.5 (ΔM 0.4) is no doublet
+    (the official type was swarm); the 2019-05-26 M4.3/M4.2 pair (ΔM 0.1) is one."""
+    name = "cenc-tibet-events-from-news.csv"
+    _, pair = typed_at(name, "cenc-20190526094400", end(name))
+    assert pair.type == DOUBLET
+    _, mz = typed_at(name, "cenc-20241107041900", end(name))
+    assert mz.n_events == 2 and mz.type == SWARM
 
 
 def test_swarms_with_two_equal_largest_stay_swarms() -> None:
