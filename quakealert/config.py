@@ -105,6 +105,12 @@ class SequencesTable(Table):
     window: Annotated[Literal["gardner-knopoff", "gruenthal", "uhrhammer"], doc(
         "space-time window")] = "gardner-knopoff"
     grid_km: Annotated[float, doc("index cell (performance only)", gt=0)] = 70.0
+    link_depth: Annotated[bool, doc("link on hypocentral distance (Reasenberg 1985)")] = True
+    link_depth_error_km: Annotated[float, doc("depth error allowed in linking, km", ge=0)] = 2.0
+    episode_min_span_d: Annotated[float, doc(
+        "split into episodes only beyond max(this, t_GK(M1)), days", gt=0)] = 365.0
+    episode_pause_d: Annotated[float, doc("episodes end at pauses longer than this, days",
+                                          gt=0)] = 10.0
     zbz_df: Annotated[float, doc("Zaliapin–Ben-Zion fractal dimension")] = 1.6
     zbz_b: Annotated[float, doc("Zaliapin–Ben-Zion b")] = 1.0
     zbz_log10_eta0: Annotated[float, doc("Zaliapin–Ben-Zion strong-link threshold")] = -5.0
@@ -119,13 +125,19 @@ class SequencesTable(Table):
     swarm_min_events: Annotated[int, doc("swarm: members with M ≥ M1 − swarm_within_m")] = 3
     swarm_within_m: Annotated[float, doc("swarm: magnitude band below M1")] = 1.0
     swarm_min_span_h: Annotated[float, doc("swarm: shortest span, hours")] = 12.0
-    doublet_max_dm: Annotated[float, doc("doublet: largest M1 − M2")] = 0.2
+    doublet_max_dm: Annotated[float, doc("doublet: largest M1 − M2")] = 0.5
     doublet_min_share: Annotated[float, doc("doublet: energy share of the two largest")] = 0.9
+    doublet_pair_max_dm: Annotated[float, doc(
+        "doublet of two events alone: largest M1 − M2")] = 0.2
     isolated_min_age_d: Annotated[float, doc("isolated: sequence age at least, days")] = 7.0
     isolated_complete_m: Annotated[float, doc("isolated only if Mc ≤ M1 − this")] = 2.5
     final_age_d: Annotated[float, doc("type is final at this age, days")] = 90.0
     foreshock_window_d: Annotated[float, doc("foreshocks within this many days")] = 30.0
     foreshock_within_m: Annotated[float, doc("foreshock if M ≥ max(Mc, M1 − this)")] = 3.0
+    foreshock_min_km: Annotated[float, doc(
+        "foreshocks within max(this, Wells–Coppersmith length of M1), km", ge=0)] = 10.0
+    sparse_mc_floor: Annotated[bool, doc(
+        "without Mc, floor the foreshock threshold at the smallest listed magnitude")] = True
     agency_priority: Annotated[tuple[str, ...], doc("preferred origin, first wins")] = (
         "cenc", "usgs", "emsc")
     network_mc: Annotated[dict[str, float] | tuple[tuple[str, float], ...], doc(
