@@ -143,13 +143,15 @@ def check_url(url: Any, what: str, *, allow_insecure: bool) -> str:
     if not secure and not (parts.scheme == "http" and allow_insecure and _loopback(host)):
         raise InvalidRequest(f"{what} must use https")
     if not allow_insecure:
-        # A public endpoint must not make us post to our own network (SSRF through IP literals).
+        # A public endpoint must not make us post to our own network: refuse what the URL
+        # shows (numeric spellings of 127.0.0.1, localhost names) here, with a clear 400;
+        # names are checked by the address they resolve to at send time (channels.guard).
+        from quakealert.channels.guard import BlockedEndpoint, check_endpoint
+
         try:
-            ip = ipaddress.ip_address(host.strip("[]"))
-        except ValueError:
-            ip = None
-        if host == "localhost" or (ip is not None and not ip.is_global):
-            raise InvalidRequest(f"{what} must be a public host")
+            check_endpoint(url)
+        except BlockedEndpoint as err:
+            raise InvalidRequest(f"{what} must be a public host ({err})") from None
     return url
 
 

@@ -230,3 +230,16 @@ def test_base_url_is_required_beyond_loopback(tmp_path):
         make_app(replace(settings, api_host="0.0.0.0"))
     make_app(replace(settings, api_host="0.0.0.0",
                      sections={"cap": {"base_url": "https://qa.example"}}))
+
+
+@pytest.mark.parametrize("url", [
+    "https://0x7f000001:8443/h", "https://2130706433/h", "https://0177.0.0.1/h",
+    "https://127.1/h", "https://localhost./h", "https://[::ffff:127.0.0.1]/h",
+    "https://169.254.169.254/latest/meta-data",
+])
+async def test_subscribing_a_local_target_is_400(client, url):
+    """What the URL itself shows is refused at subscribe time (0x7f000001 was accepted);
+    names are checked again by the address they resolve to when sending."""
+    body = {"latitude": 29.65, "longitude": 91.13, "channel": "webhook", "url": url}
+    resp = await client.post("/api/v1/subscriptions", json=body)
+    assert resp.status == 400 and "public host" in (await resp.json())["detail"]
