@@ -234,3 +234,21 @@ def test_screen_future_moves_future_rows_to_skipped() -> None:
     screened = screen_future(ParseResult([ok, future], ["earlier"]), now)
     assert screened.reports == [ok]
     assert screened.skipped[0] == "earlier" and "in the future" in screened.skipped[1]
+
+
+QUAKEML_HEAD = (b'<?xml version="1.0"?><q:quakeml xmlns:q="http://quakeml.org/xmlns/quakeml/1.2"'
+                b' xmlns="http://quakeml.org/xmlns/bed/1.2"><eventParameters publicID="smi:x">')
+
+
+def test_quakeml_deep_nesting_and_entity_bombs_are_parse_errors() -> None:
+    """Deeply nested elements and a billion-laughs entity are refused by the XML parser's own
+    limits: a ParseError (the poller records it), not a crash or a memory blow-up."""
+    deep = QUAKEML_HEAD + b"<a>" * 10_000 + b"</a>" * 10_000 + b"</eventParameters></q:quakeml>"
+    entities = "".join(f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 10))
+    bomb = (b'<?xml version="1.0"?><!DOCTYPE q [<!ENTITY l0 "lol">' + entities.encode()
+            + b"]>" + QUAKEML_HEAD[QUAKEML_HEAD.index(b"<q:"):]
+            + b'<event publicID="smi:e"><description><text>&l9;</text></description></event>'
+            + b"</eventParameters></q:quakeml>")
+    for body in (deep, bomb):
+        with pytest.raises(ParseError, match="invalid QuakeML"):
+            parse_quakeml(body, "x")
