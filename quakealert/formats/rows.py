@@ -155,6 +155,9 @@ def clean_text(value: object, what: str, max_chars: int = TEXT_MAX_CHARS) -> str
     None for empty; TypeError for anything that is not text (a list or object as a place)."""
     if value is None:
         return None
+    if type(value) is str and len(value) <= max_chars and value.isprintable() and (
+            value[:1] != " " and value[-1:] != " "):
+        return value or None  # the common case, without a copy
     if not isinstance(value, str):
         raise TypeError(f"{what}: expected text, got {type(value).__name__}")
     if not value.isprintable():
@@ -167,6 +170,9 @@ def clean_text(value: object, what: str, max_chars: int = TEXT_MAX_CHARS) -> str
 
 def clean_id(value: object) -> str:
     """An agency's event id: text (or an integer), no controls, at most ID_MAX_CHARS."""
+    if type(value) is str and 0 < len(value) <= ID_MAX_CHARS and value.isprintable() and (
+            value[0] != " " and value[-1] != " "):
+        return value  # the common case
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str):
