@@ -235,7 +235,8 @@ class WebpushTable(Table):
     timeout_s: Annotated[float, doc("request timeout, seconds", gt=0)] = 10.0
     crypto_workers: Annotated[int, doc("encryption threads (0: inline)", ge=0)] = 0
     allow_insecure_endpoints: Annotated[bool, doc(
-        "accept http:// and private-address push endpoints (tests and local demos only)")] = False
+        "accept http:// and private/loopback targets for Web Push and webhooks alike, at "
+        "subscription and at send time (tests and local demos only; docs/security.md)")] = False
 
 
 class WebhookTable(Table):
@@ -311,7 +312,8 @@ class CapTable(Table):
     """CAP 1.2 messages and the Atom feed."""
 
     base_url: Annotated[str | None, doc(
-        "public address (the TLS proxy) used in links; default: the request's own")] = None
+        "public address (the TLS proxy) used in links, the Atom feed and the WADL; required "
+        "when [api] host is not loopback; default: the bind address, never the Host header")] = None
     sender: Annotated[str, doc("CAP <sender>")] = "quakealert@localhost"
     feed_limit: Annotated[int, doc("entries in the Atom feed", ge=1)] = 50
     radius_km: Annotated[float, doc("CAP <circle> radius", gt=0)] = 100.0
