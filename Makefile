@@ -13,9 +13,9 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-# The demo keeps its state in ./var (an installed copy uses $STATE_DIRECTORY or ~/.local/state).
+# The demo's state: ~/.local/state/quakealert (or $STATE_DIRECTORY), where `quakealert token` finds it.
 run: $(STAMP)
-	STATE_DIRECTORY="$(CURDIR)/var" $(BIN)/quakealert run $(if $(CONFIG),--config $(CONFIG),)
+	$(BIN)/quakealert run $(if $(CONFIG),--config $(CONFIG),)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

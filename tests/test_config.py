@@ -231,6 +231,15 @@ def test_show_masks_secrets_and_url_credentials(tmp_path: Path,
         "webhook_secret": "********", "key_file": "/etc/k"}
 
 
+def test_show_merges_each_source_over_its_catalog(capsys: pytest.CaptureFixture[str]) -> None:
+    """The effective [[sources]] of the deploy example carry the catalog's url and priority."""
+    assert main(["config", "show", str(DEPLOY)]) == 0
+    out = capsys.readouterr().out
+    cenc = out.split("[[sources]]")[1]
+    assert 'name = "cenc"' in cenc and "priority = 10" in cenc and "interval_s = 60.0" in cenc
+    assert 'url = "http://www.ceic.ac.cn/' in cenc
+
+
 def test_show_output_is_a_valid_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The effective default, written back to a file, loads to the same sources and port."""
     assert main(["config", "show"]) == 0

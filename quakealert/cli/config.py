@@ -6,6 +6,7 @@ import argparse
 import json
 import re
 import sys
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -37,8 +38,7 @@ def run(args: argparse.Namespace) -> int:
         config = cfg.load_config(args.file)  # ConfigError: main() prints it, exit 2
         print(f"{args.file}: ok ({len(config.sources)} sources)")
     elif args.config_command == "show":
-        config = cfg.load_config(args.file) if args.file else cfg.DEFAULT_CONFIG
-        sys.stdout.write(to_toml(masked(effective(config))))
+        sys.stdout.write(to_toml(masked(show(args.file))))
     else:
         text = markdown()
         if args.output:
@@ -60,6 +60,19 @@ def effective(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: effective(v) for k, v in value.items()}
     return value
+
+
+def show(path: Path | None) -> dict[str, Any]:
+    """The effective config of ``path`` (or the embedded default): every key, and each source
+    merged over its catalog with its path resolved."""
+    if path is None:
+        config, base, origin = cfg.DEFAULT_CONFIG, Path.cwd(), "(embedded default)"
+    else:
+        config, base, origin = cfg.load_config(path), Path(path).resolve().parent, str(path)
+    data = effective(config)
+    data["sources"] = [{f.name: getattr(s, f.name) for f in fields(s)}
+                       for s in cfg.expand_sources(config, base, origin)]
+    return data
 
 
 def mask_url(url: str) -> str:
@@ -150,6 +163,8 @@ def _type_name(t: Any) -> str:
         return "[" + ", ".join(_type_name(x) for x in t.item_types) + "]"
     if isinstance(t, i.DictType):
         return f"table of {_type_name(t.value_type)}"
+    if isinstance(t, i.StructType):
+        return "table"
     simple = {i.StrType: "string", i.IntType: "integer", i.FloatType: "number",
               i.BoolType: "boolean", i.AnyType: "any"}
     for kind, name in simple.items():
@@ -187,6 +202,8 @@ def _description(t: Any) -> str:
                        else "") or _description(t.type)
         if isinstance(t, i.UnionType):
             return next((d for d in map(_description, t.types) if d), "")
+        if isinstance(t, i.StructType):  # a nested table: its class docstring
+            return (t.cls.__doc__ or "").strip().splitlines()[0]
         return ""
 
 
