@@ -115,7 +115,7 @@ def build_cap(
         status = "Exercise"  # a drill must never go out as Actual
     if notice.kind == "test":
         status = "Test"
-    root = etree.Element(f"{{{CAP_NS}}}alert", nsmap={None: CAP_NS})  # type: ignore[dict-item]  # lxml: None = default ns
+    root = etree.Element(f"{{{CAP_NS}}}alert", nsmap={None: CAP_NS})
     _sub(root, "identifier", notice.id)
     _sub(root, "sender", sender)
     _sub(root, "sent", cap_datetime(sent_at))
@@ -186,7 +186,7 @@ def build_atom_feed(
     self_url: str | None = None,
 ) -> bytes:
     """An Atom (RFC 4287) feed of CAP alerts: (notice_id, title, updated_at, url) per entry."""
-    feed = etree.Element(f"{{{ATOM_NS}}}feed", nsmap={None: ATOM_NS})  # type: ignore[dict-item]  # lxml: None = default ns
+    feed = etree.Element(f"{{{ATOM_NS}}}feed", nsmap={None: ATOM_NS})
     _sub(feed, "id", feed_id, ATOM_NS)
     _sub(feed, "title", title, ATOM_NS)
     _sub(feed, "updated", _rfc3339(updated_at), ATOM_NS)
