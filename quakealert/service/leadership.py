@@ -77,20 +77,25 @@ class PgLeadership:
     While leading, the connection waits for notifications, so a terminated backend or a closed
     socket is seen as soon as it happens; in between, a probe asks the server whether this session
     still holds the lock, bounded by ``probe_timeout_s`` (a hung network counts as lost).
-    Followers try the lock every ``campaign_s``.
+    Followers try the lock every ``campaign_s``. The server ends the session of a leader that has
+    not probed for ``idle_timeout_s`` (``idle_session_timeout``): a stopped or stuck leader
+    loses the lock even though its socket is still open.
     """
 
     kind = "postgresql"
 
     def __init__(self, url: str, *, key: int = LEADER_KEY, name: str = "quakealert",
                  probe_s: float = 1.0, probe_timeout_s: float = 2.0, campaign_s: float = 1.0,
-                 on_change: OnChange | None = None):
+                 idle_timeout_s: float = 5.0, on_change: OnChange | None = None):
+        if idle_timeout_s < 3 * probe_s:
+            raise ValueError("idle_timeout_s must be at least 3 probes long")
         self.url = url
         self.key = key
         self.name = name
         self.probe_s = probe_s
         self.probe_timeout_s = probe_timeout_s
         self.campaign_s = campaign_s
+        self.idle_timeout_s = idle_timeout_s
         self._on_change = on_change
         self._leading = False
         self._conn: psycopg.AsyncConnection[tuple[object, ...]] | None = None
@@ -146,6 +151,10 @@ class PgLeadership:
         await conn.execute("SET tcp_keepalives_idle = 5")
         await conn.execute("SET tcp_keepalives_interval = 2")
         await conn.execute("SET tcp_keepalives_count = 3")
+        # A leader that stops probing (process stopped, event loop stuck) while its socket stays
+        # open would keep the lock for ever; the server ends a session idle this long, so the
+        # lock is freed and another instance leads. Healthy leaders probe every probe_s.
+        await conn.execute(f"SET idle_session_timeout = {int(self.idle_timeout_s * 1000):d}")
         row = await (await conn.execute("SELECT pg_backend_pid()")).fetchone()
         assert row is not None
         self.backend_pid = int(str(row[0]))

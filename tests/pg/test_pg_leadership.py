@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from quakealert.service.leadership import PgLeadership, SoloLeadership, holds_leadership
 
@@ -147,3 +148,41 @@ def test_sigkill_of_the_leader_process_hands_over(pg_url, capsys):
                     p.kill()
                     p.wait(5)
             p.stdout.close()
+
+
+def test_a_stopped_leader_loses_the_lock(pg_url, capsys):
+    """SIGSTOP the leader (its socket stays open, as with a stuck event loop): the server ends its
+    idle session, the other process leads within 15 s, and the stopped one, resumed, reports
+    that it no longer leads."""
+    procs = {name: _spawn(pg_url, name) for name in ("s1", "s2")}
+    try:
+        first, _ = _read_until(procs.values(), "leader", 30)
+        other = "s2" if first == "s1" else "s1"
+        time.sleep(1.0)
+        t_stop = time.monotonic()
+        procs[first].send_signal(signal.SIGSTOP)
+        name, at = _read_until([procs[other]], "leader", TAKEOVER_LIMIT_S)
+        assert name == other
+        takeover_s = at - t_stop
+        procs[first].send_signal(signal.SIGCONT)
+        name, _ = _read_until([procs[first]], "follower", 10)
+        assert name == first
+        with capsys.disabled():
+            print(f"\n  leadership: takeover after SIGSTOP of the leader process {takeover_s:.3f} s")
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGCONT)
+                p.terminate()
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait(5)
+            p.stdout.close()
+
+
+def test_idle_timeout_must_cover_several_probes():
+    """A server-side idle timeout shorter than three probes would end healthy leaders."""
+    with pytest.raises(ValueError):
+        PgLeadership("postgresql://x@127.0.0.1/x", probe_s=2.0, idle_timeout_s=5.0)

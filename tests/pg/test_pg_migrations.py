@@ -26,6 +26,9 @@ def test_both_backends_have_the_same_numbered_list():
     sqlite_names = [name for _, name, _ in sqlite_store.migrations()]
     pg_names = [name for _, name, _ in pg_db.migrations()]
     assert sqlite_names, "no SQLite migrations found"
+    missing = sorted(set(sqlite_names) - set(pg_names))
+    assert not missing, (f"no PostgreSQL twin for {missing}: add store/schema/postgres/<same name>"
+                         " (translation rules: store/schema/postgres/README.md)")
     assert pg_names == sqlite_names
 
 
