@@ -58,6 +58,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         with psycopg.connect(args.target, autocommit=True, connect_timeout=10) as dst:
             results = copy_store(src, dst, batch=args.batch)
+    except CopyError as err:
+        print(f"quakealert store copy: {err}", file=sys.stderr)
+        return 2
     except psycopg.Error as err:
         print(f"quakealert store copy: {mask(args.target)}: {str(err).strip()}", file=sys.stderr)
         return 1

@@ -126,3 +126,14 @@ def test_bad_arguments_are_refused(tmp_path, capsys):
         main(["store", "copy", "--from", str(tmp_path), "--to", "postgresql://x@h/x"])
     with pytest.raises(SystemExit):
         main(["store", "copy", "--from", f"sqlite:{tmp_path}", "--to", "mysql://x"])
+
+
+def test_a_table_without_a_postgres_migration_stops_the_copy(tmp_path, pg_empty_url, capsys):
+    """A source table that PostgreSQL has no migration for is named and nothing is reported as
+    copied (a newer SQLite schema must not lose a table silently)."""
+    path = tmp_path / "s.sqlite"
+    store = Store.open(path)
+    store.conn.execute("CREATE TABLE pending_work (id INTEGER PRIMARY KEY)")
+    store.close()
+    assert main(["store", "copy", "--from", f"sqlite:{path}", "--to", pg_empty_url]) == 2
+    assert "pending_work" in capsys.readouterr().err

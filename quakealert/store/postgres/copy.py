@@ -80,8 +80,12 @@ def copy_store(
 
     ``progress(table, rows_so_far)`` is called after each batch.
     """
+    src_tables = {r[0] for r in src.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+    unknown = sorted(src_tables - set(tables_in_migration_order()))
+    if unknown:  # never report success for a copy that left tables behind
+        raise CopyError(f"the source has tables with no PostgreSQL migration: {', '.join(unknown)}")
     db.migrate(dst)
-    src_tables = {r[0] for r in src.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     results = []
     src.execute("BEGIN")  # one snapshot for every table
     try:
