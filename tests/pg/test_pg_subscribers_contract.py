@@ -24,7 +24,7 @@ def _residents() -> list[lite.NewSubscriber]:
         if i == 39:
             lat, lon = 30.66, 104.06
         body = {"latitude": lat, "longitude": lon, "languages": ["bo", "zh"] if i % 2 else ["en"],
-                "min_intensity": 2 + i % 3}
+                "min_intensity": 3 + i % 3}
         if i % 3:
             body |= {"channel": "webhook", "url": f"https://gw.example/{i}"}
         else:
