@@ -7,7 +7,6 @@ there is no signing key to generate, rotate or leak.
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import math
@@ -107,6 +106,7 @@ POLICY: tuple[Rule, ...] = (
     Rule("*", "/api/v1/tokens", "admin"),
     Rule("*", "/api/v1/tokens/*", "admin"),
     Rule("GET", "/metrics", "read"),
+    Rule("POST", "/dashboard/notices/*", "duty"),  # approve/reject a message from the console
     Rule("*", "/dashboard", "read"),
     Rule("*", "/dashboard/*", "read"),
     # Default deny: a route nobody listed above is never public by accident.
@@ -163,7 +163,16 @@ def _unauthorized(request: web.Request, detail: str, *, invalid: bool) -> web.Re
 
 
 def _same_origin(request: web.Request) -> bool:
-    """False when a browser says the request came from another site (or an opaque origin)."""
+    """False when a browser says the request came from another site (or an opaque origin).
+
+    ``Sec-Fetch-Site`` first: browsers set it on every request and no page can forge it, and
+    it says ``same-origin`` for our own forms whatever the referrer policy. Without it (older
+    browsers, scripts) the ``Origin`` header decides; a request with neither is not from a
+    browser form. Policy and reasons: docs/dashboard.md, "Same-origin check".
+    """
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        return site == "same-origin"
     origin = request.headers.get("Origin")
     if origin is None:
         return True
@@ -276,17 +285,6 @@ def setup(app: web.Application) -> None:
 
 routes = web.RouteTableDef()
 
-_LOGIN_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>quakealert — duty login</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
-<body><main><h1>quakealert duty login</h1>{message}
-<form method="post" action="/login">
-<label>Token <input type="password" name="token" autocomplete="off" required></label>
-<input type="hidden" name="next" value="{next}">
-<button type="submit">Log in</button></form></main></body></html>
-"""
-
-
 def _safe_next(value: str | None) -> str:
     """A path on this host to go to after login; anything else goes to the dashboard.
 
@@ -308,17 +306,19 @@ def _safe_next(value: str | None) -> str:
     return value
 
 
-def _login_page(next_path: str, message: str = "", status: int = 200) -> web.Response:
-    text = _LOGIN_PAGE.format(next=html.escape(next_path, quote=True),
-                              message=f"<p role=alert>{html.escape(message)}</p>" if message else "")
-    return web.Response(text=text, status=status, content_type="text/html",
-                        headers={"Cache-Control": "no-store"})
+def _login_page(next_path: str, message: str = "", status: int = 200, *,
+                lang: str | None = None) -> web.Response:
+    """The login form (api/templates/login.html.j2) in zh or en; ``message`` is a key of
+    dashboard.LOGIN_MESSAGES."""
+    from quakealert.api.dashboard import render_login  # the dashboard imports this module
+
+    return render_login(next_path, message=message, status=status, lang=lang)
 
 
 @routes.get("/login")
 async def login_form(request: web.Request) -> web.Response:
     """The login form: paste a token to get a session cookie."""
-    return _login_page(_safe_next(request.query.get("next")))
+    return _login_page(_safe_next(request.query.get("next")), lang=request.query.get("lang"))
 
 
 @routes.post("/login")
@@ -348,7 +348,9 @@ async def login(request: web.Request) -> web.Response:
     principal, session_id = await in_thread(request.app, login_in_store)
     if principal is None or session_id is None:
         log.warning("failed login from %s", request.remote)
-        return _login_page(next_path, "That token is not valid (unknown or revoked).", status=401)
+        lang = form.get("lang")
+        return _login_page(next_path, "invalid_token", status=401,
+                           lang=lang if isinstance(lang, str) else None)
     resp = web.HTTPSeeOther(next_path)
     resp.set_cookie(COOKIE, session_id, max_age=int(config.session_ttl_s), path="/",
                     httponly=True, samesite="Strict",

@@ -10,21 +10,28 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import re
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import jinja2
 from aiohttp import web
 
 from quakealert.api import plots
-from quakealert.api.keys import STORE
+from quakealert.api.auth import PRINCIPAL
+from quakealert.api.keys import RUNTIME, SETTINGS, STORE
+from quakealert.api.notices import approval_timeouts
+from quakealert.core import intensity
 from quakealert.core.classify import TYPE_ZH
 from quakealert.core.geo import distance_km
 from quakealert.core.render import Place, default_catalog
-from quakealert.store.decisions import decision_summary, list_decisions
+from quakealert.errors import InvalidRequest, NotFound
+from quakealert.store import approvals as ap
+from quakealert.store.auth import role_rank
 from quakealert.store.notices import list_notices
 from quakealert.store.outbox import counts
 from quakealert.store.sequences import get_sequence, list_sequences
@@ -34,12 +41,46 @@ log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 TEMPLATES = Path(__file__).parent / "templates"
+CONSOLE_JS = Path(__file__).parent / "static" / "console.js"
 LANGS = ("zh", "en")
 BEIJING = timezone(timedelta(hours=8))
 PLACE_MAX_KM = 300.0  # beyond this the nearest seat says nothing useful about where it was
 MAP_KINDS = ("county", "district", "prefecture")
 MEMBERS_SHOWN = 30
 PLOT_NAMES = ("magnitude-time", "cumulative", "magnitude-frequency", "map")
+SEQUENCES_SHOWN = 30
+FORECAST_MAX_AGE_S = 12 * 3600.0  # an older forecast is hidden: the sequence has moved on
+MAX_PENDING = 500
+RECENT_NOTICES = 200  # notices read to find the newest decided messages
+RECENT_MESSAGES = 8
+REFRESH_S = 30  # the front page re-reads itself this often (static/console.js)
+# The official Chinese agency first (DESIGN.md: CENC is the preferred origin in China)
+SOURCE_ORDER = {"cenc": 0, "usgs": 1, "emsc": 2}
+SOURCE_NAMES = {"cenc": ("中国地震台网（CENC）", "China Earthquake Networks Center (CENC)"),
+                "usgs": ("美国地质调查局（USGS）", "USGS"),
+                "emsc": ("欧洲—地中海地震中心（EMSC）", "EMSC"),
+                "replay": ("回放目录", "replayed catalogue")}
+# An agency's page for one event, for ids of the form the agency itself issues.
+SOURCE_URLS = {
+    "cenc": (r"CC\d{14}", "https://news.ceic.ac.cn/{id}.html"),
+    "usgs": (r"[a-z]{2}[a-z0-9]{6,14}", "https://earthquake.usgs.gov/earthquakes/eventpage/{id}"),
+    "emsc": (r"\d{8}_\d{7}", "https://www.seismicportal.eu/eventdetails.html?unid={id}"),
+}
+REPORT_STATUS = {"automatic": ("自动测定", "automatic"), "reviewed": ("正式测定", "reviewed"),
+                 "deleted": ("已删除", "deleted")}
+# GB/T 17742 popular labels (reference: messages.md §3); en: GeoNet's MMI wording
+INTENSITY_LABELS = (("无感", "not felt"), ("微有感", "barely felt"), ("少有感", "weak"),
+                    ("多有感", "light"), ("惊醒", "moderate"), ("惊慌", "strong"),
+                    ("房屋损坏", "severe"), ("建筑物破坏", "extreme"), ("房屋倒塌", "extreme"),
+                    ("毁灭", "extreme"), ("毁灭", "extreme"), ("毁灭", "extreme"))
+FLASH = {
+    "approved": ("已批准发布：{n} 个区域版本。", "Approved and released: {n} area variants."),
+    "rejected": ("已驳回：{n} 个区域版本，不会发送。", "Rejected: {n} area variants; they will not be sent."),
+    "not_pending": ("未执行：该通知已不在待批准状态（当前：{state}）。",
+                    "Nothing done: the notice is no longer pending (now: {state})."),
+    "reason_missing": ("未执行：驳回须填写理由。", "Nothing done: rejecting needs a reason."),
+}
+PLOT_FAILED = {"zh": "此图暂时无法绘制（详见服务日志）", "en": "This plot could not be drawn (see the service log)"}
 
 TYPE_EN = {
     "undetermined": "Undetermined",
@@ -80,6 +121,36 @@ UI: dict[str, dict[str, str]] = {
         "role": "角色", "epicentre": "震中", "lang_switch": "English", "id": "编号",
         "bo_unverified": "藏文名待母语者核对", "message": "通知内容",
         "approval_note": "批准或驳回需要值班（duty）权限。",
+        "login_title": "值班人员登录", "login_token": "值班令牌",
+        "login_help": "请粘贴管理员发放的令牌。登录状态保持一个班次（12小时），下班请退出。",
+        "login_submit": "登录",
+        "colon": "：", "front_title": "值班台首页", "logout": "退出登录",
+        "km_from_seat": "距县城{km}千米", "depth_short": "深度{km}千米",
+        "lang_zh": "中文", "lang_bo": "藏文", "lang_en": "英文", "exercise_tag": "演练",
+        "deadline": "批准时限", "left_tpl": "剩余{t}", "due_text": "已到期，即将自动发布",
+        "made_at": "生成于", "recipients_n": "共{n}名居民（{v}个区域版本）",
+        "message_text": "通知内容", "variant_for": "发往：",
+        "approve_all": "批准发布（全部{v}个区域版本）",
+        "refresh_failed": "页面自动刷新失败，显示的可能不是最新情况。",
+        "pending_title": "待批准通知", "no_pending": "目前没有等待批准的通知。",
+        "felt_title": "最新有感地震", "from_lhasa": "距拉萨约{km}千米",
+        "open_sequence": "查看该地震序列", "agency": "测定机构", "preferred": "采用",
+        "origin_time": "发震时刻（北京时间）", "report_status": "测定类型",
+        "by_district": "各区县情况", "est_intensity": "预估烈度", "notified": "应通知",
+        "delivered": "已送达", "failed": "失败", "not_notified": "未通知", "waiting": "待发送",
+        "no_felt": "暂无预估有感的地震。", "recent_title": "最近发出的通知",
+        "no_notices_yet": "尚无通知。", "sources_title": "数据源状态", "source": "数据源",
+        "last_ok": "最近一次成功", "failures": "连续失败次数", "source_ok": "正常",
+        "source_failing": "故障", "source_unknown": "尚未取数", "never": "从未",
+        "no_sources": "未配置数据源。", "comma": "，",
+        "quakes_title": "地震与通知", "quakes_note": "{n}次地震，{k}条通知",
+        "largest_tag": "序列最大地震", "edit_text": "修改文本", "edit_title": "标题",
+        "edit_body": "正文", "edit_save": "保存修改（仍待批准）", "sent_n": "已通知{n}人",
+        "not_sent_n": "未通知{n}人", "plots_title": "图件", "earlier_types": "此前{n}次判定", "reasons_n": "判定依据{n}条",
+        "days_unit": "天", "forecast_as_of": "计算时刻", "ago_tpl": "{t}前",
+        "within_days": "{d}天内：概率 · 预计次数（范围）",
+        "forecast_cells": "概率为发生至少一次的概率；预计次数为中位数及范围。",
+        "forecast_stale": "趋势估计已过时（计算于{at}），不再显示，待下次计算。",
     },
     "en": {
         "title": "Earthquake sequence duty desk", "sequences": "Recent earthquake sequences",
@@ -114,11 +185,55 @@ UI: dict[str, dict[str, str]] = {
         "epicentre": "Epicentre",
         "lang_switch": "中文", "id": "ID", "bo_unverified": "Tibetan name awaiting a native reader",
         "message": "Message", "approval_note": "Approving or rejecting needs the duty role.",
+        "login_title": "Duty staff login", "login_token": "Duty token",
+        "login_help": "Paste the token your administrator gave you. The login lasts one shift"
+                      " (12 h); log out when you hand over.",
+        "login_submit": "Log in",
+        "colon": ": ", "front_title": "Duty desk", "logout": "Log out",
+        "km_from_seat": "{km} km from the seat", "depth_short": "{km} km deep",
+        "lang_zh": "Chinese", "lang_bo": "Tibetan", "lang_en": "English",
+        "exercise_tag": "EXERCISE", "deadline": "Decide by",
+        "left_tpl": "{t} left", "due_text": "due: about to be auto-released",
+        "made_at": "made", "recipients_n": "{n} residents ({v} area variants)",
+        "message_text": "Message", "variant_for": "For:",
+        "approve_all": "Approve and release (all {v} area variants)",
+        "refresh_failed": "Automatic refresh failed; this may not be the latest picture.",
+        "pending_title": "Waiting for approval", "no_pending": "Nothing waits for approval.",
+        "felt_title": "Newest felt earthquake", "from_lhasa": "about {km} km from Lhasa",
+        "open_sequence": "open its sequence", "agency": "Agency", "preferred": "used",
+        "origin_time": "Origin time (UTC)", "report_status": "Solution",
+        "by_district": "By county/district", "est_intensity": "Est. intensity",
+        "notified": "To notify", "delivered": "Delivered", "failed": "Failed",
+        "not_notified": "Not notified", "waiting": "waiting",
+        "no_felt": "No earthquake predicted to be felt yet.",
+        "recent_title": "Latest notices", "no_notices_yet": "No notices yet.",
+        "sources_title": "Catalogue sources", "source": "Source", "last_ok": "Last success",
+        "failures": "Failures in a row", "source_ok": "working", "source_failing": "failing",
+        "source_unknown": "not polled yet", "never": "never",
+        "no_sources": "No sources configured.", "comma": ", ",
+        "quakes_title": "Quakes and notices", "quakes_note": "{n} quakes, {k} messages",
+        "largest_tag": "largest of the sequence", "edit_text": "Edit the text",
+        "edit_title": "title", "edit_body": "body",
+        "edit_save": "Save (still waits for approval)", "sent_n": "{n} notified",
+        "not_sent_n": "{n} not notified", "plots_title": "Plots",
+        "earlier_types": "{n} earlier classifications", "days_unit": "d",
+        "reasons_n": "{n} reasons",
+        "forecast_as_of": "Computed for", "ago_tpl": "{t} ago",
+        "within_days": "within {d} d: probability · expected number (range)",
+        "forecast_cells": "Probability of at least one; expected number as median and range.",
+        "forecast_stale": "The forecast is out of date (computed for {at}) and hidden until the"
+                          " next one.",
     },
+}
+
+LOGIN_MESSAGES = {
+    "invalid_token": ("令牌无效（未知或已撤销），请重新输入。",
+                      "That token is not valid (unknown or revoked)."),
 }
 
 STATE_NAMES = {
     "pending_approval": ("待批准", "pending approval"),
+    "withdrawn": ("已撤回", "withdrawn"),
     "released": ("已发布", "released"),
     "rejected": ("已驳回", "rejected"),
     "expired": ("已过期", "expired"),
@@ -148,6 +263,14 @@ ROLE_NAMES = {
 def _lang(request: web.Request) -> str:
     lang = request.query.get("lang", "zh")
     return lang if lang in LANGS else "zh"
+
+
+def lang_of_path(path: str) -> str | None:
+    """The ``lang`` a local dashboard path asks for (zh or en), else None."""
+    for part in path.partition("?")[2].split("&"):
+        if part in ("lang=zh", "lang=en"):
+            return part[5:]
+    return None
 
 
 def _parse(iso: str | None) -> datetime | None:
@@ -240,22 +363,388 @@ def _render(template: str, lang: str, **ctx: Any) -> web.Response:
         # forecasts and approval state are private and change: never from a cache
         "Cache-Control": "no-store",
         "Content-Security-Policy": ("default-src 'none'; img-src 'self'; style-src 'unsafe-inline';"
-                                    " form-action 'self'; base-uri 'none'; frame-ancestors 'none'"),
+                                    " script-src 'self'; connect-src 'self'; form-action 'self';"
+                                    " base-uri 'none'; frame-ancestors 'none'"),
         "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
+        # same-origin, not no-referrer: with no-referrer Chromium posts our own forms with
+        # "Origin: null", which the same-origin check must refuse (docs/dashboard.md)
+        "Referrer-Policy": "same-origin",
     })
+
+
+def render_login(next_path: str, *, message: str = "", status: int = 200,
+                 lang: str | None = None) -> web.Response:
+    """The login page in ``lang`` (else the language of ``next_path``, else zh)."""
+    if lang not in LANGS:
+        lang = lang_of_path(next_path) or "zh"
+    text = LOGIN_MESSAGES[message][LANGS.index(lang)] if message else ""
+    resp = _render("login.html.j2", lang, next_path=next_path, message=text)
+    resp.set_status(status)
+    return resp
+
+
+def _now(request: web.Request) -> tuple[datetime, datetime]:
+    """(wall clock, the pipeline's present): a replay's scenario time when replaying."""
+    wall = datetime.now(UTC)
+    runtime = request.app.get(RUNTIME)
+    pipeline_now = getattr(runtime, "pipeline_now", None)
+    return wall, (pipeline_now(wall) if callable(pipeline_now) else wall)
+
+
+def mode_banner(request: web.Request, lang: str) -> str | None:
+    """The EXERCISE / REPLAY line when the daemon replays a catalogue or drills, else None."""
+    runtime = request.app.get(RUNTIME)
+    label = getattr(runtime, "replay_label", None)
+    exercise = request.app[STORE].conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM notices WHERE exercise = 1)").fetchone()[0]
+    if not label and not exercise:
+        return None
+    if lang == "zh":
+        return ("演练 · 回放模式：以下为历史地震目录的回放，并非实时地震；所发通知均标明“演练”。"
+                if label else "演练：本库中的通知为演练通知，并非真实地震。")
+    return ("EXERCISE · REPLAY: recorded catalogue events played back, not live data; every"
+            " notice is marked EXERCISE." if label
+            else "EXERCISE: the notices in this store are drill notices, not real earthquakes.")
+
+
+def fmt_duration(seconds: float, lang: str) -> str:
+    """A duration as people say it: 45 s, 12 min, 1 h 30 min, 24 h, 3 d (zh: 12分钟, 24小时);
+    86401.0 s is "24 h"."""
+    s = max(0, round(seconds))
+    days, rest = divmod(s, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    zh = lang == "zh"
+    if s < 60:
+        return f"{secs}秒" if zh else f"{secs} s"
+    if s < 3600:
+        return f"{minutes}分钟" if zh else f"{minutes} min"
+    if days >= 3:
+        return f"{days}天" if zh else f"{days} d"
+    hours += 24 * days
+    if zh:
+        return f"{hours}小时" + (f"{minutes}分钟" if minutes and hours < 10 else "")
+    return f"{hours} h" + (f" {minutes} min" if minutes and hours < 10 else "")
+
+
+def fmt_ago(at: datetime, now: datetime, lang: str) -> str:
+    """``12 分钟前`` / ``12 min ago`` (``刚刚`` / ``just now`` within a minute)."""
+    seconds = (now - at).total_seconds()
+    if seconds < 60:
+        return "刚刚" if lang == "zh" else "just now"
+    return f"{fmt_duration(seconds, lang)}前" if lang == "zh" else f"{fmt_duration(seconds, lang)} ago"
+
+
+def intensity_name(degree: int | None, lang: str) -> str:
+    """``Ⅳ度（多有感）`` / ``IV (light)``: a China Seismic Intensity Scale degree for people."""
+    if degree is None:
+        return ""
+    d = min(max(int(degree), 1), 12)
+    label = INTENSITY_LABELS[min(d, len(INTENSITY_LABELS)) - 1][0 if lang == "zh" else 1]
+    return (f"{intensity.roman(d, 'zh')}度（{label}）" if lang == "zh"
+            else f"{intensity.roman(d)} ({label})")
+
+
+def kind_name(kind: str | None, lang: str) -> str:
+    """A notice kind for people; combined kinds (``official_report+felt_guidance``) joined."""
+    if not kind:
+        return ""
+    return ("、" if lang == "zh" else " + ").join(_named(KIND_NAMES, k, lang)
+                                                  for k in kind.split("+"))
+
+
+def area_label(key: str | None, lang: str) -> str:
+    """A county/district key (``chengguan``) as its name; never the raw key on a page."""
+    if key is None:
+        return "无所属区县" if lang == "zh" else "no county/district"
+    place = default_catalog().places.get(key)
+    if place is None:
+        return "其他地区" if lang == "zh" else "elsewhere"
+    return place.zh if lang == "zh" else place.en
+
+
+_STATE_REASONS: tuple[tuple[re.Pattern[str], str, str], ...] = (
+    (re.compile(r"^waits for a duty officer, at most (?P<s>[\d.]+) s$"),
+     "等待值班人员批准；{s}内无人处理将按预审模板自动发布",
+     "waits for a duty officer; released as the pre-approved template after {s}"),
+    (re.compile(r"^approved by (?P<who>.+?) at (?P<at>\S+?)(?:: (?P<note>.*))?$", re.DOTALL),
+     "{who}于{at}批准{note}", "approved by {who} at {at}{note}"),
+    (re.compile(r"^rejected by (?P<who>.+?) at (?P<at>\S+?): (?P<why>.*)$", re.DOTALL),
+     "{who}于{at}驳回，理由：{why}", "rejected by {who} at {at}: {why}"),
+    (re.compile(r"^auto-released after (?P<s>[\d.]+) s without a duty decision"),
+     "{s}内无人处理，已按预审模板自动发布",
+     "released as the pre-approved template: no duty decision within {s}"),
+    (re.compile(r"^withdrawn at (?P<at>\S+?): superseded by (?P<by>\S+)$"),
+     "已由较新的通知（{by}）取代，于{at}自动撤回",
+     "withdrawn at {at}: superseded by the newer notice {by}"),
+    (re.compile(r"^edited by (?P<who>.+?) at (?P<at>\S+?) \((?P<langs>[^)]*)\);"),
+     "{who}于{at}修改了文本（{langs}），仍待批准",
+     "text edited by {who} at {at} ({langs}); still waiting for approval"),
+)
+LANG_NAMES = {"zh": ("中文", "Chinese"), "bo": ("藏文", "Tibetan"), "en": ("英文", "English")}
+
+
+def state_note(reason: str | None, lang: str) -> str:
+    """The stored state reason in the page's language; '' for one we cannot say in zh."""
+    if not reason:
+        return ""
+    for pattern, zh, en in _STATE_REASONS:
+        m = pattern.match(reason)
+        if m is None:
+            continue
+        parts = {k: v or "" for k, v in m.groupdict().items()}
+        if "s" in parts:
+            parts["s"] = fmt_duration(float(parts["s"]), lang)
+        if "at" in parts:
+            parts["at"] = (fmt_bj(parts["at"])[5:16] if lang == "zh"
+                           else fmt_utc(parts["at"])[5:16] + " UTC")
+        if parts.get("note"):
+            parts["note"] = ("，备注：" if lang == "zh" else "; note: ") + parts["note"]
+        if "langs" in parts:
+            parts["langs"] = ("、" if lang == "zh" else ", ").join(
+                _named(LANG_NAMES, x.strip(), lang) for x in parts["langs"].split(","))
+        return (zh if lang == "zh" else en).format(**parts)
+    return "" if lang == "zh" else reason
+
+
+# -- front page -----------------------------------------------------------------------------
+
+
+def shown_state(stored: Any) -> str:
+    """The notice's state, with a superseded draft (stored as expired) shown as withdrawn."""
+    if stored.state == "expired" and (stored.state_reason or "").startswith(
+            ap.WITHDRAWN_PREFIX + " "):
+        return "withdrawn"
+    return str(stored.state)
+
+
+def _group_key(n: Any) -> tuple[str, str, str, str, datetime]:
+    return (n.sequence_id, n.event_id, n.kind, n.msg_type, n.created_at)
+
+
+def _event_line(store: Any, event_id: str, lang: str) -> dict[str, Any]:
+    """Magnitude, county and Beijing/UTC time of an event, for a one-line mention."""
+    try:
+        e = store.event(event_id)
+    except NotFound:
+        return {"id": event_id, "magnitude": None, "place": None, "time": None}
+    return {"id": e.id, "magnitude": e.magnitude, "time": e.origin_at.isoformat(),
+            "place": nearest_seat(e.latitude, e.longitude)}
+
+
+def message_groups(conn: Any, store: Any, stored: list[Any], lang: str,
+                   timeouts: dict[str, float], wall: datetime) -> list[dict[str, Any]]:
+    """Notices grouped into messages (one per policy round, kind and event: their area variants
+    together), with recipients per area, delivery counts and the approval deadline."""
+    groups: dict[tuple[str, str, str, str, datetime], dict[str, Any]] = {}
+    for s in stored:
+        n = s.notice
+        g = groups.get(_group_key(n))
+        if g is None:
+            g = groups[_group_key(n)] = {
+                "id": n.id, "ids": [], "kind": kind_name(n.kind, lang), "kind_code": n.kind,
+                "msg_type": n.msg_type, "sequence_id": n.sequence_id,
+                "created_at": n.created_at.isoformat(), "state": shown_state(s),
+                "state_name": _named(STATE_NAMES, shown_state(s), lang),
+                "state_note": state_note(s.state_reason, lang), "exercise": n.exercise,
+                "event": _event_line(store, n.event_id, lang), "areas": Counter(),
+                "deliveries": Counter(), "deadline": None, "variants": [],
+                "messages": {m.lang: m for m in n.messages}}
+        g["ids"].append(n.id)
+        by_area = ap.recipients_by_area(conn, n.id)
+        g["variants"].append({"id": n.id, "messages": {m.lang: m for m in n.messages},
+                              "state": s.state,
+                              "areas": [area_label(k, lang) for k in sorted(by_area, key=str)]})
+        for area, count in by_area.items():
+            g["areas"][area] += count
+        for by in counts(conn, n.id).values():
+            g["deliveries"].update(by)
+        if s.state == "pending_approval":
+            due = s.state_at + timedelta(seconds=timeouts.get(n.kind.split("+")[0], 0.0))
+            g["deadline"] = min(g["deadline"] or due, due)
+    out = []
+    for g in groups.values():
+        g["areas"] = [{"name": area_label(k, lang), "residents": v}
+                      for k, v in sorted(g["areas"].items(), key=lambda kv: (-kv[1], str(kv[0])))]
+        g["residents"] = sum(a["residents"] for a in g["areas"])
+        d = g["deliveries"]
+        g["delivered"], g["failed"] = d.get("sent", 0), d.get("failed", 0) + d.get("gone", 0)
+        g["waiting"] = d.get("pending", 0) + d.get("in_flight", 0)
+        if g["deadline"] is not None:
+            left = (g["deadline"] - wall).total_seconds()
+            g["left"] = (f"剩余{fmt_duration(left, lang)}" if lang == "zh" else
+                         f"{fmt_duration(left, lang)} left") if left > 0 else (
+                "已到期，即将自动发布" if lang == "zh" else "due: about to be auto-released")
+            g["deadline"] = g["deadline"].isoformat()
+        out.append(g)
+    return out
+
+
+def pending_messages(request: web.Request, lang: str, *, sequence_id: str | None = None
+                     ) -> list[dict[str, Any]]:
+    """Messages waiting for approval, the nearest deadline first."""
+    conn = request.app[STORE].conn
+    stored = ap.page_notices(conn, state="pending_approval", sequence_id=sequence_id,
+                             limit=MAX_PENDING)
+    groups = message_groups(conn, request.app[STORE], stored, lang, _timeouts(request),
+                            _now(request)[0])
+    return sorted(groups, key=lambda g: (g["deadline"] or "", g["created_at"]))
+
+
+def _timeouts(request: web.Request) -> dict[str, float]:
+    return approval_timeouts(request.app[SETTINGS].section("approvals"))
+
+
+def newest_felt(store: Any, lang: str, now: datetime) -> dict[str, Any] | None:
+    """The newest quake predicted to be felt (degree ≥ III) by any resident, or that anyone was
+    notified about: its headline, the agencies' origins side by side, and a table per district."""
+    conn = store.conn
+    row = conn.execute(
+        "SELECT d.event_id FROM decisions d JOIN events e ON e.id = d.event_id"
+        " WHERE d.send = 1 OR d.degree >= ? ORDER BY e.origin_at DESC LIMIT 1",
+        (intensity.FELT_DEGREE,)).fetchone()
+    if row is None:
+        return None
+    e = store.event(row[0])
+    seat = nearest_seat(e.latitude, e.longitude)
+    lhasa = default_catalog().places.get("lhasa")
+    origins = [{
+        "source": c.source, "name": SOURCE_NAMES.get(c.source, (c.source.upper(),) * 2)[
+            0 if lang == "zh" else 1],
+        "time": c.origin_at.isoformat(), "latitude": c.latitude, "longitude": c.longitude,
+        "depth_km": c.depth_km, "magnitude": c.magnitude, "mag_type": c.mag_type,
+        "status": _named(REPORT_STATUS, c.status, lang), "url": source_event_url(c.source,
+                                                                                c.source_id),
+        "preferred": c.source == e.preferred_source}
+        for c in sorted(e.contributors, key=lambda c: SOURCE_ORDER.get(c.source, 9))]
+    districts: dict[str | None, dict[str, Any]] = {}
+
+    def district(key: str | None) -> dict[str, Any]:
+        if key not in districts:
+            districts[key] = {"name": area_label(key, lang), "degree": None, "notified": 0,
+                              "delivered": 0, "failed": 0, "waiting": 0, "not_sent": 0,
+                              "why": []}
+        return districts[key]
+
+    for r in conn.execute(
+            "SELECT area, send, max(degree) AS degree, sum(count) AS n, reason_code,"
+            " max(reason_zh) AS zh, max(reason_en) AS en FROM decisions WHERE event_id = ?"
+            " GROUP BY area, send, reason_code", (e.id,)):
+        d = district(r["area"])
+        if r["degree"] is not None:
+            d["degree"] = max(d["degree"] or 0, int(r["degree"]))
+        if r["send"]:
+            d["notified"] += int(r["n"])
+        else:
+            d["not_sent"] += int(r["n"])
+            why = r["zh"] if lang == "zh" else r["en"]
+            if why and why not in d["why"]:
+                d["why"].append(why)
+    for r in conn.execute(
+            "SELECT s.area, o.state, count(*) AS n FROM outbox o JOIN notices n ON"
+            " n.id = o.notice_id LEFT JOIN subscribers s ON s.id = o.subscriber_id"
+            " WHERE n.event_id = ? GROUP BY s.area, o.state", (e.id,)):
+        d = district(r["area"])
+        key = {"sent": "delivered", "failed": "failed", "gone": "failed"}.get(r["state"],
+                                                                            "waiting")
+        d[key] += int(r["n"])
+    table = sorted(districts.values(), key=lambda d: (-(d["degree"] or 0), -d["notified"],
+                                                      d["name"]))
+    for d in table:
+        d["intensity"] = intensity_name(d["degree"], lang)
+    return {
+        "id": e.id, "magnitude": e.magnitude, "mag_type": e.mag_type,
+        "time": e.origin_at.isoformat(), "depth_km": e.depth_km,
+        "latitude": e.latitude, "longitude": e.longitude, "seat": seat,
+        "lhasa_km": None if lhasa is None else round(
+            distance_km(e.latitude, e.longitude, lhasa.lat, lhasa.lon), -1),
+        "ago": fmt_ago(e.origin_at, now, lang), "origins": origins, "districts": table,
+        "sequence_id": _sequence_of(conn, e.id)}
+
+
+def _sequence_of(conn: Any, event_id: str) -> str | None:
+    row = conn.execute("SELECT sequence_id FROM sequence_members WHERE event_id = ?"
+                       " LIMIT 1", (event_id,)).fetchone()
+    return None if row is None else row[0]
+
+
+def source_event_url(source: str, source_id: str) -> str | None:
+    """The agency's own page for one of its events, where it has one for ids of this form."""
+    known = SOURCE_URLS.get(source)
+    if known is None or not re.fullmatch(known[0], source_id):
+        return None
+    return known[1].format(id=quote(source_id, safe=""))
+
+
+def sources_view(request: web.Request, lang: str, wall: datetime) -> list[dict[str, Any]]:
+    """Each configured catalogue source: working or failing, last success, failures."""
+    from quakealert.api.app import source_health  # app.py imports this module's routes
+
+    out = []
+    for h in source_health(request.app):
+        last_ok = _parse(h["last_ok"])
+        out.append({
+            "name": SOURCE_NAMES.get(h["name"], (h["name"],) * 2)[0 if lang == "zh" else 1],
+            "kind": h["kind"], "ok": h["ok"], "failures": h["consecutive_failures"],
+            "last_ok": fmt_ago(last_ok, wall, lang) if last_ok else None,
+            "error": h["last_error"] if lang == "en" else None,
+            "polls": h["polls"]})
+    return out
+
+
+def recent_messages(request: web.Request, lang: str, wall: datetime) -> list[dict[str, Any]]:
+    """The newest decided messages (released, rejected, withdrawn): what we told whom."""
+    conn = request.app[STORE].conn
+    stored = [s for s in ap.page_notices(conn, limit=RECENT_NOTICES)
+              if s.state != "pending_approval"]
+    groups = message_groups(conn, request.app[STORE], stored, lang, _timeouts(request), wall)
+    return groups[:RECENT_MESSAGES]
+
+
+def _page_path(request: web.Request) -> str:
+    """This page's path and query without the outcome of the last action."""
+    query = [(k, v) for k, v in request.query.items() if k not in ("done", "n", "state")]
+    return request.path + ("?" + urlencode(query) if query else "")
+
+
+def flash(request: web.Request, lang: str) -> str | None:
+    """What the last approve/reject did, from the 303's query (done, n, state)."""
+    done = request.query.get("done")
+    if done not in FLASH:
+        return None
+    n = request.query.get("n", "0")
+    state = _named(STATE_NAMES, request.query.get("state"), lang)
+    zh, en = FLASH[done]
+    return (zh if lang == "zh" else en).format(n=n if n.isdigit() else "0", state=state)
 
 
 @routes.get("/dashboard")
 async def dashboard_index(request: web.Request) -> web.Response:
-    """The list of recent sequences, newest activity first."""
+    """The front page: what happened, what we told whom, what waits for a duty officer."""
     lang = _lang(request)
+    wall, now = _now(request)
+    store = request.app[STORE]
     rows = []
-    for s in list_sequences(request.app[STORE].conn, limit=100):
+    for s in list_sequences(store.conn, limit=SEQUENCES_SHOWN):
         lg = s["largest"] or {}
         rows.append({**s, "type_names": _type_names(s["type"]),
                      "place": nearest_seat(lg.get("latitude"), lg.get("longitude"))})
-    return _render("index.html.j2", lang, sequences=rows)
+    principal = request.get(PRINCIPAL)
+    return _render(
+        "index.html.j2", lang, sequences=rows, banner=mode_banner(request, lang),
+        headline=newest_felt(store, lang, now), pending=pending_messages(request, lang),
+        recent=recent_messages(request, lang, wall), sources=sources_view(request, lang, wall),
+        page_path=_page_path(request), flash=flash(request, lang),
+        can_decide=principal is not None and role_rank(principal.role) >= role_rank("duty"),
+        principal=principal, refresh_s=REFRESH_S, now=now.isoformat())
+
+
+@routes.get("/dashboard/console.js")
+async def console_js(request: web.Request) -> web.Response:
+    """The console's script: approval countdowns and the front page's self-refresh."""
+    return web.Response(body=CONSOLE_JS.read_bytes(), content_type="text/javascript",
+                        charset="utf-8", headers={"Cache-Control": "private, max-age=300",
+                                                  "X-Content-Type-Options": "nosniff"})
 
 
 def _member_quakes(seq: dict[str, Any], *, classified_only: bool = False) -> list[plots.Quake]:
@@ -268,30 +757,67 @@ def _member_quakes(seq: dict[str, Any], *, classified_only: bool = False) -> lis
     return out
 
 
-def _notice_view(conn: Any, stored: Any, lang: str) -> dict[str, Any]:
-    n = stored.notice
-    by_channel = counts(conn, n.id)
-    return {
-        "id": n.id, "kind": _named(KIND_NAMES, n.kind, lang), "kind_code": n.kind,
-        "msg_type": n.msg_type, "urgency": n.urgency, "event_id": n.event_id,
-        "exercise": n.exercise, "created_at": n.created_at.isoformat(),
-        "state": stored.state, "state_name": _named(STATE_NAMES, stored.state, lang),
-        "state_reason": stored.state_reason, "state_at": stored.state_at.isoformat(),
-        "messages": {m.lang: m for m in n.messages},
-        "deliveries": [
-            {"channel": ch, "cells": [(_named(DELIVERY_NAMES, st, lang), by.get(st, 0))
-                                      for st in DELIVERY_STATES],
-             "total": sum(by.values())}
-            for ch, by in sorted(by_channel.items())],
-        "pending": stored.state == "pending_approval",
-    }
+def forecast_view(forecast: dict[str, Any] | None, now: datetime, lang: str
+                  ) -> dict[str, Any] | None:
+    """The forecast with the time it was computed for; ``stale`` once older than
+    FORECAST_MAX_AGE (the page then hides its numbers)."""
+    if not forecast:
+        return None
+    as_of = _parse(forecast.get("start_at"))
+    age_s = None if as_of is None else (now - as_of).total_seconds()
+    return {**forecast, "text": forecast.get(lang), "as_of": None if as_of is None
+            else as_of.isoformat(), "stale": age_s is None or age_s > FORECAST_MAX_AGE_S,
+            "age": None if age_s is None else fmt_duration(max(age_s, 0.0), lang),
+            "table": forecast_table(forecast)}
+
+
+def quake_cards(conn: Any, seq: dict[str, Any], messages: list[dict[str, Any]], lang: str
+                ) -> list[dict[str, Any]]:
+    """One card per quake that someone was (or was considered to be) told about, and the
+    largest: its messages and, per district, who was notified and who was not and why."""
+    by_event: dict[str, list[dict[str, Any]]] = {}
+    for g in messages:
+        by_event.setdefault(g["event"]["id"], []).append(g)
+    decided: dict[str, dict[tuple[str | None, bool], dict[str, Any]]] = {}
+    for r in conn.execute(
+            "SELECT event_id, area, send, max(degree) AS degree, sum(count) AS n,"
+            " max(reason_zh) AS zh, max(reason_en) AS en FROM decisions WHERE sequence_id = ?"
+            " GROUP BY event_id, area, send, reason_code ORDER BY area", (seq["id"],)):
+        rows = decided.setdefault(r["event_id"], {})
+        row = rows.setdefault((r["area"], bool(r["send"])), {
+            "area": area_label(r["area"], lang), "send": bool(r["send"]), "residents": 0,
+            "degree": None, "why": []})
+        row["residents"] += int(r["n"])
+        if r["degree"] is not None:
+            row["degree"] = max(row["degree"] or 0, int(r["degree"]))
+        why = r["zh"] if lang == "zh" else r["en"]
+        if not r["send"] and why and why not in row["why"]:
+            row["why"].append(why)
+    largest_id = (seq.get("largest") or {}).get("id")
+    cards = []
+    for mem in sorted(seq["members"], key=lambda m: m["time"], reverse=True):
+        if mem["id"] not in by_event and mem["id"] not in decided and mem["id"] != largest_id:
+            continue
+        rows = sorted(decided.get(mem["id"], {}).values(),
+                      key=lambda r: (not r["send"], -(r["degree"] or 0), r["area"]))
+        for r in rows:
+            r["intensity"] = intensity_name(r["degree"], lang)
+        cards.append({**mem, "role_name": _named(ROLE_NAMES, mem["role"], lang),
+                      "place": nearest_seat(mem["latitude"], mem["longitude"]),
+                      "messages": sorted(by_event.get(mem["id"], []),
+                                         key=lambda g: g["created_at"]),
+                      "decisions": rows, "largest": mem["id"] == largest_id})
+    return cards
 
 
 @routes.get("/dashboard/sequences/{id}")
 async def dashboard_sequence(request: web.Request) -> web.Response:
-    """One sequence: map, plots, type history with reasons, forecast, notices and decisions."""
+    """One sequence: what waits for approval, a card per notified quake with its messages and
+    districts, plots, type history with reasons, the forecast, and the members."""
     lang = _lang(request)
-    conn = request.app[STORE].conn
+    wall, now = _now(request)
+    store = request.app[STORE]
+    conn = store.conn
     seq = get_sequence(conn, request.match_info["id"])  # NotFound -> 404 problem
     lg = seq["largest"] or {}
     members = sorted((m for m in seq["members"] if m["magnitude"] is not None),
@@ -299,18 +825,20 @@ async def dashboard_sequence(request: web.Request) -> web.Response:
     for m in members:
         m["role_name"] = _named(ROLE_NAMES, m["role"], lang)
     history = [{**h, "type_names": _type_names(h["type"])} for h in seq["type_history"]]
-    decisions = list_decisions(conn, sequence_id=seq["id"])
-    for d in decisions:
-        d["kind_name"] = _named(KIND_NAMES, d["kind"], lang)
+    stored = list_notices(conn, sequence_id=seq["id"], limit=None)
+    messages = message_groups(conn, store, stored, lang, _timeouts(request), wall)
+    principal = request.get(PRINCIPAL)
     return _render(
         "sequence.html.j2", lang, seq=seq, type_names=_type_names(seq["type"]),
         place=nearest_seat(lg.get("latitude"), lg.get("longitude")), members=members,
-        history=history, plot_names=PLOT_NAMES,
-        notices=[_notice_view(conn, s, lang)
-                 for s in list_notices(conn, sequence_id=seq["id"], limit=None)],
-        decisions=decisions, summary=decision_summary(conn, seq["id"]),
-        forecast_table=forecast_table(seq.get("forecast")),
-        page_path=request.path_qs,
+        history=history, plot_names=PLOT_NAMES, banner=mode_banner(request, lang),
+        pending=sorted((g for g in messages if g["state"] == "pending_approval"),
+                       key=lambda g: g["deadline"] or ""),
+        cards=quake_cards(conn, seq, messages, lang), n_messages=len(messages),
+        forecast=forecast_view(seq.get("forecast"), now, lang),
+        page_path=_page_path(request), flash=flash(request, lang),
+        can_decide=principal is not None and role_rank(principal.role) >= role_rank("duty"),
+        principal=principal,
     )
 
 
@@ -344,14 +872,67 @@ async def dashboard_plot(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     if name not in PLOT_NAMES:
         raise web.HTTPNotFound(text=f"no plot named {name!r}; plots: {', '.join(PLOT_NAMES)}")
+    lang = _lang(request)
     seq = get_sequence(request.app[STORE].conn, request.match_info["id"])
-    body = await asyncio.to_thread(_plot_builder(name, seq, _lang(request)))
+    cache = "private, max-age=60"
+    try:
+        body = await asyncio.to_thread(_plot_builder(name, seq, lang))
+    except web.HTTPException:
+        raise
+    except Exception:  # a plot is an aid: the page must stand without it, never a 500
+        log.exception("plot %s of sequence=%s could not be drawn", name, seq["id"])
+        body = plots.placeholder_svg(PLOT_FAILED[lang])
+        cache = "no-store"
     return web.Response(body=body, content_type="image/svg+xml", charset="utf-8", headers={
-        "Cache-Control": "private, max-age=60",
+        "Cache-Control": cache,
         # an SVG opened on its own is a document: no scripts, no external loads
         "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
         "X-Content-Type-Options": "nosniff",
     })
+
+
+def _local_next(value: Any) -> str:
+    """Where to go back to after a console action: a dashboard path, else the front page."""
+    ok = (isinstance(value, str) and value.startswith(("/dashboard?", "/dashboard/"))
+          and "\\" not in value and "//" not in value)
+    return value if ok else "/dashboard"
+
+
+@routes.post("/dashboard/notices/{id}/{action:approve|reject}")
+async def dashboard_decide(request: web.Request) -> web.Response:
+    """Approve or reject every pending area variant of one message (duty); 303 back."""
+    try:
+        form = await request.post()
+    except ValueError as err:
+        raise InvalidRequest(f"unreadable form: {err}") from None
+    back = _local_next(form.get("next"))
+    conn = request.app[STORE].conn
+    actor = request[PRINCIPAL]
+    notice_id = request.match_info["id"]
+    now = datetime.now(UTC)
+    try:
+        if request.match_info["action"] == "approve":
+            note = form.get("note")
+            note = (ap.clean_text(note, "note", max_chars=ap.MAX_REASON_CHARS)
+                    if isinstance(note, str) and note.strip() else None)
+            done = ap.approve_message(conn, notice_id, actor=actor, now=now, note=note)
+            outcome = "approved"
+        else:
+            reason = form.get("reason")
+            if not isinstance(reason, str) or not reason.strip():
+                raise web.HTTPSeeOther(_with_outcome(back, "reason_missing", 0))
+            done = ap.reject_message(conn, notice_id, actor=actor, reason=reason, now=now)
+            outcome = "rejected"
+    except ap.NotPending as err:
+        raise web.HTTPSeeOther(_with_outcome(back, "not_pending", 0, err.state)) from None
+    log.info("notice=%s %s by %s: %d variants", notice_id, outcome, actor.name, len(done))
+    raise web.HTTPSeeOther(_with_outcome(back, outcome, len(done)))
+
+
+def _with_outcome(path: str, outcome: str, n: int, state: str | None = None) -> str:
+    base = path.partition("#")[0]
+    extra = f"done={outcome}&n={n}" + (f"&state={quote(state)}" if state else "")
+    return base + ("&" if "?" in base else "?") + extra + "#approvals"
 
 
 def _html_op(summary: str, *params: dict[str, Any]) -> dict[str, Any]:
@@ -378,6 +959,31 @@ OPENAPI_PATHS: dict[str, dict[str, Any]] = {
         "responses": {**_PAGE, **_NOT_FOUND}}},
     "/dashboard/sequences/{id}/plots/{name}.svg": {"get": {
         **_html_op("A sequence plot as SVG", "id", "name"),
-        "responses": {"200": {"description": "SVG image", "content": {"image/svg+xml": {
+        "responses": {"200": {"description": "SVG image (a placeholder when the plot cannot be"
+                                             " drawn)", "content": {"image/svg+xml": {
             "schema": {"type": "string"}}}}, **_NOT_FOUND}}},
+    "/dashboard/console.js": {"get": {
+        "summary": "The console's script (approval countdowns, self-refresh)",
+        "tags": ["dashboard"],
+        "responses": {"200": {"description": "JavaScript", "content": {"text/javascript": {
+            "schema": {"type": "string"}}}}}}},
+    "/dashboard/notices/{id}/{action}": {"post": {
+        "summary": "Approve or reject every pending area variant of one message (duty role);"
+                   " an HTML form from the console, answered with 303 to `next`",
+        "tags": ["dashboard"],
+        "parameters": [
+            {"name": "id", "in": "path", "required": True,
+             "schema": {"type": "string", "minLength": 1, "pattern": "^[^/{}]+$"}},
+            {"name": "action", "in": "path", "required": True,
+             "schema": {"type": "string", "enum": ["approve", "reject"]}}],
+        "requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {
+            "schema": {"type": "object", "properties": {
+                "next": {"type": "string"}, "note": {"type": "string", "maxLength": 500},
+                "reason": {"type": "string", "maxLength": 500}}}}}},
+        "responses": {"303": {"description": "Back to `next` (a dashboard page) with the outcome"
+                                             " in its query"},
+                      "400": {"description": "Unreadable form, or a note or reason too long",
+                              "content": {"application/problem+json": {"schema": {
+                                  "type": "object"}}}},
+                      **_NOT_FOUND}}},
 }

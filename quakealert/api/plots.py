@@ -3,18 +3,27 @@
 No pyplot: each call builds its own ``matplotlib.figure.Figure``. Text is written as SVG <text>
 (``svg.fonttype = none``) so the browser shapes Chinese with its own fonts; matplotlib only needs
 a CJK font to measure the labels, and without one the plot falls back to English labels.
+
+matplotlib's font list is a JSON cache written on its first run and never compared with the disk
+again, so fonts installed after that run stay invisible to it (a fresh server: first run, then
+``apt-get install fonts-noto-cjk``). ``register_system_fonts`` asks fontconfig where the CJK and
+Tibetan fonts are and adds those files to matplotlib's list, whatever its cache holds.
 """
 
 from __future__ import annotations
 
 import functools
 import io
+import logging
 import math
+import shutil
+import subprocess
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
+from xml.sax.saxutils import escape
 
 import matplotlib
 from matplotlib import dates as mdates
@@ -26,8 +35,13 @@ from quakealert.core.geo import destination, distance_km
 
 matplotlib.use("Agg")  # never a GUI backend inside the daemon
 
+log = logging.getLogger(__name__)
+
 BEIJING = timezone(timedelta(hours=8), "Beijing")
 CJK_FAMILIES = ("Noto Sans CJK SC", "Noto Sans CJK JP", "WenQuanYi Zen Hei", "Droid Sans Fallback")
+FONTCONFIG_LANGS = ("zh-cn", "bo")  # fontconfig language tags: Simplified Chinese, Tibetan
+FONT_SUFFIXES = (".ttf", ".otf", ".ttc")
+FC_TIMEOUT_S = 30.0
 MAP_RADIUS_KM = 200.0
 LABEL_GAP_KM = 15.0  # closer seats keep their marker but not a label, so labels stay legible
 # rcParams are process-global and svg.fonttype/hashsalt are read at save time: render one at a time.
@@ -70,11 +84,68 @@ class MapPlace:
     longitude: float
 
 
+def fontconfig_files(lang: str) -> list[str]:
+    """Font files fontconfig has for ``lang`` (``fc-list :lang=zh-cn file``); [] without fc-list."""
+    fc_list = shutil.which("fc-list")
+    if fc_list is None:
+        return []
+    try:
+        out = subprocess.run([fc_list, f":lang={lang}", "file"], capture_output=True, text=True,
+                             timeout=FC_TIMEOUT_S, check=True).stdout
+    except (OSError, subprocess.SubprocessError) as err:
+        log.warning("fc-list :lang=%s failed: %s", lang, err)
+        return []
+    files = {line.strip().rstrip(":").strip() for line in out.splitlines()}
+    return sorted(f for f in files if f.lower().endswith(FONT_SUFFIXES))
+
+
+@functools.cache
+def register_system_fonts() -> tuple[str, ...]:
+    """Add fontconfig's CJK and Tibetan font files that matplotlib's font list lacks; returns
+    the files added. Runs once per process (the dashboard calls it at start-up)."""
+    manager = font_manager.fontManager
+    known = {f.fname for f in manager.ttflist}
+    added = []
+    for lang in FONTCONFIG_LANGS:
+        files = fontconfig_files(lang)
+        if not files:
+            log.warning("fontconfig has no font for lang=%s: %s plot labels fall back to English",
+                        lang, lang)
+        for path in files:
+            if path in known:
+                continue
+            try:
+                manager.addfont(path)
+            except (OSError, RuntimeError, ValueError) as err:  # unreadable or not a font
+                log.warning("font %s not added to matplotlib: %s", path, err)
+                continue
+            known.add(path)
+            added.append(path)
+    if added:  # addfont also clears matplotlib's findfont cache
+        log.info("matplotlib font cache lacked %d font files; added from fontconfig: %s",
+                 len(added), ", ".join(added))
+    return tuple(added)
+
+
 @functools.cache
 def _cjk_family() -> str | None:
-    """The first CJK font matplotlib knows, or None."""
+    """The first CJK font matplotlib knows (after registering fontconfig's), or None."""
+    register_system_fonts()
     known = {f.name for f in font_manager.fontManager.ttflist}
-    return next((name for name in CJK_FAMILIES if name in known), None)
+    found = next((name for name in CJK_FAMILIES if name in known), None)
+    if found is None:
+        log.warning("no CJK font for plot labels (%s): zh plots use English labels",
+                    ", ".join(CJK_FAMILIES))
+    return found
+
+
+def placeholder_svg(text: str, *, width: int = 720, height: int = 340) -> bytes:
+    """A small SVG saying why a plot is missing; drawn without matplotlib so it cannot fail."""
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}"><rect width="100%" height="100%" fill="#f3f4f6" '
+            f'stroke="#cfd6de"/><text x="50%" y="50%" text-anchor="middle" '
+            f'font-family="Noto Sans CJK SC, sans-serif" font-size="16" fill="#5b6570">'
+            f"{escape(text)}</text></svg>").encode()
 
 
 def _render(draw: Callable[[Figure, str, dict[str, str]], None], lang: str,

@@ -58,6 +58,7 @@ from quakealert.core.sequences import QuakeSequence, SequenceEngine, params_from
 from quakealert.errors import ConfigError, InvalidRequest, NotFound
 from quakealert.formats.rows import EARLIEST_AT, FUTURE_SLACK
 from quakealert.model import Event, Notice
+from quakealert.store import approvals
 from quakealert.store import decisions as dec
 from quakealert.store import notices as nt
 from quakealert.store import outbox as ob
@@ -499,6 +500,9 @@ class Pipeline:
             conn.execute("ROLLBACK")
             raise
         self._enqueue(result.notice_ids, at)
+        for nid in result.notice_ids:  # yesterday's summary must not wait for an approval
+            for old in approvals.withdraw_superseded(conn, nid, now=datetime.now(UTC)):
+                log.info("notice=%s withdrawn: superseded by %s", old, nid)
         return result.notice_ids
 
     def _classify(self, seq_id: str, at: datetime, *, diagnostics: bool = True

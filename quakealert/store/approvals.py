@@ -25,6 +25,7 @@ from quakealert.store.notices import StoredNotice, load_stored_notice, messages_
 from quakealert.store.outbox import transaction
 
 REJECTED_ERROR = "rejected by duty officer"
+WITHDRAWN_PREFIX = "withdrawn"  # state_reason of an expired notice that a newer one superseded
 MAX_REASON_CHARS = 500
 MAX_TEXT_CHARS = 4000  # far above any budget; only bounds what we parse and measure
 
@@ -92,21 +93,42 @@ def _pending_row(conn: sqlite3.Connection, notice_id: str) -> sqlite3.Row:
     return row
 
 
+def _approve_one(conn: sqlite3.Connection, notice_id: str, actor: Principal | str,
+                 now: datetime, note: str | None) -> None:
+    at = now.timestamp()
+    reason = f"approved by {_actor_name(actor)} at {_iso(now)}" + (f": {note}" if note else "")
+    _pending_row(conn, notice_id)
+    conn.execute(
+        "UPDATE notices SET state = 'released', state_at = ?, state_reason = ?,"
+        " released_at = ? WHERE id = ?", (at, reason, at, notice_id))
+    due = conn.execute(
+        "UPDATE outbox SET next_attempt_at = ?, updated_at = ? WHERE notice_id = ?"
+        " AND state = 'pending'", (at, at, notice_id)).rowcount
+    audit(conn, actor, "notice.approve", notice_id,
+          f"{due} deliveries released" + (f"; note: {note}" if note else ""), now=now)
+
+
+def _reject_one(conn: sqlite3.Connection, notice_id: str, actor: Principal | str,
+                now: datetime, reason: str) -> None:
+    at = now.timestamp()
+    _pending_row(conn, notice_id)
+    conn.execute(
+        "UPDATE notices SET state = 'rejected', state_at = ?, state_reason = ? WHERE id = ?",
+        (at, f"rejected by {_actor_name(actor)} at {_iso(now)}: {reason}", notice_id))
+    # In-flight rows are not touched: the outbox re-reads the notice and fails them itself.
+    failed = conn.execute(
+        "UPDATE outbox SET state = 'failed', last_error = ?, updated_at = ?"
+        " WHERE notice_id = ? AND state = 'pending'",
+        (f"{REJECTED_ERROR}: {reason}", at, notice_id)).rowcount
+    audit(conn, actor, "notice.reject", notice_id,
+          f"{failed} deliveries cancelled; reason: {reason}", now=now)
+
+
 def approve(conn: sqlite3.Connection, notice_id: str, *, actor: Principal | str, now: datetime,
             note: str | None = None) -> StoredNotice:
     """Release a pending notice now and make its waiting outbox rows due at once."""
-    at = now.timestamp()
-    reason = f"approved by {_actor_name(actor)} at {_iso(now)}" + (f": {note}" if note else "")
     with transaction(conn):
-        _pending_row(conn, notice_id)
-        conn.execute(
-            "UPDATE notices SET state = 'released', state_at = ?, state_reason = ?,"
-            " released_at = ? WHERE id = ?", (at, reason, at, notice_id))
-        due = conn.execute(
-            "UPDATE outbox SET next_attempt_at = ?, updated_at = ? WHERE notice_id = ?"
-            " AND state = 'pending'", (at, at, notice_id)).rowcount
-        audit(conn, actor, "notice.approve", notice_id,
-              f"{due} deliveries released" + (f"; note: {note}" if note else ""), now=now)
+        _approve_one(conn, notice_id, actor, now, note)
     return load_stored_notice(conn, notice_id)
 
 
@@ -114,20 +136,94 @@ def reject(conn: sqlite3.Connection, notice_id: str, *, actor: Principal | str, 
            now: datetime) -> StoredNotice:
     """Reject a pending notice: it is never sent, and its waiting outbox rows fail with why."""
     reason = clean_text(reason, "reason", max_chars=MAX_REASON_CHARS)
-    at = now.timestamp()
     with transaction(conn):
-        _pending_row(conn, notice_id)
-        conn.execute(
-            "UPDATE notices SET state = 'rejected', state_at = ?, state_reason = ? WHERE id = ?",
-            (at, f"rejected by {_actor_name(actor)} at {_iso(now)}: {reason}", notice_id))
-        # In-flight rows are not touched: the outbox re-reads the notice and fails them itself.
-        failed = conn.execute(
-            "UPDATE outbox SET state = 'failed', last_error = ?, updated_at = ?"
-            " WHERE notice_id = ? AND state = 'pending'",
-            (f"{REJECTED_ERROR}: {reason}", at, notice_id)).rowcount
-        audit(conn, actor, "notice.reject", notice_id,
-              f"{failed} deliveries cancelled; reason: {reason}", now=now)
+        _reject_one(conn, notice_id, actor, now, reason)
     return load_stored_notice(conn, notice_id)
+
+
+# One message, several notices: the pipeline renders a notice per (area, predicted degree) of
+# its recipients, all made in the same policy round. Duty staff judge the message, not each copy.
+_SAME_MESSAGE = ("n.sequence_id = m.sequence_id AND n.event_id = m.event_id AND n.kind = m.kind"
+                 " AND n.msg_type = m.msg_type AND n.created_at = m.created_at")
+
+
+def message_variants(conn: sqlite3.Connection, notice_id: str) -> list[str]:
+    """The pending notices that are area variants of the same message as ``notice_id`` (itself
+    included when pending), by id; raises NotFound."""
+    if conn.execute("SELECT 1 FROM notices WHERE id = ?", (notice_id,)).fetchone() is None:
+        raise NotFound(f"no notice {notice_id!r}")
+    return [r[0] for r in conn.execute(
+        f"SELECT n.id FROM notices m JOIN notices n ON {_SAME_MESSAGE}"
+        " WHERE m.id = ? AND n.state = 'pending_approval' ORDER BY n.id", (notice_id,))]
+
+
+def _whole_message(conn: sqlite3.Connection, notice_id: str) -> list[str]:
+    ids = message_variants(conn, notice_id)
+    if not ids:
+        _pending_row(conn, notice_id)  # raises NotPending with the notice's state
+    return ids
+
+
+def approve_message(conn: sqlite3.Connection, notice_id: str, *, actor: Principal | str,
+                    now: datetime, note: str | None = None) -> list[StoredNotice]:
+    """Release every pending area variant of ``notice_id``'s message, in one transaction."""
+    with transaction(conn):
+        ids = _whole_message(conn, notice_id)
+        for nid in ids:
+            _approve_one(conn, nid, actor, now, note)
+    return [load_stored_notice(conn, nid) for nid in ids]
+
+
+def reject_message(conn: sqlite3.Connection, notice_id: str, *, actor: Principal | str,
+                   reason: str, now: datetime) -> list[StoredNotice]:
+    """Reject every pending area variant of ``notice_id``'s message, in one transaction."""
+    reason = clean_text(reason, "reason", max_chars=MAX_REASON_CHARS)
+    with transaction(conn):
+        ids = _whole_message(conn, notice_id)
+        for nid in ids:
+            _reject_one(conn, nid, actor, now, reason)
+    return [load_stored_notice(conn, nid) for nid in ids]
+
+
+def withdraw_superseded(conn: sqlite3.Connection, notice_id: str, *, now: datetime) -> list[str]:
+    """Withdraw the pending notices that ``notice_id`` supersedes; returns their ids.
+
+    An older pending notice of the same sequence and kind is superseded when everyone it was
+    for gets the newer one: every area it has recipients in is an area of the newer notice
+    (yesterday's daily summary, once today's is made). It becomes ``expired`` with the reason
+    ``withdrawn at …: superseded by <id>`` (WITHDRAWN_PREFIX), its waiting outbox rows fail,
+    and the audit log says which notice replaced it. Nothing is withdrawn once decided.
+    """
+    new = conn.execute("SELECT id, sequence_id, kind, created_at FROM notices WHERE id = ?",
+                       (notice_id,)).fetchone()
+    if new is None:
+        raise NotFound(f"no notice {notice_id!r}")
+    areas = _areas(conn, notice_id)
+    candidates = [r[0] for r in conn.execute(
+        "SELECT id FROM notices WHERE sequence_id = ? AND kind = ? AND created_at < ?"
+        " AND state = 'pending_approval' ORDER BY created_at, id",
+        (new["sequence_id"], new["kind"], new["created_at"]))]
+    gone = [nid for nid in candidates if _areas(conn, nid) <= areas]
+    if not gone:
+        return []
+    at = now.timestamp()
+    reason = f"{WITHDRAWN_PREFIX} at {_iso(now)}: superseded by {notice_id}"
+    with transaction(conn):
+        for nid in gone:
+            conn.execute(
+                "UPDATE notices SET state = 'expired', state_at = ?, state_reason = ?"
+                " WHERE id = ? AND state = 'pending_approval'", (at, reason, nid))
+            conn.execute(
+                "UPDATE outbox SET state = 'failed', last_error = ?, updated_at = ?"
+                " WHERE notice_id = ? AND state = 'pending'",
+                (f"{WITHDRAWN_PREFIX}: superseded by {notice_id}", at, nid))
+            audit(conn, "pipeline", "notice.withdraw", nid, f"superseded by {notice_id}", now=now)
+    return gone
+
+
+def _areas(conn: sqlite3.Connection, notice_id: str) -> set[str | None]:
+    return {r[0] for r in conn.execute(
+        "SELECT DISTINCT area FROM decisions WHERE notice_id = ? AND send = 1", (notice_id,))}
 
 
 def budgets(messages: tuple[Message, ...]) -> dict[str, dict[str, Any]]:

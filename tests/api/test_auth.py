@@ -254,7 +254,7 @@ async def test_bad_login_shows_the_form_again(client, store):
                              allow_redirects=False)
     assert resp.status == 401
     assert resp.content_type == "text/html"
-    assert "not valid" in await resp.text()
+    assert "令牌无效" in await resp.text()  # the login page defaults to zh, like the console
     assert "Set-Cookie" not in resp.headers
     assert store.conn.execute("SELECT count(*) FROM api_sessions").fetchone()[0] == 0
 
@@ -270,7 +270,7 @@ async def test_login_never_redirects_off_site(client, secrets_by_role, target):
 async def test_login_form_escapes_next(client):
     """The login form reflects `next` HTML-escaped."""
     text = await (await client.get("/login", params={"next": '/x"><script>'})).text()
-    assert "<script>" not in text and "&quot;&gt;&lt;script&gt;" in text
+    assert "<script>" not in text and "&#34;&gt;&lt;script&gt;" in text
 
 
 async def test_secure_cookie_when_configured(aiohttp_client, store, tmp_path, secrets_by_role):
