@@ -27,6 +27,7 @@ from quakealert.api.keys import RUNTIME, SETTINGS, STORE
 from quakealert.api.notices import approval_timeouts
 from quakealert.core import intensity
 from quakealert.core.classify import TYPE_ZH
+from quakealert.core.durations import say_duration
 from quakealert.core.geo import distance_km
 from quakealert.core.render import Place, default_catalog
 from quakealert.errors import InvalidRequest, NotFound
@@ -408,23 +409,8 @@ def mode_banner(request: web.Request, lang: str) -> str | None:
 
 
 def fmt_duration(seconds: float, lang: str) -> str:
-    """A duration as people say it: 45 s, 12 min, 1 h 30 min, 24 h, 3 d (zh: 12分钟, 24小时);
-    86401.0 s is "24 h"."""
-    s = max(0, round(seconds))
-    days, rest = divmod(s, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    zh = lang == "zh"
-    if s < 60:
-        return f"{secs}秒" if zh else f"{secs} s"
-    if s < 3600:
-        return f"{minutes}分钟" if zh else f"{minutes} min"
-    if days >= 3:
-        return f"{days}天" if zh else f"{days} d"
-    hours += 24 * days
-    if zh:
-        return f"{hours}小时" + (f"{minutes}分钟" if minutes and hours < 10 else "")
-    return f"{hours} h" + (f" {minutes} min" if minutes and hours < 10 else "")
+    """A duration as people say it (core.durations): 12分钟, 24小时 / 12 min, 24 h."""
+    return say_duration(seconds, lang)
 
 
 def fmt_ago(at: datetime, now: datetime, lang: str) -> str:
