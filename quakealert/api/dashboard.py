@@ -891,6 +891,10 @@ async def dashboard_decide(request: web.Request) -> web.Response:
         form = await request.post()
     except ValueError as err:
         raise InvalidRequest(f"unreadable form: {err}") from None
+    for field in ("note", "reason"):  # either form may carry either field: both are checked
+        value = form.get(field)
+        if isinstance(value, str) and len(value.strip()) > ap.MAX_REASON_CHARS:
+            raise InvalidRequest(f"{field} is longer than {ap.MAX_REASON_CHARS} characters")
     back = _local_next(form.get("next"))
     conn = request.app[STORE].conn
     actor = request[PRINCIPAL]

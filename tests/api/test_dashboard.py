@@ -528,3 +528,16 @@ async def test_replay_withdraws_yesterdays_held_summary(tmp_path):
             assert old.state_reason.split("superseded by ")[1] in day_two
     finally:
         replay.close()
+
+
+async def test_overlong_note_or_reason_is_refused(client, tokens, store):
+    """A note or reason over 500 characters is a 400 on either action; nothing changes."""
+    from quakealert.store.notices import load_stored_notice
+
+    duty = {"Authorization": f"Bearer {tokens['duty']}"}
+    for action, field in (("approve", "note"), ("reject", "reason"), ("reject", "note")):
+        resp = await client.post(f"/dashboard/notices/ntc-mz-swarm/{action}",
+                                 data={field: "x" * 501, "reason": "ok"} if field == "note"
+                                 else {field: "x" * 501}, headers=duty, allow_redirects=False)
+        assert resp.status == 400, (action, field)
+    assert load_stored_notice(store.conn, "ntc-mz-swarm").state == "pending_approval"
