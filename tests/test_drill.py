@@ -43,26 +43,99 @@ def by_kind(report: dict, kind: str) -> list[dict]:  # type: ignore[type-arg]
 
 
 def test_scenario_text_report(capsys: pytest.CaptureFixture[str]) -> None:
-    """The text report names the background, the M4.5 report to Lhasa's districts, the swarm
-    advisory 30 min later, and why Chengdu got nothing, between EXERCISE banners."""
+    """The text report names the background, the M4.5 report to Lhasa's districts with its
+    full text, the swarm advisory 30 min later ("30 min", not seconds), and why Chengdu got
+    nothing, between EXERCISE banners."""
     assert main(["drill", *SWARM]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert lines[0] == lines[-1] == drill.BANNER
-    assert ("166 reports before 2024-10-20T00:00:00Z loaded as background history (stored, "
-            "sequenced, never notified)") in out
-    m45 = out.index("2024-11-06 20:19:53 UTC = 2024-11-07 04:19:53 北京时间  "
-                    "official_report+felt_guidance (Alert, CAP status Exercise)")
-    advisory = out.index("2024-11-06 20:49:54 UTC = 2024-11-07 04:49:54 北京时间  "
-                         "swarm_advisory (Update, CAP status Exercise)")
+    assert ("166 reports before 2024-10-20 00:00:00 UTC = 2024-10-20 08:00:00 Beijing time loaded"
+            " as background history (stored, sequenced, never notified)") in out
+    m45 = out.index("2024-11-06 20:19:53 UTC = 2024-11-07 04:19:53 Beijing time  "
+                    "official report + felt guidance (Alert, CAP Exercise)")
+    advisory = out.index("2024-11-06 20:49:54 UTC = 2024-11-07 04:49:54 Beijing time  "
+                         "swarm advisory (Update, CAP Exercise)")
     assert m45 < advisory
-    assert "城关区 Chengguan District: 1 (first_felt)" in out[m45:advisory]
+    assert "Chengguan District: 1 (First felt event of the sequence: M4.5" in out[m45:advisory]
     assert "[zh] 【演练】【正式测定】拉萨市墨竹工卡县4.5级地震" in out[m45:advisory]
-    assert "+1801 s after the origin" in out[advisory:]
+    # the bodies, not only the titles
+    assert "据中国地震台网正式测定，北京时间11月7日4时19分" in out[m45:advisory]
+    assert "latency: 30 min after the origin (scenario time)" in out[advisory:]
+    assert "1801" not in out and "+1801 s" not in out
     not_sent = out[out.index("NOT SENT"):out.index("SEQUENCE TYPE HISTORY")]
-    assert "below_threshold" in not_sent and "成都（对照） Chengdu (control) 1" in not_sent
+    assert "(below_threshold)" in not_sent and "Chengdu (control) 1" in not_sent
     history = out[out.index("SEQUENCE TYPE HISTORY"):]
     assert "undetermined" in history and "swarm" in history and "ΔM = M1 − M2" in history
+
+
+def test_scenario_text_report_in_chinese(capsys: pytest.CaptureFixture[str]) -> None:
+    """--lang zh: the report reads in Chinese (kinds, times, districts, reasons, durations)."""
+    assert main(["drill", *SWARM, "--lang", "zh"]) == 0
+    out = capsys.readouterr().out
+    assert "地震应急演练报告" in out and "将会发出的通知" in out and "未发送" in out
+    assert "2024-10-20 08:00:00 北京时间（00:00:00 UTC）以前的166条速报作为背景历史载入" in out
+    assert "2024-11-07 04:19:53 北京时间（20:19:53 UTC）  正式速报、有感提示 (首发, CAP Exercise)" in out
+    assert "城关区：1 (序列中首次有感地震" in out
+    assert "时延：发震后30分钟（场景时间）" in out
+    assert "默认演练居民：8个县（区）政府驻地各一人" in out
+    body = out[out.index(drill.LABELS["zh"]["sent"].split("（")[0]):out.index("序列类型判定历史")]
+    for raw in ("official_report", "felt_guidance", "first_felt", "below_threshold",
+                "WOULD HAVE BEEN SENT", "residents"):
+        assert raw not in body, raw
+
+
+def test_bo_text_that_is_chinese_is_flagged() -> None:
+    """A bo text equal to its zh text is flagged with the notice id; a bo text with Chinese
+    lines is flagged with their number; the flags reach the text and HTML reports."""
+    from quakealert.model import Message
+
+    zh = Message("zh", "【演练】墨竹工卡县4.5级地震", "请保持冷静。\n远离危险建筑。")
+    assert drill._same_text(Message("bo", zh.title, zh.body + " "), zh)
+    assert not drill._same_text(Message("bo", "ས་ཡོམ།", "ས་ཡོམ་བྱུང་།"), zh)
+    report = {**_minimal_report(), "sent": [{
+        **_minimal_sent(), "bo_same_as_zh": ["qa-n-1"], "bo_chinese_lines": 2}]}
+    text = drill.format_text(report, "en")
+    assert "WARNING: the bo text equals the zh text" in text and "qa-n-1" in text
+    assert "藏文文本与中文文本相同" in drill.format_text(report, "zh")
+    report["sent"][0]["bo_same_as_zh"] = []
+    assert "WARNING: 2 lines of the bo text are Chinese" in drill.format_text(report, "en")
+    assert "藏文文本中有2行是中文" in drill.format_html(report, "zh")
+
+
+def _minimal_sent() -> dict:  # type: ignore[type-arg]
+    at = {"utc": "2024-11-06T20:19:00Z", "beijing": "2024-11-07T04:19:00+08:00"}
+    return {"at": at, "kind": "felt_guidance", "msg_type": "Alert", "cap_status": "Exercise",
+            "event": {"magnitude": 4.5, "origin": at}, "residents": 1,
+            "areas": [{"key": "chengguan", "zh": "城关区", "en": "Chengguan District",
+                       "residents": 1, "reasons": ["first_felt"], "reason_zh": "首次有感",
+                       "reason_en": "first felt"}],
+            "channels": {"webhook": 1}, "held_for_approval_s": 86401.0,
+            "latency": {"scenario_delay_s": 86401.0, "trigger": "tick", "processing_ms": 3.2,
+                        "since_ingest_ms": None},
+            "texts": [{"lang": "zh", "title": "标题", "body": "正文", "areas": []}],
+            "bo_same_as_zh": [], "bo_chinese_lines": 0}
+
+
+def _minimal_report() -> dict:  # type: ignore[type-arg]
+    at = {"utc": "2024-11-07T20:19:00Z", "beijing": "2024-11-08T04:19:00+08:00"}
+    return {"banner": drill.BANNER, "file": "x.csv", "speed": 0, "until": at, "wall_s": 1.5,
+            "reports": {"played": 1, "after_until": 0, "skipped": 0, "skipped_rows": []},
+            "population": {"residents": 1, "description": "one", "description_zh": "一人",
+                           "areas": [], "rejected_rows": []},
+            "events": [], "sent": [], "not_sent": [], "sequences": [],
+            "totals": {"dispatches": 1, "notices": 1, "deliveries": {"webhook": 1},
+                       "residents_reached": 1, "not_sent_decisions": 0,
+                       "processing_ms_median": 3.2, "processing_ms_max": 3.2}}
+
+
+def test_durations_read_as_people_say_them() -> None:
+    """A held-for and a delay of 86401.0 s read "24 h" / "24小时", never seconds."""
+    report = {**_minimal_report(), "sent": [_minimal_sent()]}
+    en, zh = drill.format_text(report, "en"), drill.format_text(report, "zh")
+    assert "latency: 24 h after the origin" in en and "as its 24 h timeout would" in en
+    assert "发震后24小时" in zh and "按其24小时时限" in zh
+    assert "86401" not in en + zh
 
 
 def test_scenario_json_facts(capsys: pytest.CaptureFixture[str]) -> None:
@@ -114,13 +187,33 @@ def test_scenario_json_facts(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_html_is_marked_exercise(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """The HTML page carries the EXERCISE/演练 banner and the exercise-marked titles."""
+    """The HTML page carries the EXERCISE/演练 banner, the exercise-marked titles and the
+    bodies, in the console's look (its header bar)."""
     page = tmp_path / "drill.html"
     assert main(["drill", *SWARM, "--html", str(page)]) == 0
     html = page.read_text(encoding="utf-8")
     assert html.count(drill.BANNER) == 2 and "<title>[EXERCISE] 演练" in html
     assert "【演练】【震群提示】拉萨市墨竹工卡县地震活动" in html
-    assert "Chengdu (control)" in html and "below_threshold" in html
+    assert "Chengdu (control)" in html and "M4.1 at 51 km: predicted intensity III" in html
+    assert '<header class="top">' in html and "Earthquake drill report" in html
+
+
+def test_html_in_chinese(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--lang zh --html: a Chinese page (zh-Hans) with the bodies and no raw codes."""
+    from lxml import html as lhtml
+
+    page = tmp_path / "drill.html"
+    assert main(["drill", *SWARM, "--lang", "zh", "--html", str(page)]) == 0
+    doc = lhtml.fromstring(page.read_text(encoding="utf-8"))
+    assert doc.get("lang") == "zh-Hans"
+    for div in doc.xpath("//div[@class='msgtext'][@lang != 'zh']"):
+        div.drop_tree()  # the messages' own bo/en texts
+    main_text = doc.xpath("//main")[0].text_content()
+    assert "将会发出的通知" in main_text and "据中国地震台网正式测定" in main_text
+    assert "成都（对照）" in main_text and "发震后30分钟" in main_text
+    for raw in ("official_report", "felt_guidance", "below_threshold", "first_felt",
+                "Would have been sent", "residents"):
+        assert raw not in main_text, raw
 
 
 def test_real_store_is_never_touched(tmp_path: Path, own_tempdir: Path,

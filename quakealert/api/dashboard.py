@@ -358,8 +358,13 @@ def forecast_table(forecast: dict[str, Any] | None) -> dict[str, Any]:
     return {"durations": durations, "rows": out}
 
 
+def render_page(template: str, lang: str, **ctx: Any) -> str:
+    """A console template rendered to HTML in ``lang`` (pages, and the drill report)."""
+    return _env().get_template(template).render(lang=lang, t=UI[lang], **ctx)
+
+
 def _render(template: str, lang: str, **ctx: Any) -> web.Response:
-    text = _env().get_template(template).render(lang=lang, t=UI[lang], **ctx)
+    text = render_page(template, lang, **ctx)
     return web.Response(text=text, content_type="text/html", headers={
         # forecasts and approval state are private and change: never from a cache
         "Cache-Control": "no-store",

@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import json
 import logging
+import re
 import shutil
 import statistics
 import sys
@@ -29,7 +30,6 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import numpy as np
 from aiohttp import ClientSession
 from lxml import etree
@@ -40,12 +40,13 @@ from quakealert.channels.base import DeliveryResult, Recipient
 from quakealert.cli.subscribers import parse_csv
 from quakealert.config import Settings, load_settings
 from quakealert.core.cap import CAP_NS
+from quakealert.core.durations import say_duration
 from quakealert.core.render import MessageCatalog, default_catalog
 from quakealert.errors import NotFound, QuakealertError, SourceError
 from quakealert.formats.catalog import parse_columns, read_catalog_file
 from quakealert.formats.cenc import BEIJING_OFFSET_H
 from quakealert.formats.rows import parse_utc
-from quakealert.model import Event, Notice, Report
+from quakealert.model import Event, Message, Notice, Report
 from quakealert.service.dispatch import Outbox, OutboxSettings
 from quakealert.service.pipeline import Pipeline
 from quakealert.store import notices as nt
@@ -92,6 +93,7 @@ class Population:
     names: dict[str, tuple[str, str]]
     description: str
     rejected: tuple[str, ...] = ()
+    description_zh: str = ""
 
 
 def area_names(catalog: MessageCatalog) -> dict[str, tuple[str, str]]:
@@ -113,7 +115,9 @@ def default_population(catalog: MessageCatalog | None = None) -> Population:
     names = {**area_names(cat), CONTROL_KEY: CONTROL_NAMES}
     return Population(subs, places, names,
                       f"default drill population: one resident (zh+bo) at each of {len(seats)} "
-                      "county/district seats, plus one in Chengdu as a far-away control")
+                      "county/district seats, plus one in Chengdu as a far-away control",
+                      description_zh=f"默认演练居民：{len(seats)}个县（区）政府驻地各一人（中文、藏文），"
+                                     "另在成都设一人作为远处对照")
 
 
 def csv_population(path: Path, *, allow_insecure: bool, catalog: MessageCatalog | None = None
@@ -128,7 +132,8 @@ def csv_population(path: Path, *, allow_insecure: bool, catalog: MessageCatalog 
         raise DrillInputError(f"{path}: no usable subscriber rows ({'; '.join(bad[:3])})")
     return Population(tuple(s for _, s in good), load_places(),
                       area_names(catalog or default_catalog()),
-                      f"{len(good)} residents from {path.name}", tuple(bad))
+                      f"{len(good)} residents from {path.name}", tuple(bad),
+                      description_zh=f"{path.name}中的{len(good)}名居民")
 
 
 # -- recorder channels and a timed pipeline -------------------------------------------------
@@ -164,13 +169,37 @@ class TimedPipeline(Pipeline):
     they return is the enqueue time.
     """
 
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(self, store: Store, settings: Settings, *,
+                 scenario_timeouts: bool = True) -> None:
         super().__init__(store, settings, exercise=True)
+        # False: held notices wait on the wall clock, as in the daemon's replay
+        self.scenario_timeouts = scenario_timeouts
         self.ingested_at: dict[str, float] = {}
         self.timings: dict[str, NoticeTiming] = {}
+        self.held: dict[str, float] = {}  # notice id -> approval timeout it was released after
+
+    def release_due(self, at: datetime) -> None:
+        """Release the held notices whose timeout has run out by scenario time ``at``.
+
+        Live, the timeout releases a held notice long before the next day's summary; a drill
+        played faster than real time must do the same at the same scenario moment, or the
+        next summary would find it still pending and withdraw it as superseded.
+        """
+        conn = self.store.conn
+        for row in conn.execute("SELECT id, kind, created_at FROM notices"
+                                " WHERE state = 'pending_approval'").fetchall():
+            rule = self.approvals.get(row["kind"].split("+")[0])
+            timeout = rule.timeout_s if rule else 0.0
+            if row["created_at"] + timeout <= at.timestamp():
+                nt.set_notice_state(conn, row["id"], "released", at=datetime.now(UTC),
+                                    reason=f"auto-released after {timeout:.0f} s without a duty"
+                                           " decision (pre-approved template)")
+                self.held[row["id"]] = timeout
 
     def evaluate(self, seq_id: str, at: datetime, trigger: str, event: Event | None
                  ) -> list[str]:
+        if self.scenario_timeouts:
+            self.release_due(at)
         started = time.perf_counter()
         ids = super().evaluate(seq_id, at, trigger, event)
         self._note(ids, trigger, started, time.perf_counter())
@@ -309,6 +338,17 @@ def _event(e: Event) -> dict[str, Any]:
             "depth_km": e.depth_km, "place": e.place, "source": e.preferred_source}
 
 
+HAN = re.compile(r"[\u4e00-\u9fff]")  # CJK unified ideographs: Chinese, never Tibetan
+
+
+def _same_text(a: Message, b: Message) -> bool:
+    """The same words, whatever the spacing and the exercise prefix."""
+    def norm(m: Message) -> str:
+        return "".join(f"{m.title}{m.body}".replace("【演练】", "").split())
+
+    return norm(a) == norm(b)
+
+
 def _ms(seconds: float) -> float:
     return round(seconds * 1000.0, 2)
 
@@ -334,7 +374,8 @@ def build_report(store: Store, pipeline: TimedPipeline, recorders: dict[str, Rec
     for stored in nt.list_notices(conn, limit=None, newest_first=False):
         n = stored.notice
         rows = conn.execute(
-            "SELECT area, sum(count) AS n, group_concat(DISTINCT reason_code) AS why FROM"
+            "SELECT area, sum(count) AS n, group_concat(DISTINCT reason_code) AS why,"
+            " max(reason_zh) AS why_zh, max(reason_en) AS why_en FROM"
             " decisions WHERE notice_id = ? AND send = 1 GROUP BY area ORDER BY area",
             (n.id,)).fetchall()
         timing = pipeline.timings.get(n.id)
@@ -352,7 +393,8 @@ def build_report(store: Store, pipeline: TimedPipeline, recorders: dict[str, Rec
                 "urgency": n.urgency, "exercise": n.exercise, "cap_status": cap_status(xml),
                 "sequence_id": n.sequence_id, "event": _event(event) if event else {"id": n.event_id},
                 "reasons": [], "residents": 0, "areas": [], "channels": Counter(),
-                "titles": {}, "notice_ids": [], "held_for_approval_s": None,
+                "titles": {}, "texts": [], "bo_same_as_zh": [], "notice_ids": [],
+                "held_for_approval_s": None,
                 "latency": {"scenario_delay_s": (n.created_at - event.origin_at).total_seconds()
                             if event else None, "trigger": None, "processing_ms": None,
                             "since_ingest_ms": None}}
@@ -364,9 +406,26 @@ def build_report(store: Store, pipeline: TimedPipeline, recorders: dict[str, Rec
             titles = g["titles"].setdefault(m.lang, [])
             if m.title not in titles:
                 titles.append(m.title)
+        area_keys = [r["area"] for r in rows]
+        for m in n.messages:
+            text = next((x for x in g["texts"] if (x["lang"], x["title"], x["body"])
+                         == (m.lang, m.title, m.body)), None)
+            if text is None:
+                text = {"lang": m.lang, "title": m.title, "body": m.body, "areas": []}
+                g["texts"].append(text)
+            text["areas"] += [_area(k, names, 0) for k in area_keys]
+        by_lang = {m.lang: m for m in n.messages}
+        if "bo" in by_lang and "zh" in by_lang and _same_text(by_lang["bo"], by_lang["zh"]):
+            # Tibetan is Tibetan (DESIGN.md): Chinese under a bo label is a defect to fix
+            g["bo_same_as_zh"].append(n.id)
+        if "bo" in by_lang:
+            han = sum(1 for line in by_lang["bo"].body.splitlines() if HAN.search(line))
+            g["bo_chinese_lines"] = max(g.get("bo_chinese_lines", 0), han)
         g["channels"].update(recorded[n.id])
         if n.id in held:
             g["held_for_approval_s"] = held_s
+        elif n.id in pipeline.held:
+            g["held_for_approval_s"] = pipeline.held[n.id]
         lat = g["latency"]
         if timing is not None:
             lat["trigger"] = timing.trigger
@@ -379,6 +438,7 @@ def build_report(store: Store, pipeline: TimedPipeline, recorders: dict[str, Rec
             why = sorted(c for c in (r["why"] or "").split(",") if c)
             g["residents"] += int(r["n"])
             g["areas"].append({**_area(r["area"], names, int(r["n"])), "reasons": why,
+                               "reason_zh": r["why_zh"], "reason_en": r["why_en"],
                                "notice_id": n.id})
             g["reasons"] = sorted(set(g["reasons"]) | set(why))
     sent = []
@@ -387,6 +447,13 @@ def build_report(store: Store, pipeline: TimedPipeline, recorders: dict[str, Rec
         g["areas"].sort(key=lambda a: str(a["key"]))
         g["channels"] = dict(sorted(g["channels"].items()))
         g["titles"] = {lang: " | ".join(t) for lang, t in g["titles"].items()}
+        order = {"zh": 0, "bo": 1, "en": 2}
+        g["texts"].sort(key=lambda x: (order.get(x["lang"], 9), x["title"], x["body"]))
+        for x in g["texts"]:
+            seen: dict[str | None, dict[str, Any]] = {}
+            for a in x["areas"]:
+                seen.setdefault(a["key"], a)
+            x["areas"] = sorted(seen.values(), key=lambda a: str(a["key"]))
         sent.append(g)
 
     # A reason repeated at many moments (each daily-summary tick) is one line with its span.
@@ -443,6 +510,7 @@ def build_report(store: Store, pipeline: TimedPipeline, recorders: dict[str, Rec
                     "skipped": len(skipped), "skipped_rows": skipped[:20]},
         "events": [_event(e) for e in events.values()],
         "population": {"description": population.description,
+                       "description_zh": population.description_zh or population.description,
                        "residents": len(population.subscribers), "areas": population_areas,
                        "rejected_rows": list(population.rejected)},
         "sent": sent,
@@ -465,10 +533,81 @@ def build_report(store: Store, pipeline: TimedPipeline, recorders: dict[str, Rec
 # -- formatting -----------------------------------------------------------------------------
 
 
-def _when(t: dict[str, str]) -> str:
+LANGS = ("zh", "en")
+# Labels of the text and HTML reports; the kinds' names are the console's (api/dashboard.py).
+LABELS: dict[str, dict[str, str]] = {
+    "zh": {
+        "title": "地震应急演练报告", "drill_of": "演练目录：{file}",
+        "played": "回放{played}条速报（{events}次地震），{speed}，场景时钟运行至{until}，用时{wall}",
+        "fast": "以最快速度回放", "speed_x": "{x}倍实时速度",
+        "after_until": "{n}条速报晚于 --until，未回放", "skipped": "文件中{n}行被跳过：{rows}",
+        "background": "{before}以前的{n}条速报作为背景历史载入（入库并参与序列划分，不发通知）",
+        "residents": "模拟居民：{n}人（{desc}）", "rejected_row": "被拒绝的居民记录：{row}",
+        "events": "地震", "sent": "将会发出的通知（{d}次发送，{n}条通知）",
+        "about": "关于 {mag}（发震时刻 {when}）", "to": "发往{n}名居民：",
+        "channels": "渠道（仅记录，未实际发送）：", "none": "无",
+        "held": "曾等待值班人员批准；演练按其{t}时限自动发布",
+        "latency": "时延：发震后{delay}（场景时间）；处理用时{ms}毫秒（{how}）",
+        "rule": "规则到期→入队", "ingest": "接收→入队", "texts": "通知文本：",
+        "for_areas": "发往：{areas}",
+        "bo_same": "⚠ 藏文文本与中文文本相同：藏文标签下是中文，须由藏文译者处理（{ids}）",
+        "bo_han": "⚠ 藏文文本中有{n}行是中文，须由藏文译者处理",
+        "msg_types": "Alert=首发,Update=更新,Cancel=撤销",
+        "not_sent": "未发送（{n}项决定）", "moments": "（{n}个时刻）",
+        "decisions": "{n}项决定", "history": "序列类型判定历史",
+        "now": "目前：{type}（{n}次地震{final}）", "final": "，最终判定",
+        "totals": "合计", "total_line": "发送{d}次（{n}条通知）；记录投递：{dl}；覆盖居民{r}人",
+        "latency_line": "处理时延中位数{med}毫秒，最大{max}毫秒", "bj": "北京时间",
+        "lang_zh": "中文", "lang_bo": "藏文", "lang_en": "英文", "colon": "：", "sep": "、",
+        "kind": "类别", "area": "区县", "residents_col": "居民数", "reason": "理由",
+        "when": "时间", "magnitude": "震级", "place": "地点", "type": "类型",
+        "reasons": "判定依据", "status": "CAP状态", "lang_switch": "English",
+    },
+    "en": {
+        "title": "Earthquake drill report", "drill_of": "drill of {file}",
+        "played": "{played} reports played ({events} events), {speed}, clock run to {until},"
+                  " {wall} wall",
+        "fast": "as fast as possible", "speed_x": "{x}x real time",
+        "after_until": "{n} reports after --until were not played",
+        "background": "{n} reports before {before} loaded as background history (stored,"
+                      " sequenced, never notified)",
+        "skipped": "{n} rows of the file skipped: {rows}",
+        "residents": "residents: {n} ({desc})", "rejected_row": "rejected subscriber row: {row}",
+        "events": "EVENTS", "sent": "WOULD HAVE BEEN SENT ({d} dispatches, {n} notices)",
+        "about": "about {mag} of {when}", "to": "to {n} residents:",
+        "channels": "channels (recorded, not sent): ", "none": "none",
+        "held": "held for a duty officer; the drill released it as its {t} timeout would",
+        "latency": "latency: {delay} after the origin (scenario time); processing {ms} ms ({how})",
+        "rule": "rule fell due -> enqueued", "ingest": "ingest -> enqueued", "texts": "texts:",
+        "for_areas": "for {areas}",
+        "bo_same": "WARNING: the bo text equals the zh text: Chinese under a Tibetan label;"
+                   " needs the Tibetan translator ({ids})",
+        "bo_han": "WARNING: {n} lines of the bo text are Chinese; needs the Tibetan translator",
+        "msg_types": "Alert=Alert,Update=Update,Cancel=Cancel",
+        "not_sent": "NOT SENT ({n} decisions)", "moments": " ({n} moments)",
+        "decisions": "{n} decisions", "history": "SEQUENCE TYPE HISTORY",
+        "now": "now {type} ({n} events{final})", "final": ", final",
+        "totals": "TOTALS", "total_line": "dispatches {d} ({n} notices); deliveries recorded"
+                                         " {dl}; residents reached {r}",
+        "latency_line": "processing latency median {med} ms, max {max} ms", "bj": "Beijing time",
+        "lang_zh": "Chinese", "lang_bo": "Tibetan", "lang_en": "English", "colon": ": ",
+        "sep": ", ", "kind": "Kind", "area": "County/district", "residents_col": "Residents",
+        "reason": "Reason", "when": "Time", "magnitude": "Magnitude", "place": "Place",
+        "type": "Type", "reasons": "Reasons", "status": "CAP status", "lang_switch": "中文",
+    },
+}
+TYPE_EN = {"undetermined": "undetermined", "swarm": "swarm",
+           "mainshock-aftershock": "mainshock–aftershock",
+           "foreshock-mainshock-aftershock": "foreshock–mainshock–aftershock",
+           "isolated": "isolated", "doublet": "doublet"}
+
+
+def _when(t: dict[str, str], lang: str = "en") -> str:
     utc = datetime.fromisoformat(t["utc"])
     bjt = datetime.fromisoformat(t["beijing"])
-    return f"{utc:%Y-%m-%d %H:%M:%S} UTC = {bjt:%Y-%m-%d %H:%M:%S} 北京时间"
+    if lang == "zh":
+        return f"{bjt:%Y-%m-%d %H:%M:%S} 北京时间（{utc:%H:%M:%S} UTC）"
+    return f"{utc:%Y-%m-%d %H:%M:%S} UTC = {bjt:%Y-%m-%d %H:%M:%S} Beijing time"
 
 
 def _mag(e: dict[str, Any]) -> str:
@@ -476,158 +615,155 @@ def _mag(e: dict[str, Any]) -> str:
     return "M?" if m is None else f"M{m:.1f}"
 
 
-def _areas(areas: list[dict[str, Any]]) -> str:
-    return ", ".join(f"{a['zh']} {a['en']} {a['residents']}" for a in areas)
+def _area_name(a: dict[str, Any], lang: str) -> str:
+    return str(a["zh"] if lang == "zh" else a["en"])
 
 
-def _reason(reason: Any) -> str:
+def _areas(areas: list[dict[str, Any]], lang: str = "en") -> str:
+    return LABELS[lang]["sep"].join(f"{_area_name(a, lang)} {a['residents']}" for a in areas)
+
+
+def _reason(reason: Any, lang: str = "en") -> str:
     if isinstance(reason, dict):
-        return f"{reason.get('code', '')}: {reason.get('en', '')}"
+        return str(reason.get(lang) or reason.get("en", ""))
     return str(reason)
 
 
-def _delay(seconds: float | None) -> str:
+def _delay(seconds: float | None, lang: str = "en") -> str:
+    """How long after the origin, as people say it: "24 h", never "86401.0 s"."""
     if seconds is None:
         return "?"
-    if seconds >= 3600:
-        return f"+{seconds / 3600:.2f} h"
-    return f"+{seconds:.0f} s"
+    return say_duration(seconds, lang)
 
 
-def format_text(report: dict[str, Any]) -> str:
-    """The report as plain text for the terminal."""
-    lines = [report["banner"], f"quakealert drill of {report['file']}"]
+def _kind(kind: str, lang: str) -> str:
+    from quakealert.api.dashboard import kind_name  # the console's names for message kinds
+
+    return kind_name(kind, lang)
+
+
+def _msg_type(code: str, lang: str) -> str:
+    names = dict(pair.split("=") for pair in LABELS[lang]["msg_types"].split(","))
+    return names.get(code, code)
+
+
+def _type(code: str, type_zh: str | None, lang: str) -> str:
+    if lang == "zh":
+        from quakealert.core.classify import TYPE_ZH
+
+        return type_zh or TYPE_ZH.get(code, code)
+    return TYPE_EN.get(code, code)
+
+
+def format_text(report: dict[str, Any], lang: str = "en") -> str:
+    """The report as plain text for the terminal, in zh or en."""
+    t = LABELS[lang]
+    lines = [report["banner"], t["title"] + t["colon"] + t["drill_of"].format(file=report["file"])]
     rp = report["reports"]
     speed = report["speed"]
-    lines.append(f"  {rp['played']} reports played ({len(report['events'])} events), speed "
-                 + ("0 (as fast as possible)" if not speed else f"{speed:g}x real time")
-                 + f", clock run to {_when(report['until'])}, {report['wall_s']:.2f} s wall")
+    lines.append("  " + t["played"].format(
+        played=rp["played"], events=len(report["events"]),
+        speed=t["fast"] if not speed else t["speed_x"].format(x=f"{speed:g}"),
+        until=_when(report["until"], lang), wall=say_duration(report["wall_s"], lang)))
     if rp["after_until"]:
-        lines.append(f"  {rp['after_until']} reports after --until were not played")
+        lines.append("  " + t["after_until"].format(n=rp["after_until"]))
     bg = report.get("background") or {}
     if bg.get("reports"):
-        lines.append(f"  {bg['reports']} reports before {bg['before']['utc']} loaded as background"
-                     " history (stored, sequenced, never notified)")
+        lines.append("  " + t["background"].format(n=bg["reports"],
+                                                   before=_when(bg["before"], lang)))
     if rp["skipped"]:
-        lines.append(f"  {rp['skipped']} rows of the file skipped: "
-                     + "; ".join(rp["skipped_rows"][:3]))
+        lines.append("  " + t["skipped"].format(n=rp["skipped"],
+                                                rows="; ".join(rp["skipped_rows"][:3])))
     pop = report["population"]
-    lines.append(f"  residents: {pop['residents']} ({pop['description']})")
-    lines.append(f"    {_areas(pop['areas'])}")
+    desc = pop.get("description_zh") if lang == "zh" else pop["description"]
+    lines.append("  " + t["residents"].format(n=pop["residents"], desc=desc or pop["description"]))
+    lines.append(f"    {_areas(pop['areas'], lang)}")
     for bad in pop["rejected_rows"]:
-        lines.append(f"    rejected subscriber row: {bad}")
+        lines.append("    " + t["rejected_row"].format(row=bad))
 
-    lines += ["", "EVENTS"]
+    lines += ["", t["events"]]
     for e in report["events"]:
-        lines.append(f"  {_when(e['origin'])}  {_mag(e)}  {e.get('place') or ''}  [{e['id']}]")
+        lines.append(f"  {_when(e['origin'], lang)}  {_mag(e)}  {e.get('place') or ''}"
+                     f"  [{e['id']}]")
 
-    t = report["totals"]
-    lines += ["", f"WOULD HAVE BEEN SENT ({t['dispatches']} dispatches, {t['notices']} notices)"]
+    tot = report["totals"]
+    lines += ["", t["sent"].format(d=tot["dispatches"], n=tot["notices"])]
     for i, n in enumerate(report["sent"], 1):
         lat = n["latency"]
-        lines.append(f"  {i}. {_when(n['at'])}  {n['kind']} ({n['msg_type']}, CAP status "
-                     f"{n['cap_status']})")
-        lines.append(f"     about {_mag(n['event'])} of {_when(n['event']['origin'])}")
-        lines.append(f"     to {n['residents']} residents:")
+        lines.append(f"  {i}. {_when(n['at'], lang)}  {_kind(n['kind'], lang)}"
+                     f" ({_msg_type(n['msg_type'], lang)}, CAP {n['cap_status']})")
+        lines.append("     " + t["about"].format(mag=_mag(n["event"]),
+                                                 when=_when(n["event"]["origin"], lang)))
+        lines.append("     " + t["to"].format(n=n["residents"]))
         for a in n["areas"]:
-            lines.append(f"       {a['zh']} {a['en']}: {a['residents']} ({', '.join(a['reasons'])})")
-        lines.append("     channels (recorded, not sent): " + (", ".join(
-            f"{k} {v}" for k, v in n["channels"].items()) or "none"))
+            why = a.get("reason_zh" if lang == "zh" else "reason_en") or ", ".join(a["reasons"])
+            lines.append(f"       {_area_name(a, lang)}{t['colon']}{a['residents']} ({why})")
+        lines.append("     " + t["channels"] + (t["sep"].join(
+            f"{k} {v}" for k, v in n["channels"].items()) or t["none"]))
         if n["held_for_approval_s"]:
-            lines.append(f"     held for a duty officer; the drill released it as its "
-                         f"{n['held_for_approval_s']:.0f} s timeout would")
-        took = "rule fell due" if lat["trigger"] == "tick" else "ingest"
-        lines.append(f"     latency: {_delay(lat['scenario_delay_s'])} after the origin "
-                     f"(scenario time); processing {lat['processing_ms']} ms ({took} -> enqueued)")
-        for lang, title in n["titles"].items():
-            lines.append(f"     [{lang}] {title}")
+            lines.append("     " + t["held"].format(t=say_duration(n["held_for_approval_s"],
+                                                                  lang)))
+        lines.append("     " + t["latency"].format(
+            delay=_delay(lat["scenario_delay_s"], lang), ms=lat["processing_ms"],
+            how=t["rule"] if lat["trigger"] == "tick" else t["ingest"]))
+        if n.get("bo_same_as_zh"):
+            lines.append("     " + t["bo_same"].format(ids=", ".join(n["bo_same_as_zh"])))
+        elif n.get("bo_chinese_lines"):
+            lines.append("     " + t["bo_han"].format(n=n["bo_chinese_lines"]))
+        lines.append("     " + t["texts"])
+        by_area = len(n["texts"]) > len({y["lang"] for y in n["texts"]})  # wording per area
+        for x in n["texts"]:
+            lines.append(f"       [{x['lang']}] {x['title']}")
+            for body_line in x["body"].splitlines():
+                lines.append(f"            {body_line}")
+            if by_area:
+                lines.append("            " + t["for_areas"].format(
+                    areas=t["sep"].join(_area_name(a, lang) for a in x["areas"])))
 
-    lines += ["", f"NOT SENT ({t['not_sent_decisions']} decisions)"]
+    lines += ["", t["not_sent"].format(n=tot["not_sent_decisions"])]
     for g in report["not_sent"]:
-        span = "" if g["moments"] == 1 else f" .. {_when(g['last'])} ({g['moments']} moments)"
-        lines.append(f"  {_when(g['first'])}{span}")
-        lines.append(f"     {_mag(g['event'])} {g['reason_code']}: {g['decisions']} decisions"
-                     f" — {_areas(g['areas'])}")
-        lines.append(f"     {g['reason_en']}")
-        lines.append(f"     {g['reason_zh']}")
+        span = ("" if g["moments"] == 1
+                else f" .. {_when(g['last'], lang)}{t['moments'].format(n=g['moments'])}")
+        lines.append(f"  {_when(g['first'], lang)}{span}")
+        lines.append(f"     {_mag(g['event'])} {t['decisions'].format(n=g['decisions'])}"
+                     f" — {_areas(g['areas'], lang)}")
+        lines.append(f"     {g['reason_zh'] if lang == 'zh' else g['reason_en']}")
+        if lang == "en":
+            lines.append(f"     ({g['reason_code']})")
 
-    lines += ["", "SEQUENCE TYPE HISTORY"]
-    for s in report["sequences"]:
-        lines.append(f"  {s['id']}: now {s['type']} {s['type_zh'] or ''} ({s['events']} events"
-                     f"{', final' if s['final'] else ''})")
-        for h in s["history"]:
-            lines.append(f"    {_when(h['at'])}  {h['type']}{' (final)' if h['final'] else ''}")
+    lines += ["", t["history"]]
+    for sq in report["sequences"]:
+        lines.append(f"  {sq['id']}: " + t["now"].format(
+            type=_type(sq["type"], sq["type_zh"], lang), n=sq["events"],
+            final=t["final"] if sq["final"] else ""))
+        for h in sq["history"]:
+            lines.append(f"    {_when(h['at'], lang)}  {_type(h['type'], None, lang)}"
+                         f"{t['final'] if h['final'] else ''}")
             for reason in h["reasons"]:
-                lines.append(f"      - {_reason(reason)}")
+                lines.append(f"      - {_reason(reason, lang)}")
 
-    lines += ["", "TOTALS",
-              f"  dispatches {t['dispatches']} ({t['notices']} notices); deliveries recorded "
-              + (", ".join(f"{k} {v}" for k, v in t["deliveries"].items()) or "none")
-              + f"; residents reached {t['residents_reached']}",
-              f"  processing latency median {t['processing_ms_median']} ms, max "
-              + f"{t['processing_ms_max']} ms", report["banner"]]
+    lines += ["", t["totals"],
+              "  " + t["total_line"].format(
+                  d=tot["dispatches"], n=tot["notices"],
+                  dl=t["sep"].join(f"{k} {v}" for k, v in tot["deliveries"].items())
+                  or t["none"], r=tot["residents_reached"]),
+              "  " + t["latency_line"].format(med=tot["processing_ms_median"],
+                                              max=tot["processing_ms_max"]),
+              report["banner"]]
     return "\n".join(lines) + "\n"
 
 
-_HTML = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).from_string("""\
-<!doctype html>
-<html lang="zh">
-<head><meta charset="utf-8">
-<title>[EXERCISE] 演练 — quakealert drill of {{ r.file }}</title>
-<style>
-body { font-family: sans-serif; margin: 1.5em; max-width: 70em; }
-.banner { background: #b00020; color: #fff; font-weight: bold; padding: .6em 1em;
-  font-size: 1.2em; }
-table { border-collapse: collapse; margin: .5em 0 1.5em; }
-td, th { border: 1px solid #ccc; padding: .25em .5em; vertical-align: top; text-align: left; }
-.notice { border-left: 4px solid #b00020; padding-left: 1em; margin-bottom: 1.5em; }
-</style></head>
-<body>
-<p class="banner">{{ r.banner }}</p>
-<h1>EXERCISE 演练: drill of {{ r.file }}</h1>
-<p>{{ r.reports.played }} reports, {{ r.events|length }} events; clock run to
-{{ r.until.utc }} ({{ r.until.beijing }}); speed {{ r.speed }}; {{ r.wall_s }} s wall.</p>
-<p>Residents: {{ r.population.residents }} ({{ r.population.description }})</p>
-<h2>Events</h2>
-<table><tr><th>UTC</th><th>北京时间</th><th>M</th><th>place</th><th>id</th></tr>
-{% for e in r.events %}<tr><td>{{ e.origin.utc }}</td><td>{{ e.origin.beijing }}</td>
-<td>{{ e.magnitude }}</td><td>{{ e.place or "" }}</td><td>{{ e.id }}</td></tr>
-{% endfor %}</table>
-<h2>Would have been sent ({{ r.totals.dispatches }})</h2>
-{% for n in r.sent %}<div class="notice">
-<h3>{{ n.at.utc }} / {{ n.at.beijing }}: {{ n.kind }} ({{ n.msg_type }},
-CAP status {{ n.cap_status }})</h3>
-<p>About M{{ n.event.magnitude }} of {{ n.event.origin.utc }}. Scenario delay
-{{ n.latency.scenario_delay_s }} s; processing {{ n.latency.processing_ms }} ms
-({{ "rule fell due" if n.latency.trigger == "tick" else "ingest" }} to enqueued).</p>
-<table><tr><th>区县</th><th>area</th><th>residents</th><th>reason</th></tr>
-{% for a in n.areas %}<tr><td>{{ a.zh }}</td><td>{{ a.en }}</td><td>{{ a.residents }}</td>
-<td>{{ a.reasons|join(", ") }}</td></tr>
-{% endfor %}</table>
-<ul>{% for lang, title in n.titles.items() %}<li lang="{{ lang }}">{{ title }}</li>{% endfor %}</ul>
-</div>{% endfor %}
-<h2>Not sent</h2>
-<table><tr><th>time (UTC)</th><th>event</th><th>reason</th><th>decisions per area</th></tr>
-{% for g in r.not_sent %}<tr><td>{{ g.first.utc }}{% if g.moments > 1 %} .. {{ g.last.utc }}
-({{ g.moments }} moments){% endif %}</td><td>M{{ g.event.magnitude }}</td>
-<td>{{ g.reason_code }}<br>{{ g.reason_en }}<br>{{ g.reason_zh }}</td>
-<td>{% for a in g.areas %}{{ a.zh }} {{ a.en }}: {{ a.residents }}<br>{% endfor %}</td></tr>
-{% endfor %}</table>
-<h2>Sequence type history</h2>
-{% for s in r.sequences %}<h3>{{ s.id }}: {{ s.type }} {{ s.type_zh or "" }}</h3>
-<table><tr><th>UTC</th><th>type</th><th>reasons</th></tr>
-{% for h in s.history %}<tr><td>{{ h.at.utc }}</td><td>{{ h.type }}</td>
-<td>{% for x in h.reasons %}{{ x.en if x.en is defined else x }}<br>{% endfor %}</td></tr>
-{% endfor %}</table>
-{% endfor %}
-<p class="banner">{{ r.banner }}</p>
-</body></html>
-""")
+def format_html(report: dict[str, Any], lang: str = "en") -> str:
+    """The report as one self-contained HTML page in the console's style, in zh or en,
+    EXERCISE-bannered top and bottom."""
+    from quakealert.api.dashboard import render_page  # the console's templates and styles
 
-
-def format_html(report: dict[str, Any]) -> str:
-    """The report as one self-contained HTML page, EXERCISE-bannered top and bottom."""
-    return _HTML.render(r=report)
+    return render_page("drill.html.j2", lang, r=report, d=LABELS[lang],
+                       when=lambda x: _when(x, lang), kind=lambda k: _kind(k, lang),
+                       duration=lambda sec: _delay(sec, lang),
+                       type_name=lambda code, zh=None: _type(code, zh, lang),
+                       reason=lambda x: _reason(x, lang), area=lambda a: _area_name(a, lang),
+                       msg_type=lambda c: _msg_type(c, lang))
 
 
 # -- command line ---------------------------------------------------------------------------
@@ -665,6 +801,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "synonyms miss (time, latitude, longitude, depth, magnitude, id, ...)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--html", type=Path, default=None, help="also write the report as HTML")
+    parser.add_argument("--lang", choices=LANGS, default="en",
+                        help="language of the text and HTML report (default en; zh for the"
+                             " office's debrief)")
     parser.add_argument("--until", type=_instant, default=None,
                         help="run the scenario clock to this time (ISO 8601, UTC unless an offset"
                              " is given; default: 24 h after the last event)")
@@ -764,12 +903,12 @@ def run(args: argparse.Namespace) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     if args.html is not None:
         try:
-            args.html.write_text(format_html(report), encoding="utf-8")
+            args.html.write_text(format_html(report, args.lang), encoding="utf-8")
         except OSError as err:
             print(f"error: cannot write {args.html}: {err.strerror or err}", file=sys.stderr)
             return 2
     if args.json:
         print(json.dumps(report, ensure_ascii=False, indent=2))
     else:
-        sys.stdout.write(format_text(report))
+        sys.stdout.write(format_text(report, args.lang))
     return 0

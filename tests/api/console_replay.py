@@ -50,7 +50,9 @@ class Replay:
         add_subscribers(self.store.conn, population.subscribers,
                         now=self.reports[0].origin_at - timedelta(days=1),
                         places=population.places)
-        self.pipeline = TimedPipeline(self.store, self.settings)
+        # as the daemon's replay: approval timeouts run on the wall clock, so at speed the
+        # held summaries of past days would pile up unless superseded ones withdraw themselves
+        self.pipeline = TimedPipeline(self.store, self.settings, scenario_timeouts=False)
         self.outbox = Outbox(self.store.conn, {n: RecorderChannel(n) for n in CHANNELS},
                              None, settings=OUTBOX)  # type: ignore[arg-type]
         self.now = self.reports[0].origin_at
