@@ -17,7 +17,7 @@ from quakealert.cli.drill import (
     play,
     read_reports,
 )
-from quakealert.config import DEFAULT_SCENARIO, Settings
+from quakealert.config import DEFAULT_SCENARIO, DEFAULT_SCENARIO_START, Settings
 from quakealert.service.dispatch import Outbox, OutboxSettings
 from quakealert.store.sqlite import Store
 from quakealert.store.subscribers import add_subscribers
@@ -25,11 +25,12 @@ from quakealert.store.subscribers import add_subscribers
 HOLD_S = 3600  # swarm advisories wait up to an hour for a duty officer
 # The scenario's notices carry past creation times; the default delivery TTL would expire them.
 OUTBOX = OutboxSettings(ttl_s=20 * 365 * 86400.0)
-# The 2024 Maizhokunggar swarm: the bundled list from START on. Day one after the M4.5 (2024-11-06
-# 20:19 UTC) ends with a swarm summary held for approval; day two with the next one.
-START = datetime(2024, 10, 1, tzinfo=UTC)
+# The 2024 Maizhokunggar swarm: the bundled list before START is background history (as the
+# daemon's replay loads it), then played. DAY_ONE ends after the M4.0 of 2024-11-08 with its swarm
+# advisory held for approval; DAY_TWO after the M4.4 and M4.1 of 2024-11-18 with theirs.
+START = datetime.fromisoformat(DEFAULT_SCENARIO_START)
 DAY_ONE = datetime(2024, 11, 8, 12, tzinfo=UTC)
-DAY_TWO = datetime(2024, 11, 9, 23, tzinfo=UTC)
+DAY_TWO = datetime(2024, 11, 18, 23, tzinfo=UTC)
 
 
 class Replay:
@@ -45,6 +46,7 @@ class Replay:
         reports, _ = read_reports(DEFAULT_SCENARIO)
         self.reports = sorted((r for r in reports if r.origin_at >= START),
                               key=lambda r: r.origin_at)
+        history = [r for r in reports if r.origin_at < START]
         self.store = Store.open(path)
         population = default_population()
         add_subscribers(self.store.conn, population.subscribers,
@@ -55,6 +57,8 @@ class Replay:
         self.pipeline = TimedPipeline(self.store, self.settings, scenario_timeouts=False)
         self.outbox = Outbox(self.store.conn, {n: RecorderChannel(n) for n in CHANNELS},
                              None, settings=OUTBOX)  # type: ignore[arg-type]
+        if history:
+            self.pipeline.absorb(self.store.ingest(history, now=START), at=START)
         self.now = self.reports[0].origin_at
         self.fed = 0
 

@@ -507,8 +507,8 @@ def test_state_notes_in_chinese(reason, zh):
 
 async def test_replay_withdraws_yesterdays_held_summary(tmp_path):
     """Replaying the bundled list with swarm advisories held: nobody approves day one's
-    summary, so day two's withdraws it — every area variant, with the reason — and only day
-    two's waits for approval."""
+    advisory, so a later one withdraws it — every area variant, with the reason — and only the
+    newest waits for approval."""
     from console_replay import DAY_ONE, DAY_TWO, Replay
 
     from quakealert.store.notices import load_stored_notice
@@ -525,7 +525,10 @@ async def test_replay_withdraws_yesterdays_held_summary(tmp_path):
             old = load_stored_notice(replay.store.conn, nid)
             assert old.state == "expired"
             assert old.state_reason.startswith("withdrawn at ")
-            assert old.state_reason.split("superseded by ")[1] in day_two
+            newer = load_stored_notice(replay.store.conn,
+                                       old.state_reason.split("superseded by ")[1])
+            assert newer.notice.kind == old.notice.kind == "swarm_advisory"
+            assert newer.notice.created_at > old.notice.created_at
     finally:
         replay.close()
 
