@@ -226,3 +226,39 @@ async def test_screenshots_fit_desktop_and_phone(console, browser, tmp_path, lan
                 assert "震群提示" not in text and "待批准" not in text
     assert heights[("sequence", "1280")] <= 3 * DESKTOP["height"] + 400, heights
     assert not [s for s in statuses if s[0] >= 500], statuses
+
+
+async def test_front_page_refreshes_without_losing_the_officers_place(console, browser):
+    """A decision made elsewhere reaches the open front page on its next refresh; a card the
+    officer is typing a reason into stays as it is, text and scroll position included."""
+    from aiohttp import ClientSession
+
+    replay, server, tokens = console
+    context, _ = browser
+    page = context.pages[0] if context.pages else await context.new_page()
+    await page.set_viewport_size({"width": 1280, "height": 500})
+    await log_in(page, server, tokens["duty"])
+    card = page.locator("#approvals article.approval")
+    assert await card.count() == 1
+    await card.locator("input[name=reason]").fill("正在核对")
+    await page.evaluate("window.scrollTo(0, 200)")
+    assert "震群提示" not in await page.inner_text("#recent")
+    # another officer approves every variant through the API
+    async with ClientSession() as s:
+        for nid in replay.pending():
+            resp = await s.post(server.make_url(f"/api/v1/notices/{nid}/approve"), json={},
+                                headers={"Authorization": f"Bearer {tokens['duty']}"})
+            assert resp.status == 200
+    assert replay.pending() == []
+    await page.evaluate("window.quakealertRefresh()")
+    # the officer's half-typed reason and place are kept; the rest of the page moved on
+    assert await card.locator("input[name=reason]").input_value() == "正在核对"
+    assert await page.evaluate("window.scrollY") == 200
+    recent = await page.inner_text("#recent")
+    assert "震群提示" in recent
+    # once the field is empty again, the next refresh shows the approval queue as it is
+    await card.locator("input[name=reason]").fill("")
+    await page.locator("h1").click()  # focus leaves the card
+    await page.evaluate("window.quakealertRefresh()")
+    assert await page.locator("#approvals article.approval").count() == 0
+    assert "目前没有等待批准的通知" in await page.inner_text("#approvals")

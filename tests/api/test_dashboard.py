@@ -105,7 +105,7 @@ async def test_index_zh_default(client, ids):
     mz = next(r for r in rows if ids["mz"] in r.xpath(".//a/@href")[0])
     cells = [c.text_content() for c in mz.xpath("td")]
     assert cells[0].strip() == "震群型" and cells[1] == "初步判定"
-    assert "M4.5" in cells[2] and "29.85°N 92.25°E, 深度10千米" in cells[2]
+    assert "M4.5" in cells[2] and "M4.5，29.85°N 92.25°E，深度10千米" in cells[2]
     assert "2024-11-07 04:19:00 北京时间" in cells[2]
     assert "墨竹工卡县" in cells[3] and "མལ་གྲོ་གུང་དཀར་རྫོང" in cells[3]
     assert mz.xpath("td[4]//span[@lang='bo']")

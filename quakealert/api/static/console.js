@@ -36,7 +36,7 @@
   }
 
   function refresh(live) {
-    fetch(location.pathname + location.search, {credentials: "same-origin",
+    return fetch(location.pathname + location.search, {credentials: "same-origin",
                                                 headers: {"Accept": "text/html"}})
       .then(function (resp) {
         if (!resp.ok || resp.redirected) { throw new Error("status " + resp.status); }
@@ -74,6 +74,8 @@
     if (live) {
       var every = parseInt(live.getAttribute("data-refresh-s"), 10) || 30;
       setInterval(function () { refresh(live); }, every * 1000);
+      // one refresh now, for people (and the browser tests) who do not want to wait
+      window.quakealertRefresh = function () { return refresh(live); };
     }
   });
 })();
