@@ -495,7 +495,8 @@ def state_note(reason: str | None, lang: str) -> str:
             parts["langs"] = ("、" if lang == "zh" else ", ").join(
                 _named(LANG_NAMES, x.strip(), lang) for x in parts["langs"].split(","))
         return (zh if lang == "zh" else en).format(**parts)
-    return "" if lang == "zh" else reason
+    # en: the policy's own sentence, without its code ("first_felt: First felt event ...")
+    return "" if lang == "zh" else re.sub(r"^[a-z_]+: ", "", reason)
 
 
 # -- front page -----------------------------------------------------------------------------

@@ -197,6 +197,13 @@ async def test_screenshots_fit_desktop_and_phone(console, browser, tmp_path, lan
     replay, server, tokens = console
     context, statuses = browser
     page = context.pages[0] if context.pages else await context.new_page()
+    for label, size in (("1280", DESKTOP), ("390", PHONE)):  # the login page, as the officer
+        await page.set_viewport_size(size)                     # first sees the console
+        await page.goto(str(server.make_url(f"/login?lang={lang}")))
+        shot(f"login-{lang}-{label}.png", await page.screenshot(full_page=True), tmp_path)
+        assert ("值班人员登录" if lang == "zh" else "Duty staff login") in await page.inner_text(
+            "main")
+    await page.set_viewport_size(DESKTOP)
     await log_in(page, server, tokens["duty"], f"/dashboard?lang={lang}")
     seq_id = (await api(server, tokens["read"], f"/api/v1/notices/{replay.pending()[0]}"))[
         "notice"]["sequence_id"]
