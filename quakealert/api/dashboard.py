@@ -731,6 +731,15 @@ async def dashboard_index(request: web.Request) -> web.Response:
         principal=principal, refresh_s=REFRESH_S, now=now.isoformat())
 
 
+def setup(app: web.Application) -> None:
+    """At start-up, give matplotlib the CJK and Tibetan fonts fontconfig knows (plots.py)."""
+
+    async def register_fonts(app: web.Application) -> None:
+        await asyncio.to_thread(plots.register_system_fonts)
+
+    app.on_startup.append(register_fonts)
+
+
 @routes.get("/dashboard/console.js")
 async def console_js(request: web.Request) -> web.Response:
     """The console's script: approval countdowns and the front page's self-refresh."""

@@ -84,6 +84,29 @@ def test_plots_find_fontconfig_fonts_despite_a_stale_cache(stale_cache):
 
 
 @needs_fonts
+def test_the_app_registers_the_fonts_at_start_up(stale_cache, tmp_path):
+    """Starting the API (before any plot is drawn) is enough for matplotlib to know them."""
+    out = run_python(
+        "import asyncio\n"
+        "from pathlib import Path\n"
+        "from aiohttp.test_utils import TestServer\n"
+        "from matplotlib import font_manager as fm\n"
+        "from quakealert.api.app import make_app\n"
+        "from quakealert.config import Settings\n"
+        "def cjk():\n"
+        "    return any('CJK' in f.name for f in fm.fontManager.ttflist)\n"
+        "async def main():\n"
+        "    before = cjk()\n"
+        f"    server = TestServer(make_app(Settings(store_path=Path({str(tmp_path / 'q.sqlite')!r}))),"
+        " host='127.0.0.1')\n"
+        "    await server.start_server()\n"
+        "    print(before, cjk())\n"
+        "    await server.close()\n"
+        "asyncio.run(main())\n", stale_cache)
+    assert out.split() == ["False", "True"]
+
+
+@needs_fonts
 def test_dashboard_tests_pass_on_a_stale_cache(stale_cache):
     """The dashboard's page and plot tests, run in a process that reads the stale cache:
     Chinese labels on the zh plots and no 5xx."""
