@@ -49,7 +49,7 @@ PLACE_MAX_KM = 300.0  # beyond this the nearest seat says nothing useful about w
 MAP_KINDS = ("county", "district", "prefecture")
 MEMBERS_SHOWN = 30
 PLOT_NAMES = ("magnitude-time", "cumulative", "magnitude-frequency", "map")
-SEQUENCES_SHOWN = 30
+SEQUENCES_SHOWN = 12  # the front page's list; older ones through the API
 FORECAST_MAX_AGE_S = 12 * 3600.0  # an older forecast is hidden: the sequence has moved on
 MAX_PENDING = 500
 RECENT_NOTICES = 200  # notices read to find the newest decided messages
@@ -148,7 +148,7 @@ UI: dict[str, dict[str, str]] = {
         "largest_tag": "序列最大地震", "edit_text": "修改文本", "edit_title": "标题",
         "edit_body": "正文", "edit_save": "保存修改（仍待批准）", "sent_n": "已通知{n}人",
         "not_sent_n": "未通知{n}人", "plots_title": "图件", "earlier_types": "此前{n}次判定", "reasons_n": "判定依据{n}条",
-        "days_unit": "天", "forecast_as_of": "计算时刻", "ago_tpl": "{t}前",
+        "days_unit": "天", "forecast_as_of": "计算时刻", "forecast_table": "概率与预计次数表", "ago_tpl": "{t}前",
         "within_days": "{d}天内：概率 · 预计次数（范围）",
         "forecast_cells": "概率为发生至少一次的概率；预计次数为中位数及范围。",
         "forecast_stale": "趋势估计已过时（计算于{at}），不再显示，待下次计算。",
@@ -220,6 +220,7 @@ UI: dict[str, dict[str, str]] = {
         "earlier_types": "{n} earlier classifications", "days_unit": "d",
         "reasons_n": "{n} reasons",
         "forecast_as_of": "Computed for", "ago_tpl": "{t} ago",
+        "forecast_table": "Probabilities and expected numbers",
         "within_days": "within {d} d: probability · expected number (range)",
         "forecast_cells": "Probability of at least one; expected number as median and range.",
         "forecast_stale": "The forecast is out of date (computed for {at}) and hidden until the"
