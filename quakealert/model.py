@@ -108,6 +108,8 @@ class Message:
     lang: Lang
     title: str
     body: str
+    push_title: str = ""  # phone-sized title and body (core.render.PUSH_LIMITS); "" = use title
+    push_body: str = ""
 
 
 @dataclass(frozen=True, slots=True)

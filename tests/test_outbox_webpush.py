@@ -67,7 +67,7 @@ async def test_push_fanout_and_gone(store, aiohttp_server, aiohttp_client):
     headers, body = bodies["ok"]
     payload = json.loads(http_ece.decrypt(body, private_key=keys["ok"][0], dh=None,
                                           auth_secret=auth, version="aes128gcm"))
-    assert payload["lang"] == "bo" and payload["others"][0]["lang"] == "zh"
+    assert payload["lang"] == "bo" and [m["lang"] for m in payload["messages"]] == ["bo", "zh"]
     assert headers["Urgency"] == "high" and headers["Topic"] == "seq-1"
     assert ob.counts(store.conn) == {"webpush": {"sent": 1, "gone": 2}}
     left = [r[0] for r in store.conn.execute("SELECT target FROM subscribers")]

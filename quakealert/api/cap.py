@@ -17,7 +17,7 @@ from aiohttp import web
 from quakealert.api.keys import SETTINGS, STORE
 from quakealert.config import Settings
 from quakealert.core.cap import CapReference, build_atom_feed, build_cap
-from quakealert.core.render import NoticeContext, agency_place, epicentre_place_key
+from quakealert.core.render import NoticeContext, agency_place, epicentre_place_key, exercise_title
 from quakealert.errors import NotFound
 from quakealert.store.notices import StoredNotice, list_notices, load_cap, load_stored_notice
 from quakealert.store.sqlite import Store
@@ -59,7 +59,9 @@ def _title(stored: StoredNotice) -> str:
     notice = stored.notice
     msg = notice.message("en") or (notice.messages[0] if notice.messages else None)
     title = msg.title if msg else notice.kind
-    return f"EXERCISE: {title}" if notice.exercise else title
+    if notice.exercise and msg is not None:  # the marker once, in the title's language
+        return exercise_title(title, msg.lang)
+    return title
 
 
 @routes.get("/cap/alerts.atom")

@@ -244,11 +244,15 @@ async def notice_page(request: web.Request) -> web.Response:
                                                       if m.lang in order else 9))
     messages = [{"title": m.title, "lines": [ln for ln in m.body.splitlines() if ln.strip()],
                  "html_lang": NOTICE_LANGS.get(m.lang, m.lang)} for m in ordered]
+    # the drill banner in each language of the notice, each marked with its own language
+    drill = [{"html_lang": NOTICE_LANGS.get(m.lang, m.lang),
+              "text": default_catalog().glossary[m.lang]["s.exercise"].text}
+             for m in ordered if m.lang in default_catalog().glossary] if notice.exercise else []
     released = stored.released_at or notice.created_at
     html = _env().get_template("notice.html.j2").render(
         html_lang=messages[0]["html_lang"] if messages else "zh-Hans",
         title=messages[0]["title"] if messages else notice.id, messages=messages,
-        exercise=notice.exercise, notice_id=notice.id,
+        exercise=notice.exercise, drill=drill, notice_id=notice.id,
         issued=f"{released:%Y-%m-%d %H:%M} UTC")
     return web.Response(text=html, content_type="text/html", headers={
         "Content-Security-Policy": csp_for(html),

@@ -102,4 +102,3 @@ def retryable(status: int | None) -> bool:
     return status is None or status in (408, 425, 429) or status >= 500
 
 
-EXERCISE_LABEL = {"zh": "【演练】", "en": "[EXERCISE] ", "bo": "[EXERCISE] "}

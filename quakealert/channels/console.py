@@ -9,6 +9,7 @@ from typing import TextIO
 from aiohttp import ClientSession
 
 from quakealert.channels.base import DeliveryResult, Recipient
+from quakealert.core.render import exercise_title
 from quakealert.model import Notice
 
 RULE = "=" * 72
@@ -20,15 +21,14 @@ def format_notice(notice: Notice, languages: tuple[str, ...] = ()) -> str:
     msgs = msgs or list(notice.messages)
     head = f"{notice.msg_type.upper()} {notice.kind} notice={notice.id} sequence={notice.sequence_id}"
     lines = [RULE]
-    if notice.exercise:
-        lines.append("*** EXERCISE — 演练 — this is a drill, not a real earthquake ***")
     lines.append(head)
+    # Each language on its own: the drill marker is in every title in that title's language, and
+    # a bo section holds only Tibetan (issue 8 §3).
     for m in msgs:
-        lines += ["", f"[{m.lang}] {m.title}", m.body]
+        title = exercise_title(m.title, m.lang) if notice.exercise else m.title
+        lines += ["", f"[{m.lang}] {title}", m.body]
     if notice.url:
         lines += ["", notice.url]
-    if notice.exercise:
-        lines.append("*** EXERCISE ***")
     lines.append(RULE)
     return "\n".join(lines) + "\n"
 

@@ -18,7 +18,9 @@ from aiohttp import ClientSession
 
 from quakealert.channels.base import DeliveryResult, Gone, Recipient, result_from_status
 from quakealert.channels.guard import post_capped
-from quakealert.model import Notice
+from quakealert.channels.webpush import notice_url
+from quakealert.core.render import exercise_title, push_texts
+from quakealert.model import Message, Notice
 
 SIGNATURE_HEADER = "X-Quakealert-Signature"
 TIMESTAMP_HEADER = "X-Quakealert-Timestamp"
@@ -44,6 +46,14 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     return "sha256=" + mac.hexdigest()
 
 
+def sms_entry(m: Message, exercise: bool, url: str | None) -> dict[str, str]:
+    """One language's SMS: the phone-sized title and body, and the text with the link to the
+    full notice (core.render.PUSH_LIMITS)."""
+    title, body = push_texts(m, exercise=exercise)
+    return {"lang": m.lang, "title": title, "body": body,
+            "text": "\n".join([title, body] + ([url] if url else []))}
+
+
 def build_webhook_payload(notice: Notice, sub: Recipient, *, now: datetime) -> WebhookRequest:
     """The JSON body and signature headers for one gateway (messages in its languages)."""
     if not sub.secret:
@@ -62,7 +72,11 @@ def build_webhook_payload(notice: Notice, sub: Recipient, *, now: datetime) -> W
         "created_at": notice.created_at.isoformat().replace("+00:00", "Z"),
         "url": notice.url,
         "delivery_id": sub.delivery_id,
-        "messages": {m.lang: {"title": m.title, "body": m.body} for m in msgs},
+        "messages": {m.lang: {"title": exercise_title(m.title, m.lang) if notice.exercise
+                              else m.title, "body": m.body} for m in msgs},
+        # per chosen language, in the resident's order: the phone-sized text for SMS gateways
+        "sms": [sms_entry(m, notice.exercise, notice_url(notice.url, msgs[0].lang))
+                for m in msgs],
     }
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     timestamp = int(now.timestamp())

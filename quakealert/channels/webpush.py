@@ -25,7 +25,6 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from multidict import CIMultiDict
 
 from quakealert.channels.base import (
-    EXERCISE_LABEL,
     DeliveryResult,
     Gone,
     Recipient,
@@ -33,6 +32,7 @@ from quakealert.channels.base import (
 )
 from quakealert.channels.guard import post_capped
 from quakealert.channels.vapid import Vapid
+from quakealert.core.render import push_texts
 from quakealert.model import Message, Notice
 from quakealert.store.subscribers import b64url, b64url_decode
 
@@ -105,8 +105,11 @@ def topic_for(sequence_id: str) -> str:
     return b64url(hashlib.sha256(sequence_id.encode("utf-8")).digest())[:32]
 
 
-def _title(m: Message, exercise: bool) -> str:
-    return (EXERCISE_LABEL.get(m.lang, "[EXERCISE] ") + m.title) if exercise else m.title
+def notice_url(url: str | None, lang: str) -> str | None:
+    """The full notice's address with the resident's first language shown first (/n/{id}?lang=)."""
+    if not url:
+        return url
+    return f"{url}{'&' if '?' in url else '?'}lang={lang}"
 
 
 def _ordered_messages(notice: Notice, languages: tuple[str, ...]) -> list[Message]:
@@ -119,38 +122,24 @@ def _dumps(obj: object) -> bytes:
 
 
 def build_payload(notice: Notice, languages: tuple[str, ...]) -> bytes:
-    """The JSON a service worker shows: the first wanted language, plus the others while the
-    whole stays within one 4096-octet record; a too-long body is shortened with an ellipsis."""
+    """The JSON a service worker shows: every chosen language, in the resident's order, each a
+    phone-sized title and body (core.render.PUSH_LIMITS); the full notice is at ``url``.
+
+    ``messages`` lists them all; ``title``/``body``/``lang`` repeat the first for older workers.
+    Pushes are short by construction (at most 3 x 480 characters, < 3993 octets even at 3 octets
+    a character), so every chosen language fits one 4096-octet record (RFC 8291 §4).
+    """
     msgs = _ordered_messages(notice, languages)
-    first = msgs[0] if msgs else Message(lang="en", title="", body="")
+    texts = [(m.lang, *push_texts(m, exercise=notice.exercise)) for m in msgs] or [("en", "", "")]
     topic = topic_for(notice.sequence_id)
     payload: dict[str, object] = {
-        "title": _title(first, notice.exercise), "body": first.body, "lang": first.lang,
+        "title": texts[0][1], "body": texts[0][2], "lang": texts[0][0],
+        "messages": [{"lang": lang, "title": t, "body": b} for lang, t, b in texts],
         "notice_id": notice.id, "sequence_id": notice.sequence_id, "tag": topic,
         "kind": notice.kind, "msg_type": notice.msg_type, "exercise": notice.exercise,
-        "url": notice.url, "created_at": notice.created_at.isoformat().replace("+00:00", "Z"),
-        "others": [],
+        "url": notice_url(notice.url, texts[0][0]), "created_at": notice.created_at.isoformat().replace("+00:00", "Z"),
     }
-    if len(_dumps(payload)) > MAX_PLAINTEXT:
-        body = first.body
-        lo, hi = 0, len(body)  # longest prefix that fits
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            payload["body"] = body[:mid] + "…"
-            if len(_dumps(payload)) <= MAX_PLAINTEXT:
-                lo = mid
-            else:
-                hi = mid - 1
-        payload["body"] = body[:lo] + "…"
-        return _dumps(payload)
-    others: list[dict[str, str]] = []
-    for m in msgs[1:]:
-        others.append({"lang": m.lang, "title": _title(m, notice.exercise), "body": m.body})
-        payload["others"] = others
-        if len(_dumps(payload)) > MAX_PLAINTEXT:
-            others.pop()
-    payload["others"] = others
-    return _dumps(payload)
+    return _dumps(payload)  # 3 languages x (80 + 400) characters stay far below MAX_PLAINTEXT
 
 
 def build_webpush_request(

@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "drill": ("quakealert.cli.drill", "replay a catalogue through the whole pipeline, as an exercise"),
     "store": ("quakealert.cli.store", "copy an SQLite store into PostgreSQL"),
     "config": ("quakealert.cli.config", "check a config file, show the effective config"),
+    "messages": ("quakealert.cli.messages",
+                 "Tibetan glossary review: PO export/import, docs/tibetan-review.md"),
 }
 
 

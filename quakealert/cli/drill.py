@@ -71,6 +71,7 @@ NO_AREA_NAMES = ("无所属县区", "no county/district seat within 100 km")
 DRILL_TARGET = "https://drill.invalid/{key}"
 # Without --until the clock runs on past the last event so its 30 min and 24 h rules play out.
 DEFAULT_AFTER = timedelta(hours=24, minutes=1)
+QUIET_DEFER_MAX = timedelta(hours=10)  # longest quiet-hours wait of a non-urgent notice
 MAX_GAP_S = 10.0  # --speed N: a quiet gap never takes longer than this on the wall clock
 STEP_S = 0.05  # --speed N: how often the pipeline clock is moved on during a gap
 CAP_SENDER = "quakealert-drill@localhost"  # unless [cap] sender is configured
@@ -857,7 +858,9 @@ async def drill(reports: list[Report], skipped: list[str], population: Populatio
         played = await play(pipeline, reports, until=end, speed=speed,
                             deliver=lambda: drain(outbox, datetime.now(UTC)))
         held_s, held = release_held(pipeline)
-        await drain(outbox, datetime.now(UTC) + timedelta(seconds=held_s + 1))
+        # held notices as their timeout would release them, and notices policy deferred out of
+        # quiet hours (22:00-07:30 at most, core.policy.quiet_release_at) as the morning would
+        await drain(outbox, datetime.now(UTC) + timedelta(seconds=held_s + 1) + QUIET_DEFER_MAX)
         sender = str(settings.section("cap").get("sender", CAP_SENDER))
         report = build_report(store, pipeline, recorders, population, file=file,
                               skipped=skipped, played=played, speed=speed, held_s=held_s,

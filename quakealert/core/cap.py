@@ -17,7 +17,13 @@ from typing import Literal
 from lxml import etree
 
 from quakealert.core.intensity import csis_degree, predict_intensity
-from quakealert.core.render import NoticeContext, RenderOptions, default_catalog, place_names
+from quakealert.core.render import (
+    NoticeContext,
+    RenderOptions,
+    default_catalog,
+    place_names,
+    to_tibetan_digits,
+)
 from quakealert.model import Notice
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
@@ -72,10 +78,14 @@ def severity_for(degree: int) -> str:
     return "Minor"
 
 
-def certainty_for(kind: str, status: str) -> str:
-    """CAP certainty: cancels Unlikely, reviewed Observed, automatic Likely (GeoNet rule, §6.3)."""
-    if kind == "cancel":
+def certainty_for(kind: str, status: str, type_official: bool = False) -> str:
+    """CAP certainty: cancels Unlikely, reviewed Observed, automatic Likely (GeoNet rule, §6.3);
+    a swarm advisory resting on our automatic, provisional type is Likely (seismology.md §8.4)."""
+    kinds = kind.split("+")
+    if "cancel" in kinds:
         return "Unlikely"
+    if "swarm_advisory" in kinds and not type_official:
+        return "Likely"
     return "Observed" if status == "reviewed" else "Likely"
 
 
@@ -130,9 +140,10 @@ def build_cap(
             "references",
             " ".join(f"{r.sender},{r.identifier},{cap_datetime(r.sent_at)}" for r in references),
         )
-    urgency, response = _KIND_CODES.get(notice.kind, ("Past", "Monitor"))
+    urgency, response = _KIND_CODES.get(notice.kind.split("+")[-1], ("Past", "Monitor"))
     epicentral = csis_degree(predict_intensity(ctx.magnitude, ctx.depth_km, 0.0).mean)
     degree = max(epicentral, ctx.recipient_degree or 0)
+    area_specific = ctx.recipient_degree is not None and ctx.recipient_place_key is not None
     lat, lon, radius_km = area_circle
     cat = default_catalog()
     opts = options or RenderOptions()
@@ -144,11 +155,13 @@ def build_cap(
         _sub(info, "responseType", response)
         _sub(info, "urgency", urgency)
         _sub(info, "severity", severity_for(degree))
-        _sub(info, "certainty", certainty_for(notice.kind, ctx.status))
+        _sub(info, "certainty", certainty_for(notice.kind, ctx.status, ctx.type_official))
         _sub(info, "effective", cap_datetime(sent_at))
         _sub(info, "expires", cap_datetime(sent_at + timedelta(hours=expires_h)))
         _sub(info, "senderName", SENDER_NAME[msg.lang])
-        _sub(info, "headline", msg.title)
+        # the short title (Google: < 140 chars, shown first); rendered for an area it names that
+        # area ("…，城关区震感轻微"); nothing addresses "your area" (messages.md §6.2, issue 8 §5)
+        _sub(info, "headline", msg.push_title or msg.title)
         _sub(info, "description", msg.body)
         if notice.url:
             _sub(info, "web", notice.url)
@@ -166,10 +179,14 @@ def build_cap(
                 "SequenceType",
                 ctx.sequence_type + ("" if ctx.type_official else " (automatic, provisional)"),
             )
-        _param(info, "EstimatedIntensityCSIS", str(degree))
+        # the epicentre's degree is the most any place sees: named as a maximum (A12 at R = depth)
+        _param(info, "MaxIntensityCSIS", str(epicentral))
+        if area_specific:
+            _param(info, "AreaEstimatedIntensityCSIS", str(ctx.recipient_degree))
         area = _sub(info, "area")
         area_desc, _ = place_names(
-            ctx.place_key, ctx.place_text, ctx.latitude, ctx.longitude, msg.lang, cat, opts
+            ctx.place_key, ctx.place_text, ctx.latitude, ctx.longitude, msg.lang, cat,
+            to_tibetan_digits if msg.lang == "bo" and opts.tibetan_digits else str,
         )
         _sub(area, "areaDesc", area_desc)
         _sub(area, "circle", f"{lat:.4f},{lon:.4f} {radius_km:.1f}")

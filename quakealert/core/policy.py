@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta, timezone
 from typing import Any, Literal
 
 from quakealert.core import intensity
@@ -54,6 +54,14 @@ class PolicyParams:
     quiet_start: str = "22:00"  # local time; quiet hours lower urgency, never hide felt guidance
     quiet_end: str = "07:00"
     quiet_utc_offset_h: float = 8.0  # Beijing time
+    # [K] non-urgent notices (swarm typing, daily summary) due in quiet hours wait until then
+    quiet_defer_until: str = "07:30"
+    # [K] flood budget of a swarm thread: at most one short "that was a quake of the same swarm"
+    # notice per this many hours; further felt quakes are counted by the next notice or summary
+    felt_in_swarm_interval_h: float = 1.0
+    # [K] Update budget: at most one Update per thread per this many minutes, however often a
+    # drifting solution crosses the revision thresholds (issue 9 §5)
+    update_interval_min: float = 30.0
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> PolicyParams:
@@ -79,7 +87,7 @@ class PolicyParams:
             except (TypeError, ValueError) as err:
                 raise ConfigError(f"[policy] {key}: {err}") from err
         params = cls(**values)
-        for key in ("quiet_start", "quiet_end"):
+        for key in ("quiet_start", "quiet_end", "quiet_defer_until"):
             try:
                 time.fromisoformat(getattr(params, key))
             except ValueError as err:
@@ -161,6 +169,8 @@ class ThreadState:
     last_sent_at: datetime | None = None
     last_summary_at: datetime | None = None
     member_count_told: int = 0
+    last_felt_at: datetime | None = None  # the last felt-in-swarm notice (flood budget)
+    last_update_at: datetime | None = None  # the last Update (Update budget)
 
     @property
     def max_magnitude(self) -> float | None:
@@ -187,6 +197,7 @@ class Decision:
     extra_kinds: tuple[str, ...] = ()  # guidance rendered into the same notice
     event_id: str = ""
     degree: int = 0  # predicted CSIS degree at the subscriber for this event
+    deliver_at: datetime | None = None  # not before this instant (quiet hours); None = now
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -223,6 +234,16 @@ def in_quiet_hours(now: datetime, start: str, end: str, utc_offset_h: float) -> 
     t = now.astimezone(timezone(timedelta(hours=utc_offset_h))).time()
     a, b = time.fromisoformat(start), time.fromisoformat(end)
     return (a <= t < b) if a <= b else (t >= a or t < b)
+
+
+def quiet_release_at(now: datetime, until: str, utc_offset_h: float) -> datetime:
+    """The next local ``until`` (e.g. 07:30) at or after ``now``, as an aware UTC instant."""
+    tz = timezone(timedelta(hours=utc_offset_h))
+    t = now.astimezone(tz)
+    release = datetime.combine(t.date(), time.fromisoformat(until), tz)
+    if release < t:
+        release += timedelta(days=1)
+    return release.astimezone(now.tzinfo or UTC)
 
 
 def _no(code: str, en: str, zh: str, ev: EventView) -> Decision:
@@ -320,6 +341,11 @@ def decide(
 
     quiet_en = " Quiet hours: urgency lowered." if quiet else ""
     quiet_zh = "（免打扰时段：紧急程度已降低。）" if quiet else ""
+    # a non-urgent notice due in quiet hours waits until the morning (issue 8 §5)
+    defer_at = (quiet_release_at(now, params.quiet_defer_until, params.quiet_utc_offset_h)
+                if quiet else None)
+    defer_en = f" It waits until {params.quiet_defer_until} local time." if quiet else ""
+    defer_zh = f"（推迟至当地时间{params.quiet_defer_until}发送。）" if quiet else ""
 
     if ctx.trigger == "deleted":
         told = thread.told_event(ev.event_id) if thread else None
@@ -359,6 +385,21 @@ def decide(
                     f"事件{ev.event_id}的修订（{what_zh}{told.magnitude:.1f}级→{ev.magnitude:.1f}级）未达到更新阈值"
                     f"（震级{params.revision_magnitude:g}、位置{params.revision_distance_km:g}公里、"
                     f"时间{params.revision_time_s:g}秒、深度{params.revision_depth_km:g}公里）。",
+                    ev,
+                )
+            last_update = thread.last_update_at
+            if last_update is not None and (
+                    now - last_update).total_seconds() < params.update_interval_min * 60:
+                ago = (now - last_update).total_seconds() / 60
+                return _no(
+                    "update_rate_limited",
+                    f"Revision of {ev.event_id} ({what}{'; '.join(c[0] for c in changes)}) waits: the "
+                    f"last Update went out {ago:.0f} min ago (at most one per "
+                    f"{params.update_interval_min:g} min); a later revision is compared with what "
+                    "the subscriber was told.",
+                    f"事件{ev.event_id}的修订（{what_zh}{'；'.join(c[1] for c in changes)}）暂缓："
+                    f"{ago:.0f}分钟前刚发送过更新（每{params.update_interval_min:g}分钟最多一次）；"
+                    "之后的修订将与已告知的内容比较。",
                     ev,
                 )
             return Decision(
@@ -425,12 +466,13 @@ def decide(
                 urgency=lowered("low"),
                 reason_code="daily_summary",
                 reason_en=f"Daily swarm summary: {new} new event(s) since the last notice {since_h:.0f} h ago; "
-                f"swarm active (last event {quiet_for_h:.0f} h ago).{quiet_en}",
+                f"swarm active (last event {quiet_for_h:.0f} h ago).{quiet_en}{defer_en}",
                 reason_zh=f"震群每日动态：距上次通知{since_h:.0f}小时，新增{new}次地震；震群仍活跃"
-                f"（最近一次地震在{quiet_for_h:.0f}小时前）。{quiet_zh}",
+                f"（最近一次地震在{quiet_for_h:.0f}小时前）。{quiet_zh}{defer_zh}",
                 references=thread.notice_ids[-1:],
                 event_id=ev.event_id,
                 degree=ev.degree,
+                deliver_at=defer_at,
             )
 
     if not told_any or thread is None:
@@ -472,11 +514,12 @@ def decide(
             msg_type="Update",
             urgency=lowered("normal"),
             reason_code="type_changed",
-            reason_en=f"Sequence type is now '{ctx.sequence_type}' ({official}); one advisory per type.{quiet_en}",
-            reason_zh=f"序列类型变为“{type_zh(ctx.sequence_type)}”（{official_zh}）；每种类型只提示一次。{quiet_zh}",
+            reason_en=f"Sequence type is now '{ctx.sequence_type}' ({official}); one advisory per type.{quiet_en}{defer_en}",
+            reason_zh=f"序列类型变为“{type_zh(ctx.sequence_type)}”（{official_zh}）；每种类型只提示一次。{quiet_zh}{defer_zh}",
             references=thread.notice_ids[-1:],
             event_id=ev.event_id,
             degree=ev.degree,
+            deliver_at=defer_at,
         )
     if ctx.trigger == "daily":
         return _no("summary_not_due", "Daily summary: nothing due.", "每日动态：无需发送。", ev)
@@ -488,6 +531,28 @@ def decide(
     if thread.advised_type == "swarm":
         parts_en.append("the daily swarm summary will count this event")
         parts_zh.append("每日震群动态将计入此次地震")
+    if felt and ctx.sequence_type == "swarm" and ctx.trigger == "new":
+        # a quake the resident felt is always explained, within the swarm's flood budget
+        last = thread.last_felt_at
+        since_min = (now - last).total_seconds() / 60 if last is not None else None
+        if since_min is None or since_min >= params.felt_in_swarm_interval_h * 60:
+            d = _report(
+                ctx, params, "felt_in_swarm",
+                f"Felt ({shake_en}) and part of the swarm already notified (largest told "
+                f"M{told_max:.1f}): a short notice explains the shaking.",
+                f"有感（{shake_zh}），属已通知的震群（已通知最大{told_max:.1f}级）：发送简短说明。",
+            )
+            return replace(d, msg_type="Update", references=thread.notice_ids[-1:],
+                           urgency="high" if d.urgency == "high" else "normal")
+        return _no(
+            "felt_folded",
+            f"Felt ({shake_en}), but a notice about this swarm went out {since_min:.0f} min ago "
+            f"(at most one per {params.felt_in_swarm_interval_h:g} h); the next notice or the daily "
+            "summary counts it.",
+            f"有感（{shake_zh}），但{since_min:.0f}分钟前已发送该震群的信息（每"
+            f"{params.felt_in_swarm_interval_h:g}小时最多一次）；下一次通知或每日动态将计入此次地震。",
+            ev,
+        )
     if not felt:
         return _no(
             "below_threshold",
@@ -559,6 +624,8 @@ def advance(
         last_sent_at=now,
         last_summary_at=summary_at,
         member_count_told=max(t.member_count_told, ctx.member_count),
+        last_felt_at=now if decision.kind in REPORT_KINDS else t.last_felt_at,
+        last_update_at=now if decision.kind == "update" else t.last_update_at,
     )
 
 

@@ -2,8 +2,14 @@
 
 Templates hold structure only; wording lives in messages/glossary/<lang>.toml; this module formats
 numbers, times and place names per language. It is the only module that converts to local time.
-Tibetan entries not yet confirmed by a source are used only when asked (RenderOptions.bo_unverified);
-otherwise the Chinese entry stands in, so nothing machine-guessed reaches residents (messages.md §4, §9).
+
+Tibetan is Tibetan: a bo message is built from bo entries only, never from another language.
+Every bo entry is ``sourced`` (quoted) or ``composed`` (built from attested terms, awaiting review);
+``RenderOptions.bo_composed = "hold"`` keeps composed sentences from residents, and the bo text then
+carries the sourced sentences plus one Tibetan line pointing to the full notice (issue 8 §3).
+
+Each Message also carries a phone-sized push title and body (issue 8 §4): the shaking expected
+where the resident is and one action, within PUSH_LIMITS; the full notice is at ``/n/{id}``.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -21,7 +28,9 @@ from typing import Any, Literal
 
 import jinja2
 
-from quakealert.core.intensity import epicentral_km, roman
+from quakealert.core.gazetteer import Gazetteer, load_gazetteer
+from quakealert.core.gazetteer import Place as GazPlace
+from quakealert.core.intensity import FELT_DEGREE, STRONG_DEGREE, epicentral_km, roman
 from quakealert.model import Message
 
 # messages/ sits at the top of the repository and ships inside the package (pyproject)
@@ -40,9 +49,20 @@ KINDS = (
 )
 # Guidance that follows a report inside one combined notice (policy.py sends them together).
 GUIDANCE_KINDS = ("felt_guidance", "strong_guidance")
-# Languages whose missing or unverified entries fall back to another language's entry.
-FALLBACK = {"bo": "zh"}
+STATUSES = ("sourced", "composed")
 TIBETAN_DIGITS = str.maketrans("0123456789", "༠༡༢༣༤༥༦༧༨༩")
+# (title, body) character limits of a push per language: DESIGN.md "Residents, notices, delivery"
+# and issue 8 §4 (a zh title must fit one notification line; bo needs about 2.5x the characters).
+PUSH_LIMITS: Mapping[str, tuple[int, int]] = {"zh": (30, 120), "bo": (80, 400), "en": (80, 300)}
+ELLIPSIS = "…"
+# Han ideographs, CJK symbols/punctuation (【】“”《》、。), full-width forms and Bopomofo: none of
+# these may appear in a bo text (issue 8 §3).
+CJK = re.compile(r"[\u2e80-\u2fff\u3000-\u303f\u3100-\u312f\u3200-\u9fff\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef]")
+
+
+def has_cjk(text: str) -> bool:
+    """Whether a text contains any Chinese character or CJK punctuation."""
+    return CJK.search(text) is not None
 
 
 # ---------------------------------------------------------------- catalogue (load time only)
@@ -50,11 +70,12 @@ TIBETAN_DIGITS = str.maketrans("0123456789", "༠༡༢༣༤༥༦༧༨༩")
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One glossary entry: wording (may hold {placeholders}), its status and source."""
+    """One glossary entry: wording (may hold {placeholders}), its provenance and sources."""
 
     text: str
-    status: Literal["sourced", "unverified", "missing"] = "sourced"
+    status: Literal["sourced", "composed"] = "sourced"
     source: str = ""
+    terms: tuple[str, ...] = ()  # composed: each term or frame with its source
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,11 +96,33 @@ class Place:
 
 @dataclass(frozen=True)
 class MessageCatalog:
-    """Templates, glossaries and places, read once from messages/."""
+    """Templates, glossaries, residents' places and the gazetteer, read once from messages/."""
 
     env: jinja2.Environment
     glossary: Mapping[str, Mapping[str, Entry]]
     places: Mapping[str, Place]
+    gazetteer: Gazetteer | None = None
+
+
+class CatalogError(ValueError):
+    """messages/ holds an entry the renderer must not use (unknown status, Chinese under bo)."""
+
+
+def parse_glossary(lang: str, raw: Mapping[str, Any]) -> dict[str, Entry]:
+    """Glossary entries of one language, checked: a known status, and bo text that is Tibetan."""
+    out: dict[str, Entry] = {}
+    for key, v in raw.items():
+        status = v.get("status", "sourced")
+        if status not in STATUSES:
+            raise CatalogError(f"{lang}.toml [{key}]: status {status!r} is not one of {STATUSES}")
+        text = v["text"]
+        if lang == "bo" and (not text.strip() or has_cjk(text)):
+            raise CatalogError(f"bo.toml [{key}]: bo text must be Tibetan, got {text!r}")
+        if status == "composed" and not v.get("terms"):
+            raise CatalogError(f"{lang}.toml [{key}]: a composed entry lists the sources of its terms")
+        out[key] = Entry(text=text, status=status, source=v.get("source", ""),
+                         terms=tuple(v.get("terms", ())))
+    return out
 
 
 def load_catalog(directory: Traversable = MESSAGES_DIR) -> MessageCatalog:
@@ -100,11 +143,7 @@ def load_catalog(directory: Traversable = MESSAGES_DIR) -> MessageCatalog:
     glossary: dict[str, dict[str, Entry]] = {}
     for lang in LANGS:
         with (directory / "glossary" / f"{lang}.toml").open("rb") as f:
-            raw = tomllib.load(f)
-        glossary[lang] = {
-            k: Entry(text=v["text"], status=v.get("status", "sourced"), source=v.get("source", ""))
-            for k, v in raw.items()
-        }
+            glossary[lang] = parse_glossary(lang, tomllib.load(f))
     with (directory / "places.toml").open("rb") as f:
         raw_places = tomllib.load(f)
     places = {
@@ -122,7 +161,10 @@ def load_catalog(directory: Traversable = MESSAGES_DIR) -> MessageCatalog:
         )
         for k, v in raw_places.items()
     }
-    return MessageCatalog(env=env, glossary=glossary, places=places)
+    gaz_path = directory / "gazetteer.csv"
+    gazetteer = (load_gazetteer(gaz_path.read_text(encoding="utf-8"))
+                 if gaz_path.is_file() else None)
+    return MessageCatalog(env=env, glossary=glossary, places=places, gazetteer=gazetteer)
 
 
 @functools.cache
@@ -138,7 +180,7 @@ def nearest_place(
     kinds: Iterable[str] = ("county", "district"),
     catalog: MessageCatalog | None = None,
 ) -> tuple[str, float]:
-    """Key of the nearest place of the given kinds, and its distance in km."""
+    """Key of the nearest residents' place (places.toml) of the given kinds, and its distance in km."""
     cat = catalog or default_catalog()
     wanted = set(kinds)
     best = min(
@@ -148,19 +190,15 @@ def nearest_place(
     return best.key, epicentral_km(lat, lon, best.lat, best.lon)
 
 
-# Name an epicentre by the nearest county/district seat within this distance (county seats in
-# Tibet lie up to ~60 km from parts of their county); beyond it, the agency's own place string.
-PLACE_NAME_KM = 80.0
-
-
-def epicentre_place_key(lat: float, lon: float, catalog: MessageCatalog | None = None
-                        ) -> str | None:
-    """The places.toml key naming an epicentre, or None when no seat is within PLACE_NAME_KM."""
-    try:
-        key, km = nearest_place(lat, lon, catalog=catalog)
-    except ValueError:  # no places at all
+def epicentre_place_key(lat: float, lon: float, catalog: MessageCatalog | None = None,
+                        location: str | None = None) -> str | None:
+    """The gazetteer key of the epicentre's county: the agency's named county (CENC LOCATION_C)
+    when the gazetteer has it, else the county with the nearest seat; None far from every seat."""
+    cat = catalog or default_catalog()
+    if cat.gazetteer is None:
         return None
-    return key if km <= PLACE_NAME_KM else None
+    place = cat.gazetteer.epicentre_county(lat, lon, location)
+    return place.key if place is not None else None
 
 
 def agency_place(place: str | None) -> str | None:
@@ -175,7 +213,11 @@ def agency_place(place: str | None) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class RegionalContext:
-    """CENC robot-report context line: M >= min within radius over the past years."""
+    """CENC robot-report context line: M >= min within radius over the past years.
+
+    ``count`` includes the quake itself (CENC's seed report names it as the largest "of them");
+    ``largest_before_*`` is the largest earlier quake, said when this one is the largest.
+    """
 
     radius_km: float
     years: int
@@ -186,6 +228,7 @@ class RegionalContext:
     # the largest quake before this one (此前最大为2024年10月31日4.1级); None when none was
     largest_before_magnitude: float | None = None
     largest_before_at: datetime | None = None
+    largest_at: datetime | None = None  # when the largest was (named when it is not this one)
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,8 +273,8 @@ class PreviousNotice:
     place_text: str | None = None
 
     def title(self, lang: str) -> str:
-        """The earlier title in one language (falling back to the first one)."""
-        return dict(self.titles).get(lang, self.titles[0][1] if self.titles else "")
+        """The earlier title in one language ("" when that language was not sent)."""
+        return dict(self.titles).get(lang, "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,9 +290,9 @@ class NoticeContext:
     mag_type: str | None = None
     status: Literal["automatic", "reviewed"] = "reviewed"
     source: str = "cenc"  # whose parameters these are (glossary "source.<source>")
-    place_key: str | None = None  # messages/places.toml key of the nearest county/district
-    place_text: str | None = None  # agency place string, used when place_key is None
-    recipient_place_key: str | None = None
+    place_key: str | None = None  # gazetteer key of the epicentre's county
+    place_text: str | None = None  # agency place string (CENC LOCATION_C), used to find the county
+    recipient_place_key: str | None = None  # places.toml key of the resident's area
     recipient_degree: int | None = None  # predicted CSIS degree (mean + k·σ) at the recipient
     sequence_id: str | None = None
     sequence_type: str | None = None  # undetermined | swarm | mainshock_aftershock | ...
@@ -262,7 +305,8 @@ class NoticeContext:
     notable: tuple[NotableEvent, ...] = ()
     recent: RecentActivity | None = None
     summary: bool = False  # the daily swarm summary rather than the first advisory
-    context: RegionalContext | None = None
+    same_swarm: bool = False  # a further felt quake of a swarm the resident was told about
+    context: RegionalContext | None = None  # None: leave the count out (e.g. back-fill incomplete)
     outlook: OfficialStatement | None = None
     forecast: Mapping[str, str] | None = None  # our own estimate per lang; shown only if allowed
     previous: PreviousNotice | None = None
@@ -273,12 +317,12 @@ class NoticeContext:
 
 @dataclass(frozen=True, slots=True)
 class RenderOptions:
-    """Per-deployment choices about wording."""
+    """Per-deployment choices about wording ([messages] in the config)."""
 
     tibetan_digits: bool = True  # ༠-༩ in bo, as the CENC bo text writes them (messages.md §4.4)
-    bo_unverified: Literal["zh", "candidate"] = (
-        "zh"  # "candidate": show unverified Tibetan (review)
-    )
+    # "send": composed Tibetan reaches residents (demo, drills); "hold": only sourced sentences plus
+    # one line pointing to the full notice, until a translator has reviewed them (issue 8 §3).
+    bo_composed: Literal["send", "hold"] = "send"
     hotline: str | None = "12322"  # messages.md §2.2; [U] availability in TAR (§9 item 5)
     reference_place: str | None = "lhasa"  # "distance to Lhasa" line (messages.md §8 K2)
     max_reference_km: float = 500.0
@@ -288,6 +332,10 @@ class RenderOptions:
     quote_outlook: bool = True
     winter_months: tuple[int, ...] = (11, 12, 1, 2, 3)  # Beijing-time months for the cold block
     high_altitude: bool = True  # Lhasa region: the altitude line in K5 (messages.md §2.3)
+
+    def __post_init__(self) -> None:
+        if self.bo_composed not in ("send", "hold"):
+            raise ValueError(f"[messages] bo_composed must be 'send' or 'hold', not {self.bo_composed!r}")
 
 
 # ---------------------------------------------------------------- formatting helpers
@@ -316,7 +364,7 @@ def fmt_depth(d: float | None) -> str:
 
 
 def fmt_km(km: float) -> str:
-    """A rounded distance: whole km (CENC says 约110公里)."""
+    """A rounded distance: whole km (CENC says 约110千米)."""
     return str(math.floor(km + 0.5))
 
 
@@ -327,181 +375,205 @@ def local(at: datetime) -> datetime:
     return at.astimezone(BEIJING)
 
 
-def fmt_time(at: datetime, lang: str, g: _Glossary) -> str:
-    """Date and time in Beijing time, worded per language."""
+def fmt_time(at: datetime, lang: str, *, short: bool = False) -> str:
+    """Date and time in Beijing time, worded per language (CENC's 11月7日04时19分 in zh)."""
     t = local(at)
     if lang == "zh":
-        return f"{g.term('beijing_time')}{t.month}月{t.day}日{t.hour}时{t.minute}分"
+        clock = f"{t.month}月{t.day}日{t:%H}时{t:%M}分"
+        return clock if short else f"北京时间{clock}"
     if lang == "bo":
-        period_key, hour = _bo_period(t.hour)
-        period = g.term(period_key, fallback=False) if period_key else None
-        if period is None:  # no sourced day-part word: 24-hour clock, no period
-            clock = f"ཆུ་ཚོད་{t.hour}"
-        else:
-            clock = f"{period}་ཆུ་ཚོད་{hour}"
-        date = f"ཟླ་{t.month}པའི་ཚེས་{t.day}ཉིན་གྱི་{clock}དང་སྐར་མ་{t.minute}"
-        label = g.term("beijing_time", fallback=False)
-        return f"{label}་{date}" if label else date
+        # PRC pattern with Beijing time and a 24-hour clock (tibetan-guidance.md §3 ex. 1).
+        clock = f"ཟླ་{t.month}པའི་ཚེས་{t.day}ཉིན་གྱི་ཆུ་ཚོད་{t.hour}དང་སྐར་མ་{t.minute}"
+        return clock if short else f"པེ་ཅིང་དུས་ཚོད་ཀྱི་ཕྱི་{clock}"
+    if short:
+        return f"{t:%H:%M} Beijing time, {t.day} {t:%b}"
     return f"{t:%H:%M} on {t.day} {t:%b %Y}, Beijing time (UTC+8)"
 
 
-def fmt_date(at: datetime, lang: str) -> str:
+def fmt_date(at: datetime, lang: str, *, year: bool = False) -> str:
     """Date only, in Beijing time."""
     t = local(at)
     if lang == "zh":
-        return f"{t.month}月{t.day}日"
+        return (f"{t.year}年" if year else "") + f"{t.month}月{t.day}日"
     if lang == "bo":
-        return f"ཟླ་{t.month}པའི་ཚེས་{t.day}ཉིན"
-    return f"{t.day} {t:%b}"
+        # {YYYY}ལོའི་ཟླ་{M}པའི་ཚེས་{D}ཉིན (messages.md §4.4 [S])
+        return (f"{t.year}ལོའི་" if year else "") + f"ཟླ་{t.month}པའི་ཚེས་{t.day}ཉིན"
+    return f"{t.day} {t:%b}" + (f" {t.year}" if year else "")
 
 
-def _bo_period(hour: int) -> tuple[str | None, int]:
-    # CENC wrote མཚན་དཀྱིལ་ཆུ་ཚོད་༤ for 04:19 (S1): a 12-hour clock with a day-part word [review].
-    h12 = hour % 12 or 12
-    if hour < 6:
-        return "period.night", h12
-    if hour < 12:
-        return "period.morning", h12
-    if hour < 18:
-        return "period.afternoon", h12
-    return "period.evening", h12
+# Tibetan case particles chosen by the last letter of the syllable (la don and 'brel sgra).
+_BO_SUFFIXES = set("གངདནབམའརལས")
+_BO_LOCATIVE = {"ག": "ཏུ", "བ": "ཏུ", "ས": "སུ", "ད": "དུ", "ང": "དུ", "ན": "དུ", "མ": "དུ",
+                "ར": "དུ", "ལ": "དུ"}
+_BO_GENITIVE = {"ག": "གི", "ང": "གི", "ད": "ཀྱི", "བ": "ཀྱི", "ས": "ཀྱི", "ན": "གྱི", "མ": "གྱི",
+                "ར": "གྱི", "ལ": "གྱི"}
 
 
-_BO_LOCATIVE = {
-    "ག": "ཏུ",
-    "བ": "ཏུ",
-    "ས": "སུ",
-    "ད": "དུ",
-    "ང": "དུ",
-    "ན": "དུ",
-    "མ": "དུ",
-    "ར": "དུ",
-    "ལ": "དུ",
-}
+def _bo_final(name: str) -> tuple[str, str | None]:
+    """The name without trailing tsheg/shad, and its suffix letter (None for an open syllable)."""
+    stripped = name.rstrip("་། ")
+    syllable = stripped.rsplit("་", 1)[-1]
+    last = syllable[-1:]
+    # a one-letter syllable (ས in ལྷ་ས, བ in དྲ་བ) or one ending in a vowel sign is open
+    if len(syllable) < 2 or last not in _BO_SUFFIXES or last == "འ":
+        return stripped, None
+    return stripped, last
 
 
 def bo_locative(name: str) -> str:
     """A Tibetan place name with the locative particle (la don), e.g. ...རྫོང་དུ as in the CENC text."""
-    stripped = name.rstrip("་།")
-    particle = _BO_LOCATIVE.get(stripped[-1:], "")
-    if not particle:  # ends in a vowel sign or འ: the particle ར fuses with the syllable
+    stripped, last = _bo_final(name)
+    if last is None:  # open syllable: ར fuses with it (ལྷ་སར)
         return f"{stripped}ར་"
-    return f"{stripped}་{particle}་"
+    return f"{stripped}་{_BO_LOCATIVE[last]}་"
+
+
+def bo_genitive(name: str) -> str:
+    """A Tibetan noun with the genitive particle, e.g. ...དྲ་བའི, ...གྲོང་ཁྱེར་གྱི."""
+    stripped, last = _bo_final(name)
+    if last is None:
+        return f"{stripped}འི་"
+    return f"{stripped}་{_BO_GENITIVE[last]}་"
+
+
+def intensity_band(degree: int) -> Literal["low", "mid", "high"]:
+    """Guidance band: ≤ III reassurance, IV-V check the home, ≥ VI strong shaking (seismology.md §5.1)."""
+    if degree <= FELT_DEGREE:
+        return "low"
+    if degree < STRONG_DEGREE:
+        return "mid"
+    return "high"
+
+
+def shake_key(degree: int) -> str:
+    """Glossary key of the shaking words for a push title."""
+    if degree <= FELT_DEGREE:
+        return "shake.weak"
+    if degree == FELT_DEGREE + 1:
+        return "shake.light"
+    if degree < STRONG_DEGREE:
+        return "shake.moderate"
+    return "shake.strong"
 
 
 class _Glossary:
-    """Glossary lookups for one language with the bo -> zh fallback."""
+    """Glossary lookups for one language; bo composed entries are held when the office says so."""
 
     def __init__(self, lang: str, catalog: MessageCatalog, options: RenderOptions):
         self.lang = lang
         self.catalog = catalog
         self.options = options
 
-    def entry(self, key: str) -> tuple[str, Entry] | None:
-        """(language actually used, entry) for a key, honouring statuses and fallback."""
-        own = self.catalog.glossary[self.lang].get(key)
-        if own is not None and self._usable(own):
-            return self.lang, own
-        fb = FALLBACK.get(self.lang)
-        if fb is not None:
-            other = self.catalog.glossary[fb].get(key)
-            if other is not None and other.text:
-                return fb, other
-        return None
+    def has(self, key: str) -> bool:
+        return key in self.catalog.glossary[self.lang]
 
-    def _usable(self, e: Entry) -> bool:
-        if not e.text or e.status == "missing":
+    def usable(self, key: str) -> bool:
+        """Whether the entry may reach residents under the current options."""
+        e = self.catalog.glossary[self.lang].get(key)
+        if e is None:
             return False
-        return e.status == "sourced" or self.options.bo_unverified == "candidate"
+        return not (self.lang == "bo" and e.status == "composed"
+                    and self.options.bo_composed == "hold")
 
-    def term(self, key: str, *, fallback: bool = True) -> str | None:
-        """A fixed term; None if neither the language nor (when allowed) its fallback has it."""
-        own = self.catalog.glossary[self.lang].get(key)
-        if own is not None and self._usable(own):
-            return own.text
-        if not fallback:
-            return None
-        found = self.entry(key)
-        return found[1].text if found else None
+    def term(self, key: str) -> str:
+        """A term's text (terms inside a sentence are used whatever the hold setting)."""
+        e = self.catalog.glossary[self.lang].get(key)
+        if e is None:
+            raise KeyError(f"{self.lang}.toml has no entry {key!r}")
+        return e.text
 
-    def first(self, *keys: str) -> str:
-        """The first key this language has (before falling back), else the fallback's."""
-        for k in keys:
-            own = self.catalog.glossary[self.lang].get(k)
-            if own is not None and self._usable(own):
-                return k
-        for k in keys:
-            if self.entry(k) is not None:
-                return k
-        raise KeyError(keys[0])
+
+# Sentences that always go out in bo: the hold pointer and the drill marker (a drill must be
+# recognisable as one in every language).
+_ALWAYS = frozenset({"s.held", "title.exercise_prefix", "s.exercise"})
 
 
 class _Sentences(Mapping[str, str]):
-    """Glossary sentences formatted with the values of the language they come from."""
+    """Glossary sentences of one language, formatted with that language's values."""
 
-    def __init__(
-        self,
-        glossaries: Mapping[str, _Glossary],
-        values: Mapping[str, Mapping[str, Any]],
-        lang: str,
-    ):
-        self.glossaries = glossaries
-        self._by_lang = values
-        self.lang = lang
+    def __init__(self, glossary: _Glossary, values: Mapping[str, Any]):
+        self.glossary = glossary
+        self._values = values
 
     def __getitem__(self, key: str) -> str:
-        found = self.glossaries[self.lang].entry(key)
-        if found is None:
-            raise KeyError(key)
-        used_lang, e = found
-        return e.text.format_map(self._by_lang[used_lang])
+        g = self.glossary
+        if not g.has(key):
+            raise KeyError(f"{g.lang}.toml has no entry {key!r}")
+        if not g.usable(key) and key not in _ALWAYS:
+            return ""
+        return g.term(key).format_map(self._values)
 
     def __iter__(self):  # type: ignore[no-untyped-def]
-        return iter(self.glossaries[self.lang].catalog.glossary[self.lang])
+        return iter(self.glossary.catalog.glossary[self.glossary.lang])
 
     def __len__(self) -> int:
-        return len(self.glossaries[self.lang].catalog.glossary[self.lang])
+        return len(self.glossary.catalog.glossary[self.glossary.lang])
+
+
+# ---------------------------------------------------------------- places
+
+
+def _gaz_names(p: GazPlace, gaz: Gazetteer, lang: str) -> tuple[str, str] | None:
+    """(full, short) names of a gazetteer county in one language; None when it has no bo name."""
+    pref = gaz.prefecture_of(p)
+    if lang == "zh":
+        return f"{p.province}{pref.zh if pref else ''}{p.zh}", p.zh
+    if lang == "bo":
+        if not p.bo:
+            return None
+        region = "བོད་ལྗོངས་" if p.province == "西藏" else ""  # TAR short form, S1
+        parent = f"{pref.bo}་" if pref is not None and pref.bo else ""
+        return f"{region}{parent}{p.bo}", p.bo
+    return (f"{p.en}, {pref.en}" if pref else p.en), p.en
+
+
+def place_names(ctx_key: str | None, text: str | None, lat: float, lon: float, lang: str,
+                cat: MessageCatalog, num: Any = str) -> tuple[str, str]:
+    """(full, short) name of an epicentre in one language; never bare coordinates (issue 8 §6).
+
+    The county is the gazetteer's (CENC LOCATION_C or the nearest seat); with no Tibetan name it is
+    named in bo by the nearest county that has one; far from every seat, by distance to the seat.
+    """
+    gaz = cat.gazetteer
+    if gaz is None:
+        return (text or ""), (text or "")
+    county = gaz.get(ctx_key) if ctx_key else None
+    if county is None and ctx_key is not None and ctx_key in cat.places:  # a residents' key
+        county = gaz.by_zh_name(cat.places[ctx_key].zh)
+    if county is None:
+        county = gaz.epicentre_county(lat, lon, text)
+    if county is not None:
+        names = _gaz_names(county, gaz, lang)
+        if names is not None:
+            return names
+    # no county in range, or no Tibetan name: the nearest seat that has a name in this language
+    seat, km = gaz.nearest(lat, lon)
+    if lang == "bo" and not seat.bo:
+        named = [p for p in gaz.places if p.bo and p.kind != "prefecture"]
+        seat = min(named, key=lambda p: epicentral_km(lat, lon, p.lat, p.lon))
+        km = epicentral_km(lat, lon, seat.lat, seat.lon)
+    d = num(fmt_km(km))
+    if lang == "zh":
+        if text:
+            return text, text
+        return f"{seat.zh}附近约{d}千米处", f"{seat.zh}附近"
+    if lang == "bo":
+        near = f"{bo_genitive(seat.bo)}ཉེ་འཁོར"  # ཉེ་འཁོར: S3
+        return f"{seat.bo}ནས་བར་ཐག་སྤྱི་ལེ་{d}ཙམ་གྱི་ས་ཁུལ", near
+    return f"about {d} km from {seat.en}", f"near {seat.en}"
+
+
+def _recipient_name(key: str | None, lang: str, cat: MessageCatalog) -> str | None:
+    p = cat.places.get(key) if key else None
+    if p is None:
+        return None
+    return {"zh": p.zh, "bo": p.bo, "en": p.en}[lang] or None
 
 
 # ---------------------------------------------------------------- values
 
 
-def place_names(
-    key: str | None,
-    text: str | None,
-    lat: float,
-    lon: float,
-    lang: str,
-    cat: MessageCatalog,
-    opts: RenderOptions,
-) -> tuple[str, str]:
-    """(full, short) name of a place in one language."""
-    if key is None or key not in cat.places:
-        fallback = text or f"{lat:.2f}°N {lon:.2f}°E"
-        return fallback, fallback
-    p = cat.places[key]
-    parent = cat.places.get(p.parent) if p.parent else None
-    if lang == "zh":
-        if parent is None:
-            return p.zh_full or p.zh, p.zh
-        return f"{parent.zh_full or parent.zh}{p.zh}", f"{parent.zh}{p.zh}"
-    if lang == "bo":
-
-        def bo(pl: Place) -> str:
-            ok = pl.bo_status == "sourced" or opts.bo_unverified == "candidate"
-            return pl.bo if ok else pl.zh
-
-        region = "བོད་ལྗོངས"  # TAR short form, EQ in the CENC text (tibetan-terms.md §4.1)
-        if parent is None:
-            return f"{region}་{bo(p)}", bo(p)
-        return f"{region}་{bo(parent)}་{bo(p)}", f"{bo(parent)}་{bo(p)}"
-    if parent is None:
-        return f"{p.en}, Tibet", p.en
-    return f"{p.en}, {parent.en}, Tibet", f"{p.en}, {parent.en}"
-
-
 def _values(
-    kinds: tuple[str, ...],
     ctx: NoticeContext,
     lang: str,
     g: _Glossary,
@@ -510,37 +582,45 @@ def _values(
     now: datetime,
 ) -> dict[str, Any]:
     """Formatted slot values for the glossary sentences of one language."""
-    num = to_tibetan_digits if (lang == "bo" and opts.tibetan_digits) else (lambda s: s)
+    bo = lang == "bo"
+    num = to_tibetan_digits if (bo and opts.tibetan_digits) else (lambda s: s)
     full, short = place_names(
-        ctx.place_key, ctx.place_text, ctx.latitude, ctx.longitude, lang, cat, opts
+        ctx.place_key, ctx.place_text, ctx.latitude, ctx.longitude, lang, cat, num
     )
+    source = g.term(f"source.{ctx.source}") if g.has(f"source.{ctx.source}") else g.term(
+        "source.other")
     v: dict[str, Any] = {
         "magnitude": num(fmt_magnitude(ctx.magnitude)),
         "depth": num(fmt_depth(ctx.depth_km)),
         "lat": num(f"{ctx.latitude:.2f}"),
         "lon": num(f"{ctx.longitude:.2f}"),
-        "time": num(fmt_time(ctx.origin_at, lang, g)),
+        "time": num(fmt_time(ctx.origin_at, lang)),
+        "time_short": num(fmt_time(ctx.origin_at, lang, short=True)),
         "place_full": full,
         "place_short": short,
-        "place_full_loc": bo_locative(full) if lang == "bo" else full,
-        "place_short_loc": bo_locative(short) if lang == "bo" else short,
-        "source": g.term(f"source.{ctx.source}") or g.term("source.other"),
-        "auto": g.term("auto_provisional") or "",
-        "hotline": opts.hotline or "",
+        "place_full_loc": bo_locative(full) if bo else full,
+        "place_short_loc": bo_locative(short) if bo else short,
+        "place_full_gen": bo_genitive(full) if bo else full,
+        "place_short_gen": bo_genitive(short) if bo else short,
+        "source": source,
+        "source_gen": bo_genitive(source) if bo else source,
+        "source_short": ctx.source.upper(),
+        "auto": g.term("auto_provisional"),
+        "hotline": num(opts.hotline or ""),
         "url": ctx.url or "",
-        "sent_time": num(fmt_time(now, lang, g)),
+        "sent_time": num(fmt_time(now, lang)),
+        "_lang": lang,
     }
     auto = ctx.status == "automatic"
-    attrib_key = g.first(
-        f"attrib.{'auto' if auto else 'official'}.{ctx.source}",
-        f"attrib.{'auto' if auto else 'official'}",
-    )
-    found = g.entry(attrib_key)
-    v["attrib"] = found[1].text.format(source=v["source"]) if found else ""
+    which = "auto" if auto else "official"
+    attrib_key = f"attrib.{which}.{ctx.source}"
+    if not g.has(attrib_key):
+        attrib_key = f"attrib.{which}"
+    v["attrib"] = (g.term(attrib_key).format_map(v) if g.usable(attrib_key) else "")
     if opts.reference_place and opts.reference_place in cat.places:
         ref = cat.places[opts.reference_place]
         km = epicentral_km(ctx.latitude, ctx.longitude, ref.lat, ref.lon)
-        v["ref_place"] = place_names(ref.key, None, ref.lat, ref.lon, lang, cat, opts)[1]
+        v["ref_place"] = _recipient_name(ref.key, lang, cat) or ""
         v["distance"] = num(fmt_km(km))
         v["_has_distance"] = km <= opts.max_reference_km and ctx.place_key != ref.key
     if ctx.context is not None:
@@ -552,43 +632,39 @@ def _values(
             count=num(str(c.count)),
             count_quakes=quakes_en(c.count),
             largest=num(fmt_magnitude(c.largest_magnitude)),
+            largest_date=num(fmt_date(c.largest_at, lang, year=True)) if c.largest_at else "",
+            before_magnitude=num(fmt_magnitude(c.largest_before_magnitude))
+            if c.largest_before_magnitude is not None else "",
+            before_date=num(fmt_date(c.largest_before_at, lang, year=True))
+            if c.largest_before_at else "",
         )
-    if ctx.recipient_degree is not None:
+    recipient = _recipient_name(ctx.recipient_place_key, lang, cat)
+    if ctx.recipient_degree is not None and recipient is not None:
         d = ctx.recipient_degree
         v.update(
             roman=roman(d, lang),
-            label=g.term(f"intensity.{d}.label") or "",
-            felt=g.term(f"intensity.{d}.felt") or "",
-            recipient_place=(
-                place_names(ctx.recipient_place_key, None, 0, 0, lang, cat, opts)[1]
-                if ctx.recipient_place_key in cat.places
-                else g.term("term.here")
-            ),
+            label=g.term(f"intensity.{d}.label"),
+            felt=g.term(f"intensity.{d}.felt"),
+            recipient_place=recipient,
+            recipient_place_loc=bo_locative(recipient) if bo else recipient,
+            shake=g.term(shake_key(d)),
         )
     if ctx.sequence_type is not None:
-        v["type"] = g.term(f"type.{ctx.sequence_type}") or ctx.sequence_type
-        v["type_source"] = g.term(f"source.{ctx.type_source or 'other'}") or ""
+        type_key = f"type.{ctx.sequence_type}"
+        v["type"] = g.term(type_key) if g.has(type_key) else g.term("type.undetermined")
+        ts = g.term(f"source.{ctx.type_source or 'other'}")
+        v["type_source"] = ts
+        v["type_source_gen"] = bo_genitive(ts) if bo else ts
     if ctx.sequence_started_at is not None:
         v["start"] = num(fmt_date(ctx.sequence_started_at, lang))
     v["seq_count"] = num(str(ctx.sequence_count))
     v["seq_quakes"] = quakes_en(ctx.sequence_count)
-    notable_entry = g.entry("notable")
-    if notable_entry is not None and ctx.notable:
-        used, e = notable_entry
-        sep = (g.entry("list.sep") or (used, Entry(", ")))[1].text
-        used_num = to_tibetan_digits if (used == "bo" and opts.tibetan_digits) else (lambda s: s)
-        items = []
-        for ev in ctx.notable:
-            t = local(ev.origin_at)
-            items.append(
-                e.text.format(
-                    date=used_num(fmt_date(ev.origin_at, used)),
-                    month=used_num(str(t.month)),
-                    day=used_num(str(t.day)),
-                    magnitude=used_num(fmt_magnitude(ev.magnitude)),
-                )
-            )
-        v["events"] = sep.join(items)
+    if ctx.notable:
+        sep = g.term("list.sep")
+        v["events"] = sep.join(
+            g.term("notable").format(date=num(fmt_date(ev.origin_at, lang)),
+                                     magnitude=num(fmt_magnitude(ev.magnitude)))
+            for ev in ctx.notable)
     if ctx.recent is not None:
         v.update(
             recent_hours=num(f"{ctx.recent.window_h:g}"),
@@ -597,22 +673,23 @@ def _values(
             recent_largest=num(fmt_magnitude(ctx.recent.largest_magnitude)),
         )
     if ctx.outlook is not None:
-        v["outlook_source"] = g.term(f"source.{ctx.outlook.source}") or ""
+        osrc = g.term(f"source.{ctx.outlook.source}")
+        v["outlook_source"] = osrc
+        v["outlook_source_gen"] = bo_genitive(osrc) if bo else osrc
         v["outlook_text"] = ctx.outlook.text
     if ctx.forecast is not None:
-        v["forecast_label"] = g.term("s.forecast_label") or ""
-        v["forecast_text"] = ctx.forecast.get(lang) or ctx.forecast.get(
-            FALLBACK.get(lang, lang), ""
-        )
+        v["forecast_label"] = g.term("s.forecast_label")
+        v["forecast_text"] = ctx.forecast.get(lang, "")  # never another language's text
     if ctx.previous is not None:
         p = ctx.previous
-        _, pshort = place_names(p.place_key, p.place_text, p.latitude, p.longitude, lang, cat, opts)
+        _, pshort = place_names(p.place_key, p.place_text, p.latitude, p.longitude, lang, cat, num)
         v.update(
-            prev_time=num(fmt_time(p.sent_at, lang, g)),
+            prev_time=num(fmt_time(p.sent_at, lang)),
             prev_place=pshort,
+            prev_place_gen=bo_genitive(pshort) if bo else pshort,
             prev_magnitude=num(fmt_magnitude(p.magnitude)),
             prev_title=p.title(lang),
-            how=g.term("how.auto" if auto else "how.official") or "",
+            how=g.term("how.auto" if auto else "how.official"),
         )
         v["changes"] = _changes(ctx, p, lang, g, num)
     return v
@@ -621,33 +698,23 @@ def _values(
 def _changes(ctx: NoticeContext, p: PreviousNotice, lang: str, g: _Glossary, num: Any) -> str:
     """What changed between an earlier notice and now, worded per language."""
     parts: list[str] = []
-
-    def add(key: str, **kw: str) -> None:
-        found = g.entry(key)
-        if found is not None:
-            parts.append(found[1].text.format(**kw))
-
     if fmt_magnitude(p.magnitude) != fmt_magnitude(ctx.magnitude):
-        add(
-            "change.magnitude",
-            old=num(fmt_magnitude(p.magnitude)),
-            new=num(fmt_magnitude(ctx.magnitude)),
-        )
+        parts.append(g.term("change.magnitude").format(
+            old=num(fmt_magnitude(p.magnitude)), new=num(fmt_magnitude(ctx.magnitude))))
     moved = epicentral_km(p.latitude, p.longitude, ctx.latitude, ctx.longitude)
     if moved >= 1.0:
-        add("change.location", km=num(fmt_km(moved)))
+        parts.append(g.term("change.location").format(km=num(fmt_km(moved))))
     if local(p.origin_at).replace(second=0, microsecond=0) != local(ctx.origin_at).replace(
         second=0, microsecond=0
     ):
-        add("change.time", time=num(fmt_time(ctx.origin_at, lang, g)))
+        parts.append(g.term("change.time").format(time=num(fmt_time(ctx.origin_at, lang))))
     if fmt_depth(p.depth_km) != fmt_depth(ctx.depth_km):
-        add("change.depth", old=num(fmt_depth(p.depth_km)), new=num(fmt_depth(ctx.depth_km)))
-    sep_entry = g.entry("clause.sep")
-    return (sep_entry[1].text if sep_entry else "; ").join(parts)
+        parts.append(g.term("change.depth").format(
+            old=num(fmt_depth(p.depth_km)), new=num(fmt_depth(ctx.depth_km))))
+    return g.term("clause.sep").join(parts)
 
 
 def _flags(
-    kind: str,
     ctx: NoticeContext,
     values: Mapping[str, Any],
     opts: RenderOptions,
@@ -656,23 +723,35 @@ def _flags(
 ) -> dict[str, Any]:
     """Template switches (no arithmetic in templates: every decision is made here)."""
     month = local(ctx.origin_at).month
+    has_recipient = "recipient_place" in values
+    c = ctx.context
     return {
         "automatic": ctx.status == "automatic",
         "has_distance": bool(values.get("_has_distance")),
-        "has_context": ctx.context is not None,
+        "has_context": c is not None,
         "context_key": "s.context_this_largest"
-        if ctx.context is not None and ctx.context.is_largest
+        if c is not None and c.is_largest
         else "s.context_other_largest",
-        "has_recipient": ctx.recipient_degree is not None,
+        "has_before": c is not None and c.is_largest and c.largest_before_at is not None
+        and c.largest_before_magnitude is not None,
+        "has_recipient": has_recipient,
+        "band": intensity_band(ctx.recipient_degree) if has_recipient and ctx.recipient_degree
+        else "mid",
         "has_type": ctx.sequence_type is not None,
         "type": ctx.sequence_type,
         "type_official": ctx.type_official,
         "after_report": after_report,
+        "same_swarm": ctx.same_swarm,
         "hotline": bool(opts.hotline),
         "winter": month in opts.winter_months,
         "high_altitude": opts.high_altitude,
         "has_outlook": ctx.outlook is not None and opts.quote_outlook,
-        "has_forecast": ctx.forecast is not None and opts.public_forecast,
+        # an official statement is quoted only in its own language; elsewhere we say it exists
+        "outlook_key": "s.outlook_elsewhere"
+        if ctx.outlook is not None and values.get("_lang") != ctx.outlook.lang
+        else "s.outlook",
+        "has_forecast": ctx.forecast is not None and opts.public_forecast
+        and bool(values.get("forecast_text")),
         "has_events": bool(ctx.notable) and ctx.sequence_started_at is not None,
         "has_recent": ctx.recent is not None,
         "summary": ctx.summary,
@@ -687,6 +766,72 @@ def _flags(
 
 def _lines(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _fit(text: str, limit: int) -> str:
+    """A text cut to ``limit`` characters with an ellipsis (the last resort of shortening)."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + ELLIPSIS
+
+
+def _join(lang: str, parts: Iterable[str]) -> str:
+    return (" " if lang in ("en", "bo") else "").join(p for p in parts if p)
+
+
+def fit_push(lang: str, title_parts: tuple[str, str], sentences: list[tuple[str, bool]],
+             marker: str = "") -> tuple[str, str]:
+    """A push title and body within PUSH_LIMITS: optional parts go first, then an ellipsis.
+
+    ``title_parts`` is (title, optional suffix); ``sentences`` are (text, essential) in order.
+    """
+    max_title, max_body = PUSH_LIMITS[lang]
+    base, suffix = title_parts
+    title = marker + base + suffix
+    if len(title) > max_title:
+        title = _fit(marker + base, max_title)
+    kept = [(t, e) for t, e in sentences if t]
+    while len(_join(lang, [t for t, _ in kept])) > max_body and any(not e for _, e in kept):
+        last_optional = max(i for i, (_, e) in enumerate(kept) if not e)
+        del kept[last_optional]
+    return title, _fit(_join(lang, [t for t, _ in kept]), max_body)
+
+
+def _push(kinds: tuple[str, ...], ctx: NoticeContext, lang: str, s: _Sentences,
+          flags: Mapping[str, Any], full_title: str) -> tuple[str, str]:
+    """The phone-sized title and body of a notice in one language (issue 8 §4)."""
+    k = kinds[0]
+    recipient = flags["has_recipient"]
+    band = [(s[f"push.band.{flags['band']}"], True)] if recipient else []
+    # the resident's own shaking belongs to a report of this quake, not to a sequence summary
+    suffix = s["push.shake_suffix"] if recipient and k in ("quick_report", "official_report") else ""
+    marker = s["title.exercise_prefix"] if ctx.exercise else ""
+    if k in ("quick_report", "official_report"):
+        strong = "strong_guidance" in kinds
+        title = s["push.title.auto" if flags["automatic"] and not strong
+                  else "push.title.strong" if strong else "push.title.felt"]
+        if ctx.same_swarm:
+            report = s["push.same_swarm"]
+        else:
+            report = s["push.report_auto" if flags["automatic"] else "push.report_official"]
+        distance = s["s.distance"] if flags["has_distance"] else ""
+        sentences = [(report, True), (distance, False), *band]
+    elif k == "swarm_advisory":
+        title = full_title
+        sentences = [(s["push.swarm"], True), (s["push.swarm_action"], True)]
+    elif k == "update":
+        title = full_title
+        sentences = [(s["push.update"] if flags["has_changes"] else s["s.update"], True), *band]
+    elif k == "cancel":
+        title = full_title
+        sentences = [(s["s.cancel"], True)]
+    else:
+        title = full_title
+        sentences = [(s["s.test"], True)]
+    if not title:  # bo held: the sourced report title stands in
+        title = s["title.official_report"] if k != "test" else s["event"]
+        suffix = ""
+    if s.glossary.lang == "bo" and s.glossary.options.bo_composed == "hold":
+        sentences.append((s["s.held"], True))
+    return fit_push(lang, (title, suffix), sentences, marker)
 
 
 def render_notice(
@@ -709,38 +854,70 @@ def render_notice(
     bad = [lang for lang in wanted if lang not in LANGS]
     if bad:
         raise ValueError(f"unsupported language(s): {bad}")
-    # values for every language: a bo sentence falling back to zh is formatted with zh values
-    needed = tuple(dict.fromkeys(wanted + tuple(FALLBACK.get(lang, lang) for lang in wanted)))
-    glossaries = {lang: _Glossary(lang, cat, opts) for lang in needed}
-    values = {lang: _values(kinds, ctx, lang, glossaries[lang], cat, opts, now) for lang in needed}
     out: list[Message] = []
     for lang in wanted:
-        s = _Sentences(glossaries, values, lang)
+        g = _Glossary(lang, cat, opts)
+        values = _values(ctx, lang, g, cat, opts, now)
+        s = _Sentences(g, values)
         title = ""
         body: list[str] = []
         for i, k in enumerate(kinds):
             after_report = i > 0 and kinds[0] in ("quick_report", "official_report")
             tpl = cat.env.get_template(f"{k}.j2")
             tctx = tpl.new_context(
-                {"s": s, "v": _flags(k, ctx, values[lang], opts, after_report=after_report)}
+                {"s": s, "v": _flags(ctx, values, opts, after_report=after_report)}
             )
             if i == 0:
                 title = "".join(tpl.blocks["title"](tctx)).strip()
             body += _lines("".join(tpl.blocks["body"](tctx)))
-        footer = cat.env.get_template("_footer.j2").render(
-            s=s, v=_flags(kinds[0], ctx, values[lang], opts, after_report=False)
-        )
+        flags = _flags(ctx, values, opts, after_report=False)
+        footer = cat.env.get_template("_footer.j2").render(s=s, v=flags)
         body += _lines(footer)
+        held = lang == "bo" and opts.bo_composed == "hold"
+        if held:
+            body.append(s["s.held"])
+        push_title, push_body = _push(kinds, ctx, lang, s, flags, title)
+        if not title:  # bo held: the sourced report title
+            title = s["title.official_report"] if kinds[0] != "test" else s["event"]
         if ctx.exercise:
             title = s["title.exercise_prefix"] + title
-        out.append(Message(lang=lang, title=title, body="\n".join(body)))  # type: ignore[arg-type]
+        out.append(Message(lang=lang, title=title, body="\n".join(body),  # type: ignore[arg-type]
+                           push_title=push_title, push_body=push_body))
     return tuple(out)
 
 
-def unverified_terms(catalog: MessageCatalog | None = None) -> dict[str, str]:
-    """bo glossary keys that are not sourced, with their status (for docs/tibetan-review.md)."""
+def exercise_title(title: str, lang: str, catalog: MessageCatalog | None = None) -> str:
+    """A drill's title with its marker exactly once, in the title's language."""
     cat = catalog or default_catalog()
-    return {k: e.status for k, e in cat.glossary["bo"].items() if e.status != "sourced"}
+    entry = cat.glossary.get(lang, {}).get("title.exercise_prefix")
+    if entry is None:
+        return title
+    return title if entry.text.strip() in title else entry.text + title
+
+
+def push_texts(message: Message, *, exercise: bool = False) -> tuple[str, str]:
+    """The phone-sized (title, body) of a message; a message stored before push texts existed
+    is shortened to PUSH_LIMITS here, never dropped."""
+    if message.push_title and message.push_body:
+        title, body = message.push_title, message.push_body
+    else:
+        title, body = fit_push(message.lang if message.lang in PUSH_LIMITS else "en",
+                               (message.title, ""), [(message.body, True)])
+    if exercise:
+        limit = PUSH_LIMITS.get(message.lang, PUSH_LIMITS["en"])[0]
+        title = _fit(exercise_title(title, message.lang), limit)
+    return title, body
+
+
+def review_entries(catalog: MessageCatalog | None = None) -> dict[str, Entry]:
+    """bo glossary entries still composed (awaiting a translator), for docs/tibetan-review.md."""
+    cat = catalog or default_catalog()
+    return {k: e for k, e in cat.glossary["bo"].items() if e.status == "composed"}
+
+
+def unverified_terms(catalog: MessageCatalog | None = None) -> dict[str, str]:
+    """bo glossary keys that are not sourced, with their status (the dashboard's review list)."""
+    return {k: e.status for k, e in review_entries(catalog).items()}
 
 
 # ---------------------------------------------------------------- length budgets

@@ -47,7 +47,6 @@ from quakealert.core.render import (
     NoticeContext,
     PreviousNotice,
     RecentActivity,
-    RegionalContext,
     RenderOptions,
     agency_place,
     default_catalog,
@@ -173,7 +172,8 @@ def thread_from_json(raw: str) -> ThreadState:
         subscriber_id=d["subscriber_id"], sequence_id=d["sequence_id"], told=told,
         advised_type=d["advised_type"], notice_ids=tuple(d["notice_ids"]),
         last_sent_at=at(d["last_sent_at"]), last_summary_at=at(d["last_summary_at"]),
-        member_count_told=d["member_count_told"],
+        member_count_told=d["member_count_told"], last_felt_at=at(d.get("last_felt_at")),
+        last_update_at=at(d.get("last_update_at")),
     )
 
 
@@ -232,6 +232,8 @@ class Pipeline:
         self._recipients: Recipients | None = None
         # notice id -> (subscriber ids, approval rule): enqueued right after the commit
         self._pending_recipients: dict[str, tuple[list[int], ApprovalRule | None]] = {}
+        # notices policy deferred out of quiet hours: how long after the round to deliver
+        self._deferred: dict[str, timedelta] = {}
         self.outbox: Any = None
         self._delivery_session: Any = None  # start() opens it, close() closes it
         self.runtime: Any = None
@@ -552,6 +554,7 @@ class Pipeline:
         return RegionalContext(
             radius_km=c.radius_km, years=int(c.years), min_magnitude=c.min_magnitude,
             count=c.count, largest_magnitude=c.largest.magnitude, is_largest=c.is_largest,
+            largest_at=c.largest.origin_at,
             largest_before_magnitude=None if before is None else before.magnitude,
             largest_before_at=None if before is None else before.origin_at)
 
@@ -735,8 +738,9 @@ class Pipeline:
             depth_km=e.depth_km, magnitude=float(e.magnitude or 0), mag_type=e.mag_type,
             status="automatic" if e.status == "automatic" else "reviewed",
             source=e.preferred_source,
-            place_key=epicentre_place_key(e.latitude, e.longitude, self.catalog),
-            place_text=agency_place(e.place),
+            place_key=epicentre_place_key(e.latitude, e.longitude, self.catalog,
+                                          agency_place(e.place)),
+            place_text=agency_place(e.place), same_swarm=d.reason_code == "felt_in_swarm",
             recipient_place_key=pl.area, recipient_degree=pl.degree, sequence_id=seq.id,
             sequence_type=None if cls.type == "undetermined" else policy_type(cls.type),
             type_official=False, sequence_started_at=seq.first_at,
@@ -772,6 +776,8 @@ class Pipeline:
             log.warning("notice=%s not stored again: %s", pl.notice_id, err)
             return
         self._pending_recipients[pl.notice_id] = (pl.subscriber_ids, rule)
+        if d.deliver_at is not None and d.deliver_at > at:
+            self._deferred[pl.notice_id] = d.deliver_at - at
         log.info("notice=%s sequence=%s kind=%s to=%d state=%s reason=%s", pl.notice_id, seq_id,
                  notice.kind, len(pl.subscriber_ids), state, d.reason_code)
 
@@ -856,6 +862,7 @@ class Pipeline:
                 continue
             ids, rule = pending
             due = wall + timedelta(seconds=rule.timeout_s) if rule else wall
+            due += self._deferred.pop(nid, timedelta(0))  # quiet hours: wait until the morning
             ob.enqueue_subscribers(self.store.conn, nid, ids, now=due)
 
     def release_expired(self, wall: datetime) -> list[str]:

@@ -59,7 +59,8 @@ class StoredNotice:
 
 
 def messages_json(messages: tuple[Message, ...]) -> str:
-    return json.dumps([{"lang": m.lang, "title": m.title, "body": m.body} for m in messages],
+    return json.dumps([{"lang": m.lang, "title": m.title, "body": m.body,
+                        "push_title": m.push_title, "push_body": m.push_body} for m in messages],
                       ensure_ascii=False)
 
 
@@ -99,7 +100,8 @@ def notice_from_row(row: sqlite3.Row) -> Notice:
     return Notice(
         id=row["id"], sequence_id=row["sequence_id"], event_id=row["event_id"],
         kind=row["kind"], msg_type=row["msg_type"],
-        messages=tuple(Message(lang=m["lang"], title=m["title"], body=m["body"])
+        messages=tuple(Message(lang=m["lang"], title=m["title"], body=m["body"],
+                               push_title=m.get("push_title", ""), push_body=m.get("push_body", ""))
                        for m in json.loads(row["messages"])),
         created_at=datetime.fromtimestamp(row["created_at"], UTC),
         urgency=row["urgency"], references=tuple(json.loads(row["refs"])),

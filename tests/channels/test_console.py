@@ -8,6 +8,7 @@ from pushkit import NOW, make_notice
 
 from quakealert.channels.base import Recipient
 from quakealert.channels.console import ConsoleChannel
+from quakealert.core.render import has_cjk
 
 
 async def test_prints_each_language():
@@ -23,9 +24,13 @@ async def test_prints_each_language():
 
 
 async def test_exercise_label():
-    """A drill is marked EXERCISE before and after the text."""
+    """A drill's title is marked once in its own language; an en-only resident sees no Chinese."""
     out = io.StringIO()
     r = Recipient(subscriber_id=1, channel="console", target="stdout", languages=("en",))
     await ConsoleChannel(out).deliver(make_notice(exercise=True), r, None, now=NOW)  # type: ignore[arg-type]
     text = out.getvalue()
-    assert text.count("EXERCISE") >= 2 and "墨竹工卡县" not in text
+    assert text.count("EXERCISE") == 1 and "墨竹工卡县" not in text and "演练" not in text
+    bo = io.StringIO()
+    r_bo = Recipient(subscriber_id=2, channel="console", target="stdout", languages=("bo",))
+    await ConsoleChannel(bo).deliver(make_notice(exercise=True), r_bo, None, now=NOW)  # type: ignore[arg-type]
+    assert "༼ལག་ལེན་ཚོད་ལྟ༽" in bo.getvalue() and not has_cjk(bo.getvalue())

@@ -39,7 +39,13 @@ def test_payload_and_signature():
     assert body["kind"] == "felt_guidance" and body["msg_type"] == "Alert"
     assert body["exercise"] is True and body["delivery_id"] == 42
     assert set(body["messages"]) == {"zh", "en"}
-    assert body["messages"]["zh"]["title"] == "墨竹工卡县4.5级地震"
+    assert body["messages"]["zh"]["title"] == "【演练】墨竹工卡县4.5级地震"  # marker once
+    assert body["messages"]["en"]["title"] == "EXERCISE: M4.5 earthquake, Maizhokunggar"
+    # SMS text per chosen language, in the gateway's order, each with the link to the notice
+    assert [m["lang"] for m in body["sms"]] == [m for m in rcpt().languages if m in ("zh", "en")]
+    for m in body["sms"]:
+        assert m["text"] == f"{m['title']}\n{m['body']}\nhttps://example.org/n/1?lang=" + (
+            body["sms"][0]["lang"])
     assert req.headers["X-Quakealert-Delivery"] == "42"
     assert gateway_verify(SECRET, req.headers, req.body, NOW.timestamp())
     assert not gateway_verify("wrong-secret-wrong", req.headers, req.body, NOW.timestamp())

@@ -26,6 +26,7 @@ from quakealert.channels.webpush import (
     push_headers,
     topic_for,
 )
+from quakealert.core.render import PUSH_LIMITS
 from quakealert.model import Message
 
 
@@ -62,8 +63,10 @@ def test_headers_and_payload(ua, vapid):
     assert payload["lang"] == "zh" and payload["title"] == "墨竹工卡县4.5级地震"
     assert payload["notice_id"] == "n-20241106-1"
     assert payload["sequence_id"] == "seq-maizhokunggar-2024"
-    assert payload["kind"] == "felt_guidance" and payload["url"] == "https://example.org/n/1"
-    assert [o["lang"] for o in payload["others"]] == ["bo"]  # only the subscriber's languages
+    assert payload["kind"] == "felt_guidance"
+    assert payload["url"] == "https://example.org/n/1?lang=zh"  # the resident's first language
+    # every language the subscriber chose, in their order, and no other
+    assert [m["lang"] for m in payload["messages"]] == ["zh", "bo"]
 
 
 @pytest.mark.parametrize("seq", ["a" * 33, "seq:2024/11 拉萨", "x.y"])
@@ -75,36 +78,43 @@ def test_topic_is_valid_for_any_sequence_id(seq):
     assert topic_for(seq) == t and topic_for(seq + "1") != t
 
 
-def test_long_messages_fit_one_record(ua, vapid):
-    """Long Tibetan text: the encrypted body stays <= 4096 octets, the first language is kept
-    (shortened) and the others are dropped when they do not fit."""
+def test_long_stored_messages_are_shortened_not_dropped(ua, vapid):
+    """A notice stored before phone-sized texts: every chosen language is shortened to its
+    limits, none dropped, and the encrypted body stays one 4096-octet record."""
     long_bo = "ལྷ་ས་གྲོང་ཁྱེར་ནང་ས་ཡོམ་བྱུང་། " * 200
     notice = make_notice(messages=(Message("bo", "ས་ཡོམ།", long_bo),
-                                   Message("zh", "地震", "请保持冷静。" * 10)))
-    req = build_webpush_request(notice, recipient(ua, languages=("bo", "zh")), vapid, now=NOW)
+                                   Message("zh", "地震", "请保持冷静。" * 100),
+                                   Message("en", "Quake", "Stay calm. " * 300)))
+    req = build_webpush_request(notice, recipient(ua, languages=("bo", "zh", "en")), vapid,
+                                now=NOW)
     assert len(req.body) <= RECORD_SIZE
     payload = decrypt(ua, req.body)
-    assert payload["lang"] == "bo" and payload["body"].endswith("…")
-    assert long_bo.startswith(payload["body"][:-1])
+    assert [m["lang"] for m in payload["messages"]] == ["bo", "zh", "en"]
+    for m in payload["messages"]:
+        max_title, max_body = PUSH_LIMITS[m["lang"]]
+        assert len(m["title"]) <= max_title and len(m["body"]) == max_body
+        assert m["body"].endswith("…")
+    assert long_bo.startswith(payload["messages"][0]["body"][:-1].rstrip())
     assert len(json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()) <= (
         MAX_PLAINTEXT)
 
 
-def test_other_languages_added_while_they_fit():
-    """A mid-size first message keeps room for some, not all, of the other languages."""
-    notice = make_notice(messages=(Message("zh", "t", "字" * 900), Message("bo", "t", "ཀ" * 300),
-                                   Message("en", "t", "e" * 2000)))
-    data = build_payload(notice, ("zh", "bo", "en"))
-    payload = json.loads(data)
-    assert len(data) <= MAX_PLAINTEXT
-    assert [o["lang"] for o in payload["others"]] == ["bo"]
+def test_rendered_push_texts_are_used():
+    """A rendered notice's phone-sized title and body are what the payload carries."""
+    notice = make_notice(messages=(Message("zh", "长标题", "长正文", push_title="短标题",
+                                           push_body="短正文"),))
+    payload = json.loads(build_payload(notice, ("zh",)))
+    assert payload["messages"] == [{"lang": "zh", "title": "短标题", "body": "短正文"}]
 
 
 def test_exercise_is_labelled(ua, vapid):
-    """A drill's title says so in the payload."""
+    """A drill's title says so once per language, in that language."""
     req = build_webpush_request(make_notice(exercise=True), recipient(ua), vapid, now=NOW)
     payload = decrypt(ua, req.body)
     assert payload["exercise"] is True and payload["title"].startswith("【演练】")
+    zh, bo = payload["messages"]
+    assert zh["title"].count("演练") == 1 and "EXERCISE" not in zh["title"]
+    assert bo["title"].startswith("༼ལག་ལེན་ཚོད་ལྟ༽") and "演练" not in bo["title"]
 
 
 def _verify_jwt(token: str, public: bytes) -> dict:

@@ -19,7 +19,7 @@ M45_AT = datetime(2024, 11, 6, 20, 19, tzinfo=UTC)
 
 @pytest.fixture
 def m45() -> NoticeContext:
-    """The M4.5 of 2024-11-07 04:19 Beijing time, seen from Lhasa, sequence typed swarm by us."""
+    """The M4.5 of 2024-11-07 04:19 Beijing time, seen from Chengguan (Lhasa), typed swarm by us."""
     return NoticeContext(
         event_id="cenc-20241107041900",
         origin_at=M45_AT,
@@ -31,7 +31,7 @@ def m45() -> NoticeContext:
         status="reviewed",
         source="cenc",
         place_key="maizhokunggar",
-        recipient_place_key="lhasa",
+        recipient_place_key="chengguan",
         recipient_degree=3,
         sequence_id="seq-maizhokunggar-2024",
         sequence_type="swarm",
@@ -46,9 +46,12 @@ def m45() -> NoticeContext:
             radius_km=200,
             years=5,
             min_magnitude=3.0,
-            count=18,
+            count=11,  # the real CENC list: 10 before it plus the M4.5 itself (DESIGN.md)
             largest_magnitude=4.5,
             is_largest=True,
+            largest_at=M45_AT,
+            before_magnitude=4.1,
+            before_at=datetime(2024, 10, 31, 1, 32, tzinfo=UTC),
         ),
         url="https://quakealert.example/n/1",
     )

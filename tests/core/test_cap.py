@@ -10,7 +10,7 @@ import pytest
 from lxml import etree
 
 from quakealert.core.cap import CapReference, build_atom_feed, build_cap, severity_for
-from quakealert.core.render import NoticeContext, render_notice
+from quakealert.core.render import NoticeContext, has_cjk, render_notice
 from quakealert.model import Notice
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cap"
@@ -88,8 +88,46 @@ def test_first_felt_alert(schema: etree.XMLSchema, m45: NoticeContext) -> None:
         assert info.findtext("cap:certainty", namespaces=NS) == "Observed"
         assert info.findtext("cap:severity", namespaces=NS) == "Minor"  # epicentral V
         assert info.findtext("cap:area/cap:circle", namespaces=NS) == "29.8500,92.2500 120.0"
-    assert infos[0].findtext("cap:headline", namespaces=NS) == n.messages[0].title
+    # area-specific: the headline names the area whose shaking it states
+    assert infos[0].findtext("cap:headline", namespaces=NS) == "【有感地震】墨竹工卡县4.5级地震，城关区震感轻微"
     assert infos[0].findtext("cap:area/cap:areaDesc", namespaces=NS) == "西藏拉萨市墨竹工卡县"
+    params = {p.findtext("cap:valueName", namespaces=NS): p.findtext("cap:value", namespaces=NS)
+              for p in infos[0].findall("cap:parameter", NS)}
+    assert params["MaxIntensityCSIS"] == "5" and params["AreaEstimatedIntensityCSIS"] == "3"
+    assert "EstimatedIntensityCSIS" not in params
+    xml = etree.tostring(doc, encoding="unicode")
+    assert "您所在地" not in xml and "your area" not in xml
+    bo = infos[1]
+    assert not has_cjk("".join(bo.itertext()))  # Tibetan is Tibetan in the bo-CN <info>
+
+
+def test_public_alert_without_an_area_names_no_one(schema: etree.XMLSchema, m45: NoticeContext) -> None:
+    """Without a resident's area the headline is the event title and nothing addresses 'you'."""
+    ctx = dataclasses.replace(m45, recipient_place_key=None, recipient_degree=None)
+    n = notice_for(ctx, ("official_report", "felt_guidance"), "Alert")
+    doc = valid(schema, build_cap(n, ctx, sender=SENDER, area_circle=(29.85, 92.25, 120.0),
+                                  sent_at=SENT))
+    infos = doc.findall("cap:info", NS)
+    assert infos[0].findtext("cap:headline", namespaces=NS) == "【有感地震】墨竹工卡县4.5级地震"
+    xml = etree.tostring(doc, encoding="unicode")
+    assert "您所在地" not in xml and "your area" not in xml and "AreaEstimated" not in xml
+
+
+def test_provisional_swarm_type_is_likely(schema: etree.XMLSchema, m45: NoticeContext) -> None:
+    """A swarm advisory on our automatic, provisional type is Likely; an official type Observed."""
+    ours = notice_for(m45, ("swarm_advisory",), "Update", references=("qa-1",))
+    ref = (CapReference(SENDER, "qa-1", SENT),)
+    doc = valid(schema, build_cap(ours, m45, sender=SENDER, area_circle=(29.85, 92.25, 120.0),
+                                  sent_at=SENT, references=ref))
+    assert {i.findtext("cap:certainty", namespaces=NS) for i in doc.findall("cap:info", NS)} == {
+        "Likely"}
+    official = dataclasses.replace(m45, type_official=True, type_source="tibet_ea")
+    n2 = notice_for(official, ("swarm_advisory",), "Update", references=("qa-1",))
+    doc2 = valid(schema, build_cap(n2, official, sender=SENDER,
+                                   area_circle=(29.85, 92.25, 120.0), sent_at=SENT,
+                                   references=ref))
+    assert {i.findtext("cap:certainty", namespaces=NS) for i in doc2.findall("cap:info", NS)} == {
+        "Observed"}
 
 
 def test_update_carries_references(schema: etree.XMLSchema, m45: NoticeContext, previous) -> None:  # type: ignore[no-untyped-def]

@@ -174,15 +174,94 @@ def test_larger_felt_event_is_notified_again() -> None:
     )
 
 
-def test_felt_smaller_event_is_not_sent() -> None:
-    """A felt event no larger than what was told is recorded as not sent."""
+def test_felt_smaller_event_outside_a_swarm_is_not_sent() -> None:
+    """In a mainshock-aftershock sequence a felt event no larger than what was told is not sent."""
     thread, m45 = _thread_after_m45()
     near = view("e44", m45.origin_at + timedelta(hours=1), 29.85, 92.25, 4.4, (29.85, 92.05))
-    ctx = PolicyInput(
-        "seq1", "new", near, m45, "swarm", member_count=3, last_event_at=near.origin_at
-    )
+    ctx = PolicyInput("seq1", "new", near, m45, "mainshock_aftershock", member_count=3,
+                      last_event_at=near.origin_at)
     d = decide(ctx, thread, SubscriberView("s"), PARAMS, now=near.origin_at)
     assert (d.send, d.reason_code) == (False, "not_larger")
+
+
+def test_felt_quake_of_a_swarm_is_explained_within_the_flood_budget() -> None:
+    """A smaller felt quake of the swarm gets a short notice; a second within the hour is folded
+    into the next notice; after the hour the next felt quake is explained again."""
+    thread, m45 = _thread_after_m45()
+    sub = SubscriberView("s")
+    here = (29.85, 92.05)  # 19 km from the epicentre: M4.4 is felt
+    t1 = m45.origin_at + timedelta(days=11)
+    e44 = view("e44", t1, 29.85, 92.25, 4.4, here)
+    ctx = PolicyInput("seq1", "new", e44, m45, "swarm", member_count=9, last_event_at=t1)
+    d1 = decide(ctx, thread, sub, PARAMS, now=t1)
+    assert (d1.send, d1.reason_code, d1.kinds, d1.msg_type) == (
+        True, "felt_in_swarm", ("official_report", "felt_guidance"), "Update")
+    assert d1.references == thread.notice_ids[-1:]
+    thread = advance(thread, ctx, d1, sub, notice_id="n44", now=t1)
+    t2 = t1 + timedelta(minutes=20)
+    e41 = view("e41b", t2, 29.85, 92.25, 4.1, here)
+    ctx2 = PolicyInput("seq1", "new", e41, m45, "swarm", member_count=10, last_event_at=t2)
+    d2 = decide(ctx2, thread, sub, PARAMS, now=t2)
+    assert (d2.send, d2.reason_code) == (False, "felt_folded")
+    assert "20 min ago" in d2.reason_en and "daily" in d2.reason_en
+    t3 = t1 + timedelta(minutes=61)
+    d3 = decide(PolicyInput("seq1", "new", view("e42", t3, 29.85, 92.25, 4.2, here), m45,
+                            "swarm", member_count=11, last_event_at=t3), thread, sub, PARAMS,
+                now=t3)
+    assert (d3.send, d3.reason_code) == (True, "felt_in_swarm")
+
+
+def test_unfelt_quake_of_a_swarm_stays_silent() -> None:
+    """A swarm quake predicted below the resident's threshold is not sent."""
+    thread, m45 = _thread_after_m45()
+    t = m45.origin_at + timedelta(days=1)
+    far = view("e30", t, 29.85, 92.25, 3.0, LHASA)
+    d = decide(PolicyInput("seq1", "new", far, m45, "swarm", member_count=3, last_event_at=t),
+               thread, SubscriberView("s"), PARAMS, now=t)
+    assert (d.send, d.reason_code) == (False, "below_threshold")
+
+
+def test_drifting_origin_time_makes_at_most_one_update_per_interval() -> None:
+    """Each poll moves the origin 70 s: one Update, then rate-limited until the interval passes."""
+    at = SCENARIO[1][1]
+    sub = SubscriberView("s")
+    first = view("e45", at, 29.85, 92.25, 4.5, LHASA)
+    ctx = PolicyInput("seq1", "new", first, first, "undetermined")
+    thread = advance(None, ctx, decide(ctx, None, sub, PARAMS, now=at), sub, notice_id="r",
+                     now=at)
+    sent = []
+    for poll in range(1, 16):  # 15 polls over 7.5 minutes
+        now = at + timedelta(seconds=30 * poll)
+        ev = view("e45", at + timedelta(seconds=70 * poll), 29.85, 92.25, 4.5, LHASA)
+        d = decide(PolicyInput("seq1", "revised", ev, ev, "undetermined"), thread, sub, PARAMS,
+                   now=now)
+        if d.send:
+            sent.append(poll)
+            thread = advance(thread, PolicyInput("seq1", "revised", ev, ev, "undetermined"), d,
+                             sub, notice_id=f"u{poll}", now=now)
+        else:
+            assert d.reason_code in ("update_rate_limited", "revision_minor")
+    assert sent == [1]
+    later = at + timedelta(minutes=31)
+    ev = view("e45", at + timedelta(seconds=70 * 20), 29.85, 92.25, 4.5, LHASA)
+    d = decide(PolicyInput("seq1", "revised", ev, ev, "undetermined"), thread, sub, PARAMS,
+               now=later)
+    assert (d.send, d.kind) == (True, "update")
+
+
+def test_non_urgent_notices_in_quiet_hours_wait_until_0730() -> None:
+    """The swarm advisory decided at 04:29 Beijing time is delivered at 07:30; the felt report now."""
+    ev = view(*SCENARIO[1][:5], LHASA)
+    now = ev.origin_at + timedelta(minutes=10)
+    ctx = PolicyInput("seq1", "new", ev, ev, "swarm", member_count=2, last_event_at=ev.origin_at)
+    p = plan(ctx, None, SubscriberView("s"), PARAMS, now=now, notice_id=lambda d: f"n-{d.kind}")
+    report, advisory = p.decisions
+    assert report.deliver_at is None
+    assert advisory.deliver_at == datetime(2024, 11, 6, 23, 30, tzinfo=UTC)  # 07:30 UTC+8
+    assert "07:30" in advisory.reason_en
+    day = datetime(2024, 11, 7, 4, 0, tzinfo=UTC)  # 12:00 Beijing
+    p2 = plan(ctx, None, SubscriberView("s"), PARAMS, now=day, notice_id=lambda d: f"n-{d.kind}")
+    assert [d.deliver_at for d in p2.decisions] == [None, None]
 
 
 def test_strong_shaking_sends_strong_guidance_with_high_urgency_even_in_quiet_hours() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,17 +12,23 @@ import pytest
 from quakealert.core.render import (
     KINDS,
     MESSAGES_DIR,
+    PUSH_LIMITS,
+    CatalogError,
     NoticeContext,
     RecentActivity,
+    RegionalContext,
     RenderOptions,
+    bo_genitive,
     bo_locative,
     check_budget,
+    fit_push,
+    has_cjk,
     load_catalog,
     nearest_place,
     render_notice,
+    review_entries,
     sms_segments,
     to_tibetan_digits,
-    unverified_terms,
     webpush_payload,
 )
 from quakealert.model import Message
@@ -62,41 +67,80 @@ def test_combined_report_and_felt_guidance_snapshot(m45, snapshot) -> None:  # t
     """The first felt notice: K2 + K3 in one message per language, intensity line not repeated."""
     msgs = render_notice(("official_report", "felt_guidance"), m45, ("zh", "bo", "en"), now=NOW)
     zh = msgs[0]
-    assert zh.body.count("预计烈度约Ⅲ度") == 1
-    assert "伏地、遮挡、手抓牢" in zh.body
+    assert zh.body.count("城关区估计烈度Ⅲ度") == 1
     assert msgs == snapshot
 
 
-def test_bo_candidate_mode_for_review_snapshot(m45, snapshot) -> None:  # type: ignore[no-untyped-def]
-    """With bo_unverified='candidate' the unverified Tibetan appears (for the native reader only)."""
-    opts = RenderOptions(bo_unverified="candidate")
-    default = render_notice("official_report", m45, ("bo",), now=NOW)[0]
-    review = render_notice("official_report", m45, ("bo",), now=NOW, options=opts)[0]
-    assert "པེ་ཅིང་དུས་ཚོད" in review.body and "པེ་ཅིང་དུས་ཚོད" not in default.body
-    assert "བར་ཐག་སྤྱི་ལེ་༡༡༠" in review.body and "震中距拉萨市约110公里" in default.body
-    assert review == snapshot
+def test_bo_hold_mode_snapshot(m45, snapshot) -> None:  # type: ignore[no-untyped-def]
+    """bo_composed='hold': only sourced Tibetan sentences plus one Tibetan line to the full notice."""
+    opts = RenderOptions(bo_composed="hold")
+    sent = render_notice(("official_report", "felt_guidance"), m45, ("bo",), now=NOW)[0]
+    held = render_notice(("official_report", "felt_guidance"), m45, ("bo",), now=NOW,
+                         options=opts)[0]
+    cat = load_catalog()
+    sourced = {k for k, e in cat.glossary["bo"].items() if e.status == "sourced"}
+    assert "ཀྲུང་གོ་ས་ཡོམ་ལས་ཁུངས་ཀྱི་དྲ་བའི་ཚད་འཇལ་གཏན་འཁེལ" in held.body  # S1, sourced
+    assert "s.report_official" in sourced and "s.check_home" not in sourced
+    composed_line = cat.glossary["bo"]["s.felt_low"].text.split("{")[0]
+    assert composed_line in sent.body and composed_line not in held.body
+    assert held.body.splitlines()[-1].endswith(m45.url)  # the pointer to /n/
+    assert held.push_body.endswith(m45.url)
+    assert not has_cjk(held.title + held.body + held.push_title + held.push_body)
+    assert held == snapshot
+
+
+def test_bo_composed_option_is_checked() -> None:
+    """An unknown bo_composed value is a configuration error, not a silent default."""
+    with pytest.raises(ValueError, match="bo_composed"):
+        RenderOptions(bo_composed="zh")  # type: ignore[arg-type]
 
 
 def test_zh_report_reads_like_cenc(m45) -> None:  # type: ignore[no-untyped-def]
-    """zh K2 follows the CENC 正式测定 slot structure in Beijing time (messages.md §1.1)."""
+    """zh K2 follows the CENC 正式测定 slot structure: 04时19分, 千米, the count includes the quake."""
     (zh,) = render_notice("official_report", m45, ("zh",), now=NOW)
     assert zh.body.startswith(
-        "据中国地震台网正式测定，北京时间11月7日4时19分在西藏拉萨市墨竹工卡县（北纬29.85度，东经92.25度）"
+        "据中国地震台网正式测定，北京时间11月7日04时19分在西藏拉萨市墨竹工卡县（北纬29.85度，东经92.25度）"
         "发生4.5级地震，震源深度10千米。"
     )
-    assert "震中距拉萨市约110公里。" in zh.body
-    assert "近5年来发生3级以上地震共18次，本次地震是其中最大的一次" in zh.body
+    assert "震中距拉萨市约110千米。" in zh.body
+    assert ("震中周边200千米内近5年来发生3级以上地震共11次，本次地震是其中最大的一次。"
+            "\n此前最大为2024年10月31日4.1级地震。") in zh.body
+    assert "公里" not in zh.body
     assert "自动初判" in zh.body  # our own type is labelled (seismology.md §8.4 rule 1)
 
 
+def test_context_left_out_when_unknown(m45) -> None:  # type: ignore[no-untyped-def]
+    """No context (back-fill incomplete): no count at all rather than a wrong one."""
+    for lang in ("zh", "bo", "en"):
+        with_ctx = render_notice("official_report", m45, (lang,), now=NOW)[0].body
+        without = render_notice("official_report", dataclasses.replace(m45, context=None),
+                                (lang,), now=NOW)[0].body
+        assert len(without.splitlines()) == len(with_ctx.splitlines()) - 2
+    zh = render_notice("official_report", dataclasses.replace(m45, context=None), ("zh",),
+                       now=NOW)[0]
+    assert "共" not in zh.body and "近5年" not in zh.body
+
+
+def test_context_largest_other_names_its_date(m45) -> None:  # type: ignore[no-untyped-def]
+    """When an earlier quake was larger, the line names it with its date, in every language."""
+    ctx = dataclasses.replace(m45, magnitude=4.0, context=RegionalContext(
+        200, 5, 3.0, 12, 4.5, False, datetime(2024, 11, 6, 20, 19, tzinfo=UTC)))
+    zh, bo, en = render_notice("official_report", ctx, ("zh", "bo", "en"), now=NOW)
+    assert "共12次，其中最大为2024年11月7日4.5级地震。" in zh.body
+    assert "༢༠༢༤ལོའི་ཟླ་༡༡པའི་ཚེས་༧ཉིན་གྱི་ས་ཡོམ་རིམ་པ་༤.༥" in bo.body
+    assert "12 earthquakes of M3 or larger" in en.body and "M4.5 on 7 Nov 2024" in en.body
+
+
 def test_bo_report_follows_the_cenc_bilingual_text(m45) -> None:  # type: ignore[no-untyped-def]
-    """bo K2 reproduces the sourced CENC sentence (tibetan-terms.md S1) with Tibetan digits."""
+    """bo K2 reproduces the sourced CENC sentence (S1) with the attested Beijing-time pattern."""
     (bo,) = render_notice("official_report", m45, ("bo",), now=NOW)
     assert bo.body.startswith(
-        "ཀྲུང་གོ་ས་ཡོམ་ལས་ཁུངས་ཀྱི་དྲ་བའི་ཚད་འཇལ་གཏན་འཁེལ་བྱས་པར་གཞིགས་ན། ཟླ་༡༡པའི་ཚེས་༧ཉིན་གྱི་མཚན་དཀྱིལ་ཆུ་ཚོད་༤དང་སྐར་མ་༡༩སྟེང་། "
+        "ཀྲུང་གོ་ས་ཡོམ་ལས་ཁུངས་ཀྱི་དྲ་བའི་ཚད་འཇལ་གཏན་འཁེལ་བྱས་པར་གཞིགས་ན། "
+        "པེ་ཅིང་དུས་ཚོད་ཀྱི་ཕྱི་ཟླ་༡༡པའི་ཚེས་༧ཉིན་གྱི་ཆུ་ཚོད་༤དང་སྐར་མ་༡༩སྟེང་། "
         "བོད་ལྗོངས་ལྷ་ས་གྲོང་ཁྱེར་མལ་གྲོ་གུང་དཀར་རྫོང་དུ་ས་ཡོམ་རིམ་པ་༤.༥བརྒྱབ་པ་དང་། ཡོམ་ཁུངས་ཀྱི་གཏིང་ཚད་ལ་སྤྱི་ལེ་༡༠ཡོད་ལ། "
         "ས་ཡོམ་གྱི་ལྟེ་བ་བྱང་གི་འཕྲེད་ཐིག་ཏུའུ་༢༩.༨༥དང་། ཤར་གྱི་གཞུང་ཐིག་ཏུའུ་༩༢.༢༥ལ་ཡིན་པ་རེད།"
     )
+    assert "ས་ཡོམ་གྱི་ལྟེ་བ་དེ་ལྷ་ས་གྲོང་ཁྱེར་དང་བར་ཐག་སྤྱི་ལེ་༡༡༠ཙམ་ཡོད།" in bo.body  # S3 frame
     arabic = render_notice(
         "official_report", m45, ("bo",), now=NOW, options=RenderOptions(tibetan_digits=False)
     )[0]
@@ -104,10 +148,28 @@ def test_bo_report_follows_the_cenc_bilingual_text(m45) -> None:  # type: ignore
 
 
 def test_en_shows_utc_offset_and_drop_cover_hold_on(m45) -> None:  # type: ignore[no-untyped-def]
-    """en gives Beijing time with its UTC offset and plain DCHO guidance."""
-    (en,) = render_notice(("official_report", "felt_guidance"), m45, ("en",), now=NOW)
+    """en gives Beijing time with its UTC offset and plain DCHO guidance (band IV-V)."""
+    ctx = dataclasses.replace(m45, recipient_degree=4)
+    (en,) = render_notice(("official_report", "felt_guidance"), ctx, ("en",), now=NOW)
     assert "04:19 on 7 Nov 2024, Beijing time (UTC+8)" in en.body
     assert "Drop, Cover, Hold On" in en.body
+
+
+@pytest.mark.parametrize(
+    ("degree", "present", "absent"),
+    [
+        (3, "此次地震在城关区不会造成破坏，请保持冷静。", "裂缝"),
+        (4, "请检查房屋有无新裂缝", "部分房屋可能受损"),
+        (5, "伏地、遮挡、手抓牢", "不会造成破坏，请保持冷静"),
+    ],
+)
+def test_felt_guidance_matches_the_shaking(m45, degree: int, present: str, absent: str) -> None:  # type: ignore[no-untyped-def]
+    """≤ III reassures only; IV-V adds what to check at home and what to do if it shakes again."""
+    ctx = dataclasses.replace(m45, recipient_degree=degree)
+    zh, bo = render_notice(("official_report", "felt_guidance"), ctx, ("zh", "bo"), now=NOW)
+    assert present in zh.body and absent not in zh.body
+    cracks = "གས་ཆག"  # cracks (CM:…-8294): only from IV
+    assert (cracks in bo.body) == (degree >= 4)
 
 
 def test_strong_guidance_winter_block_depends_on_month(m45) -> None:  # type: ignore[no-untyped-def]
@@ -137,25 +199,33 @@ def test_official_type_is_attributed_and_our_forecast_stays_off(m45, outlook) ->
     assert "概率" not in zh.body
     assert zh.title.startswith("【震群动态】")
     shown = render_notice(
-        "swarm_advisory", ctx, ("zh",), now=NOW, options=RenderOptions(public_forecast=True)
-    )[0]
-    assert "本系统自动估算，非官方预测：未来7天" in shown.body
+        "swarm_advisory", ctx, ("zh", "bo"), now=NOW, options=RenderOptions(public_forecast=True)
+    )
+    assert "本系统自动估算，非官方预测：未来7天" in shown[0].body
+    # the Chinese outlook and forecast never appear under bo: the bo text points to the statement
+    assert not has_cjk(shown[1].body) and "ཁྱབ་བསྒྲགས" in shown[1].body
 
 
 def test_update_lists_changes(m45, previous) -> None:  # type: ignore[no-untyped-def]
     """K6 names the earlier notice and what changed."""
     (zh,) = render_notice("update", dataclasses.replace(m45, previous=previous), ("zh",), now=NOW)
-    assert "此前北京时间11月7日4时21分发布的拉萨市墨竹工卡县4.8级地震信息" in zh.body
-    assert "震级4.8级→4.5级" in zh.body and "震中位置移动约12公里" in zh.body
+    assert "此前北京时间11月7日04时21分发布的墨竹工卡县4.8级地震信息" in zh.body
+    assert "震级4.8级→4.5级" in zh.body and "震中位置移动约12千米" in zh.body
 
 
-def test_exercise_is_labelled(m45) -> None:  # type: ignore[no-untyped-def]
-    """Exercise notices say so in the title and the body, in every language."""
-    msgs = render_notice(
-        "official_report", dataclasses.replace(m45, exercise=True), ("zh", "bo", "en"), now=NOW
-    )
-    assert msgs[0].title.startswith("【演练】") and "演练" in msgs[0].body
-    assert msgs[2].title.startswith("EXERCISE: ")
+def test_exercise_is_labelled_once_per_title_in_its_language(m45) -> None:  # type: ignore[no-untyped-def]
+    """A drill says so once in each title (full and push), in that title's language, and in the body."""
+    kinds = ("official_report", "felt_guidance")
+    zh, bo, en = render_notice(kinds, dataclasses.replace(m45, exercise=True),
+                               ("zh", "bo", "en"), now=NOW)
+    for title in (zh.title, zh.push_title):
+        assert title.startswith("【演练】") and title.count("演练") == 1
+    for title in (bo.title, bo.push_title):
+        assert title.startswith("༼ལག་ལེན་ཚོད་ལྟ༽") and title.count("ལག་ལེན་ཚོད་ལྟ") == 1
+        assert not has_cjk(title)
+    for title in (en.title, en.push_title):
+        assert title.startswith("EXERCISE: ") and title.count("EXERCISE") == 1
+    assert "本信息为演练" in zh.body and "ལག་ལེན་ཚོད་ལྟ་ཡིན" in bo.body and "EXERCISE" in en.body
 
 
 def test_unknown_kind_or_language_is_an_error(m45) -> None:  # type: ignore[no-untyped-def]
@@ -189,24 +259,89 @@ def test_templates_have_no_arithmetic() -> None:
             assert not re.search(r"[+*/%]|\s-\s", expr), f"{path.name}: {expr}"
 
 
-def test_every_unverified_bo_entry_is_listed_for_review() -> None:
-    """Each non-sourced bo glossary key and each unverified bo place name appears in docs/tibetan-review.md."""
+def test_every_composed_bo_entry_is_listed_for_review() -> None:
+    """Each composed bo entry appears in docs/tibetan-review.md with the sources of its terms."""
     review = (REPO / "docs" / "tibetan-review.md").read_text(encoding="utf-8")
-    pending = unverified_terms()
+    pending = review_entries()
     assert "type.swarm" in pending and "s.if_shaking" in pending
-    for key in pending:
+    for key, entry in pending.items():
         assert f"`{key}`" in review, key
-    places = tomllib.loads((MESSAGES_DIR / "places.toml").read_text(encoding="utf-8"))
-    for key, p in places.items():
-        if p["bo_status"] != "sourced":
-            assert p["bo"] in review, key
+        assert entry.terms and all(t in review for t in entry.terms), key
 
 
-def test_zh_glossary_covers_every_bo_key() -> None:
-    """Every bo entry the templates can reach has a zh fallback, so no missing Tibetan leaves a hole."""
+def test_every_entry_has_tibetan_with_provenance() -> None:
+    """Every zh entry has a bo entry: Tibetan text, sourced or composed, composed ones cite terms."""
     cat = load_catalog()
-    bo_only = set(cat.glossary["bo"]) - set(cat.glossary["zh"])
-    assert all(k.startswith(("term.", "period.", "attrib.official.")) for k in bo_only), bo_only
+    assert set(cat.glossary["zh"]) <= set(cat.glossary["bo"])
+    assert set(cat.glossary["zh"]) == set(cat.glossary["en"])
+    for key, e in cat.glossary["bo"].items():
+        assert e.text.strip() and not has_cjk(e.text), key
+        assert e.status in ("sourced", "composed"), key
+        assert e.source if e.status == "sourced" else e.terms, key
+
+
+@pytest.mark.parametrize("bad", ["地震", "【演练】", "ས་ཡོམ།《》"])
+def test_catalog_refuses_chinese_under_bo(tmp_path: Path, bad: str) -> None:
+    """A bo entry holding Chinese characters or CJK punctuation stops the catalogue from loading."""
+    import shutil
+
+    shutil.copytree(MESSAGES_DIR, tmp_path / "messages")
+    path = tmp_path / "messages" / "glossary" / "bo.toml"
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        'text = "ས་ཡོམ།"', f'text = "{bad}"', 1), encoding="utf-8")
+    with pytest.raises(CatalogError, match="bo text must be Tibetan"):
+        load_catalog(tmp_path / "messages")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("hold", ["send", "hold"])
+@pytest.mark.parametrize("exercise", [False, True])
+def test_bo_never_carries_chinese_and_pushes_fit(kind: str, hold: str, exercise: bool, m45,
+                                                 outlook, previous) -> None:  # type: ignore[no-untyped-def]
+    """Every kind: bo title, body and push are Tibetan; each language's push fits its limits."""
+    ctx = dataclasses.replace(ctx_for(kind, m45, outlook, previous), exercise=exercise)
+    msgs = render_notice(kind, ctx, ("zh", "bo", "en"), now=NOW,
+                         options=RenderOptions(bo_composed=hold))  # type: ignore[arg-type]
+    for m in msgs:
+        max_title, max_body = PUSH_LIMITS[m.lang]
+        assert 0 < len(m.push_title) <= max_title, (m.lang, m.push_title)
+        assert 0 < len(m.push_body) <= max_body, (m.lang, m.push_body)
+        assert "{" not in m.push_title + m.push_body
+    bo = msgs[1]
+    assert not has_cjk(bo.title + bo.body + bo.push_title + bo.push_body), bo
+
+
+def test_push_leads_with_the_residents_shaking_and_one_action(m45) -> None:  # type: ignore[no-untyped-def]
+    """The zh push is the issue's example: place, magnitude, own shaking in the title; report,
+    distance, estimated intensity and one action in the body."""
+    zh, en = render_notice(("official_report", "felt_guidance"), m45, ("zh", "en"), now=NOW)
+    assert zh.push_title == "【有感地震】墨竹工卡县4.5级地震，城关区震感轻微"
+    assert zh.push_body == (
+        "中国地震台网正式测定：11月7日04时19分墨竹工卡县发生4.5级地震，震源深度10千米。"
+        "震中距拉萨市约110千米。城关区估计烈度Ⅲ度，不会造成破坏。请保持冷静。")
+    assert en.push_title == "M4.5 earthquake, Maizhokunggar County; weak shaking in Chengguan District"
+    assert en.push_body.endswith("Estimated intensity in Chengguan District: III; no damage. Stay calm.")
+
+
+def test_push_shortens_instead_of_dropping(m45) -> None:  # type: ignore[no-untyped-def]
+    """Optional sentences go first and an ellipsis ends what is still too long: nothing is empty."""
+    title, body = fit_push("zh", ("【有感地震】" + "很长的地名" * 8, "，城关区震感轻微"),
+                           [("正式测定" * 30 + "。", True), ("震中距拉萨市约110千米。", False),
+                            ("城关区估计烈度Ⅲ度。", True)])
+    assert len(title) == 30 and title.endswith("…")
+    assert len(body) == 120 and "距拉萨" not in body and body.endswith("…")
+
+
+def test_place_is_named_everywhere_never_by_coordinates() -> None:
+    """The 2017 Mainling M6.9 (29.75°N 95.02°E) is named by its county in zh, bo and en."""
+    ctx = NoticeContext(event_id="e", origin_at=datetime(2017, 11, 17, 22, 34, tzinfo=UTC),
+                        latitude=29.75, longitude=95.02, depth_km=10.0, magnitude=6.9,
+                        place_text="西藏林芝市米林县")
+    zh, bo, en = render_notice("official_report", ctx, ("zh", "bo", "en"), now=NOW)
+    assert zh.title == "【正式测定】米林市6.9级地震"
+    assert "°" not in zh.title + bo.title + en.title
+    assert "སྨིན་གླིང" in bo.title and not has_cjk(bo.title + bo.body)
+    assert "Mainling" in en.title or "Milin" in en.title
 
 
 def test_tibetan_digits_and_locative() -> None:
@@ -214,6 +349,10 @@ def test_tibetan_digits_and_locative() -> None:
     assert to_tibetan_digits("4.5 10") == "༤.༥ ༡༠"
     assert bo_locative("མལ་གྲོ་གུང་དཀར་རྫོང") == "མལ་གྲོ་གུང་དཀར་རྫོང་དུ་"
     assert bo_locative("ཁྲེང་ཀོན་ཆུས") == "ཁྲེང་ཀོན་ཆུས་སུ་"
+    assert bo_locative("ལྷ་ས") == "ལྷ་སར་"  # an open syllable takes ར
+    assert bo_genitive("ཀྲུང་གོ་ས་ཡོམ་ལས་ཁུངས་ཀྱི་དྲ་བ") == "ཀྲུང་གོ་ས་ཡོམ་ལས་ཁུངས་ཀྱི་དྲ་བའི་"  # S1
+    assert bo_genitive("ལྷ་ས་གྲོང་ཁྱེར") == "ལྷ་ས་གྲོང་ཁྱེར་གྱི་"
+    assert bo_genitive("མལ་གྲོ་གུང་དཀར་རྫོང") == "མལ་གྲོ་གུང་དཀར་རྫོང་གི་"
 
 
 def test_nearest_place() -> None:

@@ -1,9 +1,12 @@
 /* quakealert Web Push service worker, served as /sw.js with Service-Worker-Allowed: /.
  *
  * Each push carries the JSON built by quakealert/channels/webpush.py build_payload:
- * {title, body, lang, notice_id, sequence_id, tag, kind, msg_type, exercise, url, created_at,
- *  others: [{lang, title, body}]}. The notification's tag is the sequence id, so a newer notice
- * about the same earthquake sequence replaces the older one instead of piling up.
+ * {title, body, lang, messages: [{lang, title, body}], notice_id, sequence_id, tag, kind, msg_type,
+ *  exercise, url, created_at}. `messages` holds one phone-sized title and body per language the
+ * resident chose, in their order: ONE notification shows them stacked (first language's title,
+ * then each body, the later ones under their own title). The tag is the sequence id, so a newer
+ * notice about the same earthquake sequence replaces the older one instead of piling up; the full
+ * notice is one tap away at `url`.
  */
 "use strict";
 
@@ -39,13 +42,17 @@ function safeUrl(url) {
 
 self.addEventListener("push", function (event) {
   var p = readPayload(event);
-  var body = typeof p.body === "string" ? p.body : "";
-  // The other languages the resident chose, when they fitted in the push message.
-  (Array.isArray(p.others) ? p.others : []).forEach(function (o) {
-    if (o && typeof o.body === "string") {
-      body += "\n\n" + (typeof o.title === "string" ? o.title + "\n" : "") + o.body;
-    }
+  var msgs = (Array.isArray(p.messages) ? p.messages : []).filter(function (m) {
+    return m && typeof m.body === "string";
   });
+  if (!msgs.length) { msgs = [{lang: p.lang, title: p.title, body: p.body}]; }
+  var first = msgs[0];
+  var body = typeof first.body === "string" ? first.body : "";
+  msgs.slice(1).forEach(function (m) {
+    body += "\n\n" + (typeof m.title === "string" && m.title ? m.title + "\n" : "") + m.body;
+  });
+  p.title = first.title;
+  p.lang = first.lang;
   var tag = String(p.sequence_id || p.tag || "quakealert");
   var options = {
     body: body,
