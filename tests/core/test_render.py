@@ -407,3 +407,16 @@ def test_english_counts_are_singular_for_one() -> None:
 
     assert (quakes_en(1), quakes_en(0), quakes_en(18)) == (
         "1 earthquake", "0 earthquakes", "18 earthquakes")
+
+
+def test_felt_quake_of_the_swarm_is_explained_in_a_short_notice(m45) -> None:  # type: ignore[no-untyped-def]
+    """'That shaking was an M4.4 of the same swarm': the push says so in each language."""
+    ctx = dataclasses.replace(m45, event_id="e44", magnitude=4.4, same_swarm=True, context=None,
+                              origin_at=datetime(2024, 11, 18, 7, 1, 56, tzinfo=UTC))
+    zh, bo, en = render_notice(("official_report", "felt_guidance"), ctx, ("zh", "bo", "en"),
+                               now=NOW)
+    assert zh.push_title == "【有感地震】墨竹工卡县4.4级地震，城关区震感轻微"
+    assert zh.push_body.startswith("11月18日15时01分墨竹工卡县发生4.4级地震，属同一震群活动。")
+    assert "此次地震属同一震群活动。" in zh.body
+    assert "part of the same swarm" in en.push_body
+    assert "ས་ཡོམ་ཐེངས་མང་པོའི་ནང་གི་གཅིག" in bo.push_body and not has_cjk(bo.push_body)
