@@ -67,7 +67,11 @@ class FakeConsole:
 def run_scenario(tmp_path: Path, extra_subscribers: tuple[NewSubscriber, ...] = ()) -> Scenario:
     """The three quakes through the pipeline for one Lhasa resident (console channel)."""
     path = tmp_path / "approvals.sqlite"
-    settings = Settings(store_path=path, sections={"approvals": {"swarm_advisory": TIMEOUT_S}})
+    # quiet hours off: the M4.5 struck at 04:19 Beijing time and a swarm advisory would
+    # otherwise also wait until 07:30 (core.policy), which is not what these tests are about
+    settings = Settings(store_path=path, sections={
+        "approvals": {"swarm_advisory": TIMEOUT_S},
+        "policy": {"quiet_start": "00:00", "quiet_end": "00:00"}})
     store = Store.open(path)
     before = datetime(2024, 10, 1, tzinfo=UTC)
     # console is not a channel residents can subscribe to, so no parse_subscriber here

@@ -862,8 +862,18 @@ class Pipeline:
                 continue
             ids, rule = pending
             due = wall + timedelta(seconds=rule.timeout_s) if rule else wall
-            due += self._deferred.pop(nid, timedelta(0))  # quiet hours: wait until the morning
+            due += self._wall_delay(self._deferred.pop(nid, timedelta(0)))  # quiet hours
             ob.enqueue_subscribers(self.store.conn, nid, ids, now=due)
+
+    def _wall_delay(self, scenario: timedelta) -> timedelta:
+        """A wait in scenario time as wall time: a replay at speed N runs N times faster, and a
+        replay at speed 0 (as fast as possible) does not wait; live, the two are the same."""
+        sources = self.runtime.sources.values() if self.runtime is not None else ()
+        speeds = [float(src.config.speed) for src in sources
+                  if callable(getattr(src, "virtual_now", None))]
+        if not speeds or not scenario:
+            return scenario
+        return timedelta(0) if 0.0 in speeds else scenario / max(speeds)
 
     def release_expired(self, wall: datetime) -> list[str]:
         """Approval timeouts: release the pre-approved template; nothing waits longer."""
