@@ -47,6 +47,7 @@ from quakealert.core.render import (
     NoticeContext,
     PreviousNotice,
     RecentActivity,
+    RegionalContext,
     RenderOptions,
     agency_place,
     default_catalog,

@@ -50,8 +50,8 @@ def m45() -> NoticeContext:
             largest_magnitude=4.5,
             is_largest=True,
             largest_at=M45_AT,
-            before_magnitude=4.1,
-            before_at=datetime(2024, 10, 31, 1, 32, tzinfo=UTC),
+            largest_before_magnitude=4.1,
+            largest_before_at=datetime(2024, 10, 31, 1, 32, tzinfo=UTC),
         ),
         url="https://quakealert.example/n/1",
     )

@@ -124,7 +124,7 @@ def test_context_left_out_when_unknown(m45) -> None:  # type: ignore[no-untyped-
 def test_context_largest_other_names_its_date(m45) -> None:  # type: ignore[no-untyped-def]
     """When an earlier quake was larger, the line names it with its date, in every language."""
     ctx = dataclasses.replace(m45, magnitude=4.0, context=RegionalContext(
-        200, 5, 3.0, 12, 4.5, False, datetime(2024, 11, 6, 20, 19, tzinfo=UTC)))
+        200, 5, 3.0, 12, 4.5, False, largest_at=datetime(2024, 11, 6, 20, 19, tzinfo=UTC)))
     zh, bo, en = render_notice("official_report", ctx, ("zh", "bo", "en"), now=NOW)
     assert "共12次，其中最大为2024年11月7日4.5级地震。" in zh.body
     assert "༢༠༢༤ལོའི་ཟླ་༡༡པའི་ཚེས་༧ཉིན་གྱི་ས་ཡོམ་རིམ་པ་༤.༥" in bo.body
