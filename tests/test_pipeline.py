@@ -116,7 +116,8 @@ def test_m45_context_counts_eleven(world) -> None:  # type: ignore[no-untyped-de
                  if n.notice.kind.startswith("official_report"))
     zh = first.notice.message("zh")
     assert zh is not None
-    assert "震中周边200公里内近5年来发生3级以上地震共11次，本次地震是其中最大的一次" in zh.body
+    assert "震中周边200千米内近5年来发生3级以上地震共11次，本次地震是其中最大的一次" in zh.body
+    assert "此前最大为2024年10月31日4.1级地震。" in zh.body  # one unit (千米), CENC wording
 
 
 def test_m40_is_recorded_not_sent_with_its_reason(world) -> None:  # type: ignore[no-untyped-def]
