@@ -1,6 +1,6 @@
 """The CENC report's regional context line (reference/seismology.md §1.7).
 
-"震中周边200公里内近5年来发生3级以上地震共N次，…": M >= 3 within 200 km over the 5 years up to
+"震中周边200千米内近5年来发生3级以上地震共N次，…": M >= 3 within 200 km over the 5 years up to
 the event, counted with one agency's magnitudes. The event itself is counted (CENC's report says
 of the count "本次地震是其中最大的一次", so it is one of them); the largest quake before it is
 named separately so a notice can say 此前最大为2024年10月31日4.1级.
@@ -91,24 +91,28 @@ def regional_context(
     rank = 1 + sum(1 for q in prior if q.magnitude > magnitude)
     before = max(prior, key=lambda q: (q.magnitude, q.origin_at), default=None)
     largest = this if rank == 1 or before is None else before
+    # The notices' wording (messages/glossary s.context_*), so the dashboard, the API, the
+    # notices, /n/ and CAP say one sentence (issue 8 §2); 千米 as in every notice.
     r, y, mm = f"{radius_km:g}", f"{years:g}", f"{min_magnitude:g}"
-    zh = f"震中周边{r}公里内近{y}年来发生{mm}级以上地震共{count}次"
+    zh = f"震中周边{r}千米内近{y}年来发生{mm}级以上地震共{count}次"
     quakes = "1 earthquake" if count == 1 else f"{count} earthquakes"
-    en = (f"Within {r} km of the epicentre, {quakes} of M{mm} or greater occurred in the past "
-          f"{y} years")
-    if before is None:
-        zh += "，即本次地震。" if count == 1 else "。"
-        en += ": this one." if count == 1 else "."
+    en = (f"Within {r} km of the epicentre there have been {quakes} of M{mm} or larger in the "
+          f"past {y} years")
+    if before is None and count == 1:
+        zh += "，即本次地震。"
+        en = (f"Within {r} km of the epicentre this is the only earthquake of M{mm} or larger "
+              f"in the past {y} years.")
+    elif before is None:
+        zh += "。"
+        en += "."
     elif rank == 1:
-        zh += (f"，本次地震是其中最大的一次（此前最大为{_zh_date(before.origin_at)}"
-               f"{_fmt_m(before.magnitude)}级）。")
-        en += (f", this one included; it is the largest (the largest before it was "
-               f"M{_fmt_m(before.magnitude)} on {before.origin_at:%Y-%m-%d} UTC).")
+        zh += (f"，本次地震是其中最大的一次。此前最大为{_zh_date(before.origin_at)}"
+               f"{_fmt_m(before.magnitude)}级地震。")
+        en += (f"; this is the largest of them. The largest before it was "
+               f"M{_fmt_m(before.magnitude)} on {_en_date(before.origin_at)}.")
     else:
-        zh += (f"，最大地震是{_zh_date(before.origin_at)}{_fmt_m(before.magnitude)}级地震；"
-               f"本次地震为第{rank}大。")
-        en += (f", this one included; the largest was M{_fmt_m(before.magnitude)} on "
-               f"{before.origin_at:%Y-%m-%d} UTC; this earthquake ranks {_ordinal(rank)}.")
+        zh += f"，其中最大为{_zh_date(before.origin_at)}{_fmt_m(before.magnitude)}级地震。"
+        en += f"; the largest was M{_fmt_m(before.magnitude)} on {_en_date(before.origin_at)}."
     return Context(
         event_id=event.id, magnitude=magnitude, radius_km=radius_km, years=years,
         min_magnitude=min_magnitude, agency=agency, count=count, largest=largest,
@@ -121,6 +125,6 @@ def _zh_date(at: datetime) -> str:
     return f"{local.year}年{local.month}月{local.day}日"
 
 
-def _ordinal(n: int) -> str:
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
+def _en_date(at: datetime) -> str:
+    local = at + BEIJING  # the date in Beijing time, as the notices give it
+    return f"{local.day} {local:%b} {local.year}"

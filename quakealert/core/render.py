@@ -729,8 +729,8 @@ def _flags(
         "automatic": ctx.status == "automatic",
         "has_distance": bool(values.get("_has_distance")),
         "has_context": c is not None,
-        "context_key": "s.context_this_largest"
-        if c is not None and c.is_largest
+        "context_key": "s.context_only" if c is not None and c.count == 1
+        else "s.context_this_largest" if c is not None and c.is_largest
         else "s.context_other_largest",
         "has_before": c is not None and c.is_largest and c.largest_before_at is not None
         and c.largest_before_magnitude is not None,

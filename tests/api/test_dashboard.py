@@ -109,7 +109,7 @@ async def test_index_zh_default(client, ids):
     assert "2024-11-07 04:19:00 北京时间" in cells[2]
     assert "墨竹工卡县" in cells[3] and "མལ་གྲོ་གུང་དཀར་རྫོང" in cells[3]
     assert mz.xpath("td[4]//span[@lang='bo']")
-    assert cells[4] == "3" and cells[7].startswith("震中周边200公里内")
+    assert cells[4] == "3" and cells[7].startswith("震中周边200千米内")
     rc = next(r for r in rows if r is not mz)
     rc_cells = [c.text_content() for c in rc.xpath("td")]
     assert rc_cells[0].strip() == "前震-主震-余震型" and rc_cells[1] == "最终判定"

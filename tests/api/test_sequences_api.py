@@ -64,7 +64,7 @@ async def test_list_and_detail(client):
     assert len(seqs) == 1
     s = seqs[0]
     assert s["type"] == "swarm" and s["n_events"] == 3 and s["largest"]["magnitude"] == 4.5
-    assert s["context"]["zh"].startswith("震中周边200公里内")
+    assert s["context"]["zh"].startswith("震中周边200千米内")
     assert s["first_at"] == "2024-10-31T01:32:00Z" and s["reasons"]
     resp = await c.get(f"/api/v1/sequences/{s['id']}")
     assert resp.status == 200

@@ -19,9 +19,12 @@ def test_real_list_m45_counts_eleven_with_itself() -> None:
     assert c.largest_before is not None
     assert c.largest_before.magnitude == 4.1
     assert c.largest_before.origin_at == datetime(2024, 10, 31, 1, 32, 38, tzinfo=UTC)
-    assert c.zh == ("震中周边200公里内近5年来发生3级以上地震共11次，本次地震是其中最大的一次"
-                    "（此前最大为2024年10月31日4.1级）。")
-    assert "11 earthquakes" in c.en and "M4.1 on 2024-10-31" in c.en
+    # the notices' wording (messages/glossary s.context_this_largest + s.context_before)
+    assert c.zh == ("震中周边200千米内近5年来发生3级以上地震共11次，本次地震是其中最大的一次。"
+                    "此前最大为2024年10月31日4.1级地震。")
+    assert c.en == ("Within 200 km of the epicentre there have been 11 earthquakes of M3 or "
+                    "larger in the past 5 years; this is the largest of them. The largest before "
+                    "it was M4.1 on 31 Oct 2024.")
 
 
 def test_real_list_later_quake_is_ranked_below_the_m45() -> None:
@@ -32,7 +35,7 @@ def test_real_list_later_quake_is_ranked_below_the_m45() -> None:
     assert c.rank == 2 and not c.is_largest
     assert c.largest.magnitude == 4.5 and c.largest_before == c.largest
     assert c.count == c.prior_count + 1 and c.count > 11
-    assert "最大地震是2024年11月7日4.5级地震" in c.zh and "第2大" in c.zh
+    assert c.zh.endswith("，其中最大为2024年11月7日4.5级地震。")
 
 
 def test_largest_and_count():
@@ -46,7 +49,7 @@ def test_largest_and_count():
     old = dataclasses.replace(prior[0], id="old", origin_at=m45.origin_at - timedelta(days=6 * 366))
     c = regional_context(m45, 4.5, prior + [old, m45], "cenc")
     assert c.count == 19 and c.rank == 1
-    assert c.zh.startswith("震中周边200公里内近5年来发生3级以上地震共19次")
+    assert c.zh.startswith("震中周边200千米内近5年来发生3级以上地震共19次")
     assert c.largest_before is not None and c.largest_before.magnitude == 3.85
     assert "largest" in c.en
 
@@ -56,7 +59,7 @@ def test_rank_when_not_largest():
     a, b, c = cenc_news("maizhokunggar-2024")
     ctx = regional_context(c, 4.0, [a, b], "cenc")
     assert ctx.count == 3 and ctx.rank == 3
-    assert ctx.largest.magnitude == 4.5 and "4.5级" in ctx.zh and "3rd" in ctx.en
+    assert ctx.largest.magnitude == 4.5 and "4.5级" in ctx.zh and "the largest was M4.5" in ctx.en
 
 
 def test_later_events_are_not_counted():
@@ -82,13 +85,13 @@ def test_first_event_in_the_region_counts_itself() -> None:
     e = Event("qa1", at, 29.85, 92.25, 10.0, 4.5, "M", "reviewed", "cenc", (c,))
     ctx = regional_context(e, 4.5, [e], "cenc")
     assert ctx.count == 1 and ctx.largest_before is None
-    assert ctx.zh == "震中周边200公里内近5年来发生3级以上地震共1次，即本次地震。"
-    assert ctx.en == ("Within 200 km of the epicentre, 1 earthquake of M3 or greater occurred in "
-                      "the past 5 years: this one.")
+    assert ctx.zh == "震中周边200千米内近5年来发生3级以上地震共1次，即本次地震。"
+    assert ctx.en == ("Within 200 km of the epicentre this is the only earthquake of M3 or larger "
+                      "in the past 5 years.")
 
 
 def test_english_line_counts_in_plural():
     """Two counted: '2 earthquakes of M3 or greater', this one included."""
     a, b, _ = cenc_news("maizhokunggar-2024")
     ctx = regional_context(b, 4.5, [a], "cenc")
-    assert ctx.count == 2 and "2 earthquakes of M3" in ctx.en and "this one included" in ctx.en
+    assert ctx.count == 2 and "2 earthquakes of M3" in ctx.en and "largest of them" in ctx.en

@@ -420,3 +420,12 @@ def test_felt_quake_of_the_swarm_is_explained_in_a_short_notice(m45) -> None:  #
     assert "此次地震属同一震群活动。" in zh.body
     assert "part of the same swarm" in en.push_body
     assert "ས་ཡོམ་ཐེངས་མང་པོའི་ནང་གི་གཅིག" in bo.push_body and not has_cjk(bo.push_body)
+
+
+def test_context_of_a_first_quake_says_it_is_the_only_one(m45) -> None:  # type: ignore[no-untyped-def]
+    """共1次: the notice says it is this quake, as the dashboard's line does (core.context)."""
+    ctx = dataclasses.replace(m45, context=RegionalContext(200, 5, 3.0, 1, 4.5, True))
+    zh, bo, en = render_notice("official_report", ctx, ("zh", "bo", "en"), now=NOW)
+    assert "震中周边200千米内近5年来发生3级以上地震共1次，即本次地震。" in zh.body
+    assert "this is the only earthquake of M3 or larger in the past 5 years." in en.body
+    assert "ཐེངས་འདི་ཁོ་ན་ཡིན" in bo.body
