@@ -816,7 +816,8 @@ def _push(kinds: tuple[str, ...], ctx: NoticeContext, lang: str, s: _Sentences,
         sentences = [(report, True), (distance, False), *band]
     elif k == "swarm_advisory":
         title = full_title
-        sentences = [(s["push.swarm"], True), (s["push.swarm_action"], True)]
+        swarm = "push.swarm_official" if flags["type_official"] else "push.swarm"
+        sentences = [(s[swarm], True), (s["push.swarm_action"], True)]
     elif k == "update":
         title = full_title
         sentences = [(s["push.update"] if flags["has_changes"] else s["s.update"], True), *band]
