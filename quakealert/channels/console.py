@@ -1,4 +1,4 @@
-"""The demo resident: prints each language's title and body to stdout."""
+"""The demo resident: prints what each language's push shows (title and body) to stdout."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import TextIO
 from aiohttp import ClientSession
 
 from quakealert.channels.base import DeliveryResult, Recipient
-from quakealert.core.render import exercise_title
+from quakealert.core.render import push_texts
 from quakealert.model import Notice
 
 RULE = "=" * 72
@@ -24,9 +24,11 @@ def format_notice(notice: Notice, languages: tuple[str, ...] = ()) -> str:
     lines.append(head)
     # Each language on its own: the drill marker is in every title in that title's language, and
     # a bo section holds only Tibetan (issue 8 §3).
+    # What the resident's phone shows: the phone-sized title and body of each chosen language
+    # (the full notice is one tap away, at the link below).
     for m in msgs:
-        title = exercise_title(m.title, m.lang) if notice.exercise else m.title
-        lines += ["", f"[{m.lang}] {title}", m.body]
+        title, body = push_texts(m, exercise=notice.exercise)
+        lines += ["", f"[{m.lang}] {title}", body]
     if notice.url:
         lines += ["", notice.url]
     lines.append(RULE)
