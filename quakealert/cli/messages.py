@@ -30,7 +30,7 @@ _HEADER = re.compile(r'^\["?(?P<key>[^"\]]+)"?\]\s*$')
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--messages-dir", type=Path, default=MESSAGES_DIR,
+    parser.add_argument("--messages-dir", type=Path, default=Path(str(MESSAGES_DIR)),
                         help="the messages/ directory (default: the bundled one)")
     sub = parser.add_subparsers(dest="messages_command", required=True)
     exp = sub.add_parser("export", help="write the glossary as a gettext PO file for translators")
@@ -123,7 +123,7 @@ def import_po(directory: Path, po_path: Path, *, reviewer: str, on: date,
     if not reviewer.strip():
         raise ValueError("a reviewer name is required")
     po = polib.pofile(str(po_path))
-    path = directory / "glossary" / f"{lang}.toml"
+    path = Path(str(directory / "glossary" / f"{lang}.toml"))  # a file we write back
     text = path.read_text(encoding="utf-8")
     current = tomllib.loads(text)
     sourced: list[str] = []

@@ -54,7 +54,7 @@ def test_maizhokunggar_is_a_swarm():
     # context: only the M4.1 of 10-31 precedes it within 200 km in this file; the M4.5 counts too
     assert c.context is not None and c.context.count == 2 and c.context.rank == 1
     assert c.context.largest_before is not None and c.context.largest_before.magnitude == 4.1
-    assert "震中周边200公里内近5年来发生3级以上地震共2次" in c.context.zh
+    assert "震中周边200千米内近5年来发生3级以上地震共2次" in c.context.zh
     assert c.forecast is not None and c.forecast.kind == "swarm-rate"
     assert not c.forecast.public
 
