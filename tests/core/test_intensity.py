@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -99,13 +97,12 @@ def test_vectorised_matches_scalar() -> None:
     np.testing.assert_allclose(many, one, rtol=1e-9)
 
 
-def test_vectorised_is_fast_enough() -> None:
-    """One million subscribers in well under a second (target 100 ms, benchmarked separately)."""
+def test_vectorised_covers_a_million_places() -> None:
+    """One million subscribers in one call: every value a finite intensity within the scale
+    (speed is measured in bench/bench_intensity.py, not here)."""
     rng = np.random.default_rng(2)
     lats = rng.uniform(27, 33, 1_000_000)
     lons = rng.uniform(85, 100, 1_000_000)
-    t0 = time.perf_counter()
     out = upper_intensity_many(4.5, 10.0, *EPI, lats, lons)
-    elapsed = time.perf_counter() - t0
     assert out.shape == (1_000_000,)
-    assert elapsed < 1.0
+    assert np.isfinite(out).all() and out.min() >= 1.0 and out.max() <= 12.0
