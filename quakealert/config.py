@@ -196,6 +196,15 @@ class PolicyTable(Table):
     quiet_end: Annotated[str, doc("quiet hours end, HH:MM local", pattern=r"^\d\d:\d\d$")] = (
         "07:00")
     quiet_utc_offset_h: Annotated[float, doc("local time of the quiet hours, hours from UTC")] = 8.0
+    quiet_defer_until: Annotated[str, doc(
+        "non-urgent notices in quiet hours wait until this local time, HH:MM",
+        pattern=r"^\d\d:\d\d$")] = "07:30"
+    felt_in_swarm_interval_h: Annotated[float, doc(
+        "at most one short 'you felt an M… of the same swarm' notice per sequence per this many "
+        "hours; later ones fold into the daily summary", gt=0)] = 1.0
+    update_interval_min: Annotated[float, doc(
+        "at most one Update per resident thread per this many minutes (a drifting origin)",
+        ge=0)] = 30.0
 
 
 class ApprovalsTable(Table):
@@ -210,8 +219,9 @@ class MessagesTable(Table):
     """Wording choices (core.render)."""
 
     tibetan_digits: Annotated[bool, doc("༠-༩ in Tibetan text")] = True
-    bo_unverified: Annotated[Literal["zh", "candidate"], doc(
-        "unverified Tibetan: zh shows Chinese, candidate shows it (review only)")] = "zh"
+    bo_composed: Annotated[Literal["send", "hold"], doc(
+        "composed (not yet reviewed) Tibetan: send it, or hold it and send the sourced sentences "
+        "plus a Tibetan line pointing to the full notice (docs/tibetan-review.md)")] = "send"
     hotline: Annotated[str, doc("hotline named in guidance")] = "12322"
     reference_place: Annotated[str, doc("the 'distance to' place (messages/places.toml)")] = (
         "lhasa")

@@ -41,8 +41,11 @@ class Replay:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.settings = Settings(store_path=path,
-                                 sections={"approvals": {"swarm_advisory": HOLD_S}})
+        # quiet hours off: the M4.5 struck at 04:19 Beijing time, and a held advisory would
+        # otherwise also be deferred to 07:30 (core.policy), which these tests are not about
+        self.settings = Settings(store_path=path, sections={
+            "approvals": {"swarm_advisory": HOLD_S},
+            "policy": {"quiet_start": "00:00", "quiet_end": "00:00"}})
         reports, _ = read_reports(DEFAULT_SCENARIO)
         self.reports = sorted((r for r in reports if r.origin_at >= START),
                               key=lambda r: r.origin_at)
