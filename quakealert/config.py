@@ -362,6 +362,25 @@ class BackfillTable(Table):
         gt=0)] = 400.0
 
 
+class RegionTable(Table):
+    """A circle the office watches whether or not residents live there yet."""
+
+    latitude: Annotated[float, doc("centre, degrees north", ge=-90, le=90)]
+    longitude: Annotated[float, doc("centre, degrees east", ge=-180, le=180)]
+    radius_km: Annotated[float, doc("radius", gt=0, le=5000)]
+
+
+class PipelineTable(Table):
+    """Which queued events the pipeline takes first (service.pipeline, docs/architecture.md)."""
+
+    regions: Annotated[list[RegionTable], doc(
+        "events inside these circles are taken first, with the ones near residents")] = []
+    large_magnitude: Annotated[float, doc(
+        "events this large are taken before far ones wherever they are")] = 6.0
+    chunk_s: Annotated[float, doc(
+        "far events typed per transaction: about this many seconds of work", gt=0, le=5)] = 0.25
+
+
 class LogTable(Table):
     """Log lines on stderr."""
 
@@ -392,6 +411,7 @@ class Config(Table):
     fdsnws: FdsnwsTable = FdsnwsTable()
     demo: DemoTable = DemoTable()
     backfill: BackfillTable = BackfillTable()
+    pipeline: PipelineTable = PipelineTable()
     log: LogTable = LogTable()
 
 

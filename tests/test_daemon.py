@@ -67,6 +67,20 @@ enabled = false  # the replay's background is its own back-fill; the live node h
     return path
 
 
+async def wait_for_rows(db: Path, sql: str, at_least: int, timeout_s: float = 30.0) -> int:
+    """Poll the store (read-only, WAL) until ``sql`` counts ``at_least``."""
+    deadline = time.monotonic() + timeout_s
+    store = Store.open(db)
+    try:
+        while True:
+            n = int(store.conn.execute(sql).fetchone()[0])
+            if n >= at_least or time.monotonic() > deadline:
+                return n
+            await asyncio.sleep(0.1)
+    finally:
+        store.close()
+
+
 async def wait_for(url: str, check, timeout_s: float = 20.0):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout_s
     async with aiohttp.ClientSession() as session:
@@ -104,6 +118,9 @@ async def test_daemon_serves_replayed_events_despite_a_dead_source(tmp_path: Pat
         body = await wait_for(f"http://127.0.0.1:{port}/api/v1/events?limit=500",
                               lambda b: len(b["events"]) >= 100)
         assert all(e["sources"][0]["source"] == "cenc" for e in body["events"])
+        # The pipeline works on its own thread: the events are served before it has decided.
+        await wait_for_rows(tmp_path / "q.sqlite", "SELECT count(*) FROM outbox WHERE"
+                            " channel = 'console' AND state = 'sent'", 2)
     finally:
         stop.set()
         await asyncio.wait_for(task, 15)
@@ -131,6 +148,9 @@ def test_sigterm_stops_cleanly(tmp_path: Path) -> None:
         body = asyncio.run(wait_for(f"http://127.0.0.1:{port}/healthz",
                                     lambda b: b["events"] == 200, 30))
         assert body["backfill"]["state"] == "complete"
+        sent = asyncio.run(wait_for_rows(tmp_path / "q.sqlite", "SELECT count(*) FROM outbox"
+                                         " WHERE state = 'sent'", 1))
+        assert sent >= 1
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=20)
     finally:

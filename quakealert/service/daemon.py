@@ -133,10 +133,12 @@ async def store_history(runtime: Runtime, name: str, parsed: ParseResult) -> Non
     """Store back-filled reports and hand them to the pipeline as history (never notified)."""
     wall = datetime.now(UTC)
     async with runtime.poller.lock:
-        result = runtime.store.ingest(parsed.reports, now=wall,
+        # History queues no pipeline work: it is absorbed below, never decided about.
+        result = runtime.store.ingest(parsed.reports, now=wall, queue_work=False,
                                       priorities=runtime.poller.priorities)
     if runtime.pipeline is not None and result.changed:
-        runtime.pipeline.absorb(result, at=runtime.pipeline_now(wall))
+        await runtime.pipeline.call(runtime.pipeline.absorb, result,
+                                    at=runtime.pipeline_now(wall))
 
 
 async def replay_background(runtime: Runtime) -> None:
@@ -257,6 +259,7 @@ async def serve(settings: Settings, stop: asyncio.Event,
             task.cancel()
         await asyncio.gather(*runtime.tasks, return_exceptions=True)
         await runtime.pipeline.close()
+        runtime.poller.close()
         await runner.cleanup()
         await runtime.session.close()
         runtime.store.close()

@@ -187,7 +187,11 @@ class Outbox:
                     and (not dry or not inflight or self._wake.is_set()
                          or loop.time() - claimed_at >= self.settings.poll_s)):
                 self._wake.clear()
-                rows = ob.claim(self.conn, free, now, lease_s=self.settings.lease_s)
+                try:
+                    rows = ob.claim(self.conn, free, now, lease_s=self.settings.lease_s)
+                except sqlite3.OperationalError as err:  # locked past busy_timeout: next round
+                    log.warning("outbox: claim failed, trying again: %s", err)
+                    rows = []
                 # Fewer than asked: nothing more is due; look again after poll_s or a wake()
                 # rather than on every completion.
                 dry, claimed_at = len(rows) < free, loop.time()

@@ -13,13 +13,16 @@ module stores and enqueues.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import heapq
 import json
 import logging
 import sqlite3
-from collections import Counter
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -58,6 +61,7 @@ from quakealert.core.sequences import QuakeSequence, SequenceEngine, params_from
 from quakealert.errors import ConfigError, InvalidRequest, NotFound
 from quakealert.formats.rows import EARLIEST_AT, FUTURE_SLACK
 from quakealert.model import Event, Notice
+from quakealert.service.faults import kill_point
 from quakealert.store import approvals
 from quakealert.store import decisions as dec
 from quakealert.store import notices as nt
@@ -79,6 +83,47 @@ DIAGNOSTICS_EVERY = timedelta(minutes=10)  # pipeline time between statistics re
 TICK_COALESCE = timedelta(minutes=10)  # at most one timer evaluation per sequence in this
 SMALL_SEQUENCE = 50  # below this, statistics are cheap (and the Omori fit needs >= 50 events)
 ACTIVE_FOR = timedelta(days=90)  # sequences are ticked until final (§8.2: final at 90 d)
+MAX_FAILURES = 3  # attempts at one queued event before it is parked for duty staff
+STEP_S = 0.5  # the daemon's pipeline works in steps of about this long (SIGTERM, new work)
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    """A circle the office watches whether or not residents live there yet."""
+
+    latitude: float
+    longitude: float
+    radius_km: float
+
+
+@dataclass(frozen=True, slots=True)
+class WorkParams:
+    """How queued work is ordered and cut (``[pipeline]``): what can concern residents first."""
+
+    regions: tuple[Region, ...] = ()
+    large_magnitude: float = 6.0  # always first, wherever it is
+    chunk_s: float = 0.25  # far events per transaction: about this much work, then commit
+    # Within this of a resident, an event is taken in time order with the felt ones even when
+    # nobody feels it: it may belong to their sequence (the 200 km region, §8) and type it.
+    near_km: float = 300.0
+    coarse_km: float = 1000.0  # farther than this from every resident: not felt by anyone
+
+    @classmethod
+    def from_section(cls, section: dict[str, Any]) -> WorkParams:
+        unknown = set(section) - {"regions", "large_magnitude", "chunk_s"}
+        if unknown:
+            raise ConfigError(f"[pipeline] unknown keys: {', '.join(sorted(unknown))}")
+        try:
+            regions = tuple(Region(float(r["latitude"]), float(r["longitude"]),
+                                   float(r["radius_km"])) for r in section.get("regions", ()))
+            made = cls(regions, float(section.get("large_magnitude", 6.0)),
+                       float(section.get("chunk_s", 0.25)))
+        except (KeyError, TypeError, ValueError) as err:
+            raise ConfigError("[pipeline] regions = [{latitude, longitude, radius_km}], "
+                              f"large_magnitude and chunk_s are numbers ({err})") from None
+        if not 0 < made.chunk_s <= 5 or any(not 0 < r.radius_km <= 5000 for r in regions):
+            raise ConfigError("[pipeline] chunk_s in (0, 5], region radius_km in (0, 5000]")
+        return made
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +163,8 @@ class Recipients:
     area: list[str | None]
     langs: list[tuple[str, ...]]
     key: tuple[int, int]
+    area_code: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    lang_code: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
     @classmethod
     def load(cls, conn: sqlite3.Connection) -> Recipients:
@@ -125,14 +172,18 @@ class Recipients:
             "SELECT id, latitude, longitude, min_intensity, area, languages FROM subscribers"
             " ORDER BY id").fetchall()
         key = conn.execute("SELECT count(*), coalesce(max(id), 0) FROM subscribers").fetchone()
+        area = [r[4] for r in rows]
+        langs = [_langs(r[5]) for r in rows]
+        areas: dict[str | None, int] = {}
+        codes: dict[tuple[str, ...], int] = {}
         return cls(
             ids=np.array([r[0] for r in rows], dtype=np.int64),
             lat=np.array([r[1] for r in rows], dtype=np.float64),
             lon=np.array([r[2] for r in rows], dtype=np.float64),
             min_intensity=np.array([r[3] for r in rows], dtype=np.int16),
-            area=[r[4] for r in rows],
-            langs=[_langs(r[5]) for r in rows],
-            key=(int(key[0]), int(key[1])),
+            area=area, langs=langs, key=(int(key[0]), int(key[1])),
+            area_code=np.array([areas.setdefault(a, len(areas)) for a in area], dtype=np.int64),
+            lang_code=np.array([codes.setdefault(x, len(codes)) for x in langs], dtype=np.int64),
         )
 
 
@@ -218,6 +269,7 @@ class Pipeline:
         self.policy = PolicyParams.from_config(settings.section("policy"))
         self.render_options = RenderOptions(**settings.section("messages"))
         self.approvals = approval_rules(settings.section("approvals"))
+        self.work = WorkParams.from_section(settings.section("pipeline"))
         self.catalog = default_catalog()
         self.clock: datetime | None = None
         # False while the start-up back-fill runs: the context count is left out (None)
@@ -231,6 +283,8 @@ class Pipeline:
         self._scheduled: set[str] = set()  # sequences whose members' ticks are queued
         self._daily: dict[str, datetime] = {}  # each active sequence's next daily tick
         self._recipients: Recipients | None = None
+        self._cells_key: tuple[int, int] | None = None
+        self._cells_cache: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float] | None = None
         # notice id -> (subscriber ids, approval rule): enqueued right after the commit
         self._pending_recipients: dict[str, tuple[list[int], ApprovalRule | None]] = {}
         # notices policy deferred out of quiet hours: how long after the round to deliver
@@ -241,30 +295,40 @@ class Pipeline:
         self.metrics: Any = None  # quakealert.api.metrics.Metrics in the daemon
         # notice id -> wall time of the catalogue response that caused it (alert latency)
         self._response_at: dict[str, float] = {}
+        self._wake = asyncio.Event()
+        self._executor: ThreadPoolExecutor | None = None
 
     # -- daemon hooks -----------------------------------------------------------------------
 
     @classmethod
     def create(cls, runtime: Any) -> Pipeline:
-        """The daemon's pipeline: replays are exercises (CAP status Exercise), live is real."""
+        """The daemon's pipeline: replays are exercises (CAP status Exercise), live is real.
+
+        It works on a thread and a connection of its own (``run``): the loop's connection
+        serves the API and the outbox and never waits for the pipeline's transactions.
+        """
         replay = any(s.config.kind == "replay" for s in runtime.sources.values())
-        p = cls(runtime.store, runtime.settings, exercise=replay)
-        p.runtime = runtime
-        p.load()
+        own = str(runtime.store.path) != ":memory:"
+        store = Store.open(runtime.store.path) if own else runtime.store
+        try:
+            p = cls(store, runtime.settings, exercise=replay)
+            p.runtime = runtime
+            p.load()
+        except BaseException:
+            if own:
+                store.close()
+            raise
         if not replay:
             p.clock = datetime.now(UTC)
         return p
 
     async def on_ingest(self, source: str, result: IngestResult, wall_now: datetime) -> None:
-        """Poller hook: process one stored batch at the pipeline's notion of now."""
-        now = self.runtime.scenario_now(source, wall_now) if self.runtime else wall_now
-        for notice_id in self.process(result, now=now):
-            self._response_at[notice_id] = wall_now.timestamp()
-        if self.outbox is not None:
-            self.outbox.wake()
+        """Poller hook: the batch's work is queued in the store; wake the pipeline's thread."""
+        self._wake.set()
 
     async def start(self, stop: asyncio.Event) -> None:
-        """Start the outbox workers and the tick task (type changes, summaries, approvals)."""
+        """Start the outbox workers and the pipeline's thread (queued work first: what was
+        stored before a crash is resumed; then ticks, summaries and approval timeouts)."""
         from quakealert.channels import make_channels
         from quakealert.channels.guard import delivery_session
         from quakealert.service.dispatch import Outbox, OutboxSettings
@@ -273,19 +337,28 @@ class Pipeline:
         # (channels.guard); the sources' session may reach a catalogue on the office network.
         insecure = bool(self.settings.section("webpush").get("allow_insecure_endpoints", False))
         self._delivery_session = delivery_session(allow_insecure=insecure)
-        self.outbox = Outbox(self.store.conn, make_channels(self.settings),
+        self.outbox = Outbox(self.runtime.store.conn, make_channels(self.settings),
                              self._delivery_session,
                              settings=OutboxSettings.from_section(self.settings.section("outbox")))
         self.outbox.on_result = self._delivered
+        waiting = self.pending_work()
+        if waiting:
+            log.warning("pipeline: resuming %d queued events", waiting)
         self.runtime.tasks.append(asyncio.create_task(self.outbox.run(stop), name="outbox"))
-        self.runtime.tasks.append(asyncio.create_task(self._tick_loop(stop), name="ticks"))
+        self.runtime.tasks.append(asyncio.create_task(self.run(stop), name="pipeline"))
 
     async def close(self) -> None:
+        """Wait for the pipeline's thread to finish its step, then release what it holds."""
+        if self._executor is not None:
+            await asyncio.to_thread(self._executor.shutdown, wait=True)
+            self._executor = None
         if self.outbox is not None and hasattr(self.outbox, "close"):
             self.outbox.close()
         session = getattr(self, "_delivery_session", None)
         if session is not None:
             await session.close()
+        if self.runtime is not None and self.store is not self.runtime.store:
+            self.store.close()
 
     def _delivered(self, row: Any, state: str, at: datetime) -> None:
         """Outbox hook: deliveries by channel and result, and catalogue-to-push latency."""
@@ -296,24 +369,39 @@ class Pipeline:
         if state == "sent" and started is not None:
             self.metrics.alert_latency.observe(max(0.0, at.timestamp() - started))
 
-    async def _tick_loop(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event) -> None:
+        """Bounded steps on the pipeline's thread until ``stop``: the loop only waits for them
+        with ``await``, so the API answers and SIGTERM is honoured within one step."""
+        loop = asyncio.get_running_loop()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="pipeline")
         while not stop.is_set():
+            self._wake.clear()
             try:
-                await asyncio.wait_for(stop.wait(), timeout=1.0)
-            except TimeoutError:
-                pass
-            if stop.is_set():
-                break
-            wall = datetime.now(UTC)
-            now = self.runtime.pipeline_now(wall) if self.runtime is not None else wall
-            try:
-                if self.clock is not None and now > self.clock:
-                    self.advance(now)
-                self.release_expired(wall)
-            except Exception:  # the tick must never die: log and try again next second
-                log.exception("pipeline tick failed")
+                more = await loop.run_in_executor(self._executor, self.step,
+                                                  datetime.now(UTC))
+            except Exception:  # the pipeline must never die: its work stays queued; retry
+                log.exception("pipeline step failed")
+                more = False
             if self.outbox is not None:
                 self.outbox.wake()
+            if not more:
+                await _wait_any(stop, self._wake, 1.0)
+
+    async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn`` on the pipeline's thread once it runs (its state and connection are that
+        thread's), else here."""
+        if self._executor is None:
+            return fn(*args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, functools.partial(fn, *args, **kwargs))
+
+    def step(self, wall: datetime) -> bool:
+        """One bounded round (pipeline thread): queued work, due ticks, approval timeouts.
+        True while queued work is left."""
+        now = self.runtime.pipeline_now(wall) if self.runtime is not None else wall
+        self.process_work(now=now, budget_s=STEP_S)
+        self.release_expired(wall)
+        return self.pending_work() > 0
 
     # -- state ------------------------------------------------------------------------------
 
@@ -379,7 +467,8 @@ class Pipeline:
 
     def _has_threads(self, seq_id: str) -> bool:
         return self.store.conn.execute(
-            "SELECT 1 FROM threads WHERE sequence_id = ? LIMIT 1", (seq_id,)).fetchone() is not None
+            "SELECT 1 FROM threads WHERE sequence_id = ? UNION ALL SELECT 1 FROM thread_states"
+            " WHERE sequence_id = ? LIMIT 1", (seq_id, seq_id)).fetchone() is not None
 
     def _push_daily(self, seq: QuakeSequence, after: datetime) -> None:
         """The next daily tick (swarm summaries) while the sequence is active."""
@@ -404,23 +493,233 @@ class Pipeline:
             try:
                 event = self.store.event(event_id)
             except NotFound:
+                self._done(event_id)
                 continue
             if self._schedulable([event], latest):
                 events.append((event, trigger))
         events.sort(key=lambda et: (et[0].origin_at, et[0].id))
         notices: list[str] = []
         for event, trigger in events:
-            if trigger == "new" and self.engine.sequence_of(event.id) is not None:
-                trigger = "revised"  # seen before (e.g. restart): a revision, not a new quake
-            at = min(event.origin_at, now)
-            if self.clock is None or at > self.clock:
-                notices += self.advance(at)
-                self.clock = at
-            notices += self.apply(event, trigger, at=self.clock)
+            notices += self.process_event(event, trigger, now=now)
         if self.clock is None or now > self.clock:
             notices += self.advance(now)
         self.refresh_stale()
         return notices
+
+    def process_work(self, *, now: datetime, budget_s: float | None = None) -> list[str]:
+        """Queued work (the ``work`` table: what ingest stored and nobody processed yet, e.g.
+        before a crash), what can concern residents first, then ticks up to ``now``.
+
+        With ``budget_s`` it stops after about that much work (the daemon's worker comes back
+        for the rest, so a stop request or a newer urgent event waits at most that long).
+        """
+        started = time.perf_counter()
+        conn = self.store.conn
+        notices: list[str] = []
+        failed: set[str] = set()  # tried once in this call: next call (next step) again
+        while budget_s is None or time.perf_counter() - started < budget_s:
+            self.prioritise()  # anything stored meanwhile is placed before the next round
+            rows = [r for r in conn.execute(
+                "SELECT event_id, trigger, received_at, priority FROM work WHERE priority IS NULL"
+                " OR priority >= 0 ORDER BY priority DESC, origin_at, event_id LIMIT 200"
+            ).fetchall() if r[0] not in failed]
+            if not rows:
+                break
+            far = [r for r in rows if r[3] == 0]
+            if len(far) == len(rows):
+                try:
+                    self.process_far([(r[0], r[1]) for r in far], now=now,
+                                     budget_s=self.work.chunk_s)
+                except Exception:  # rolled back: find the one that fails, one at a time
+                    log.exception("pipeline: a batch of far events failed; one at a time")
+                    for r in far:
+                        try:
+                            self.process_far([(r[0], r[1])], now=now)
+                        except Exception as err:
+                            log.exception("event_id=%s pipeline failed on it", r[0])
+                            self._failed(r[0], err)
+                            failed.add(r[0])
+                continue
+            for event_id, trigger, received_at, priority in rows:
+                if priority == 0:
+                    break  # a batch of far ones next round, after anything new and urgent
+                try:
+                    event = self.store.event(event_id)
+                except NotFound:  # merged into another event since: nothing left to process
+                    self._done(event_id)
+                    continue
+                try:
+                    made = self.process_event(event, trigger, now=now)
+                except Exception as err:  # rolled back; the others must not wait behind it
+                    log.exception("event_id=%s pipeline failed on it", event_id)
+                    self._failed(event_id, err)
+                    failed.add(event_id)
+                    continue
+                for nid in made:
+                    self._response_at.setdefault(nid, received_at)
+                notices += made
+                if budget_s is not None and time.perf_counter() - started >= budget_s:
+                    break
+        if self.clock is not None and now > self.clock:
+            notices += self.advance(now)
+        if not self.pending_work():
+            self.refresh_stale()  # full statistics of a big sequence: once the queue is empty
+        return notices
+
+    def prioritise(self, limit: int = 50_000) -> int:
+        """Mark queued events 1 when they can concern residents (felt at some resident's place,
+        inside a configured region, or large), else 0; returns how many were marked."""
+        conn = self.store.conn
+        rows = conn.execute(
+            "SELECT w.event_id, w.trigger, e.latitude, e.longitude, e.depth_km, e.magnitude"
+            " FROM work w JOIN events e ON e.id = w.event_id WHERE w.priority IS NULL"
+            f" LIMIT {int(limit):d}").fetchall()
+        if not rows:
+            return 0
+        lat = np.array([r[2] for r in rows], dtype=np.float64)
+        lon = np.array([r[3] for r in rows], dtype=np.float64)
+        depth = np.array([r[4] if r[4] is not None else 10.0 for r in rows], dtype=np.float64)
+        mag = np.array([r[5] if r[5] is not None else -9.0 for r in rows], dtype=np.float64)
+        near = self.concerns(lat, lon, depth, mag, count_large=False)
+        for k, r in enumerate(rows):
+            if not near[k] and r[1] != "new":
+                # A revision or deletion of something residents were told about matters
+                # wherever it moved to.
+                seq_id = self.engine.sequence_of(r[0])
+                near[k] = seq_id is not None and self._has_threads(seq_id)
+        # 2: near residents or a region, in time order with the felt ones; 1: large elsewhere;
+        # 0: far from everyone.
+        level = np.where(near, 2, np.where(mag >= self.work.large_magnitude, 1, 0))
+        with self._transaction():
+            conn.executemany("UPDATE work SET priority = ? WHERE event_id = ?",
+                             [(int(level[k]), r[0]) for k, r in enumerate(rows)])
+        return len(rows)
+
+    def concerns(self, lat: np.ndarray, lon: np.ndarray, depth_km: np.ndarray,
+                 magnitude: np.ndarray, *, count_large: bool = True) -> np.ndarray:
+        """Which events can concern residents: large, inside a region, near or felt by someone."""
+        out = (magnitude >= self.work.large_magnitude) if count_large else np.zeros(
+            len(lat), dtype=bool)
+        for region in self.work.regions:
+            out |= distances_km(region.latitude, region.longitude, lat, lon) <= region.radius_km
+        cells = self._cells()
+        if cells is None:
+            return out
+        coarse_lat, coarse_lon, cell_lat, cell_lon, floor = cells
+        todo = np.flatnonzero(~out)
+        nearest = np.full(len(todo), np.inf)
+        for c_lat, c_lon in zip(coarse_lat.tolist(), coarse_lon.tolist(), strict=True):
+            nearest = np.minimum(nearest, distances_km(c_lat, c_lon, lat[todo], lon[todo]))
+        for k in todo[nearest <= self.work.coarse_km].tolist():
+            if distances_km(lat[k], lon[k], cell_lat, cell_lon).min() <= self.work.near_km:
+                out[k] = True
+                continue
+            upper = upper_intensity_many(magnitude[k], depth_km[k], lat[k], lon[k], cell_lat,
+                                         cell_lon, sigma_factor=self.policy.sigma_factor)
+            out[k] = bool(upper.max() >= floor)
+        return out
+
+    def _cells(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float] | None:
+        """Where residents are, as 0.1° and 1° cells, and the lowest upper intensity that could
+        reach any resident's threshold (degree n starts at n - 0.5)."""
+        rec = self.recipients()
+        if not len(rec.ids):
+            return None
+        if self._cells_key != rec.key:
+            fine = np.unique(np.round(np.column_stack([rec.lat, rec.lon]), 1), axis=0)
+            coarse = np.unique(np.round(fine), axis=0)
+            thresholds = np.where(rec.min_intensity > 0, rec.min_intensity,
+                                  self.policy.felt_degree)
+            self._cells_cache = (coarse[:, 0], coarse[:, 1], fine[:, 0], fine[:, 1],
+                                 float(thresholds.min()) - 0.5)
+            self._cells_key = rec.key
+        return self._cells_cache
+
+    def process_far(self, items: Sequence[tuple[str, str]], *, now: datetime,
+                    budget_s: float | None = None) -> int:
+        """Events far from every resident and region: into their sequences, typed and stored,
+        without the resident policy; one transaction for as many as ``budget_s`` allows.
+        Returns how many were processed."""
+        # No transaction around the batch: the write lock is held only for each short write, so
+        # the loop's connection never waits long for it. A crash midway leaves the work rows,
+        # and doing a far event again is harmless (the same membership, the same type).
+        started = time.perf_counter()
+        conn = self.store.conn
+        taken: list[str] = []
+        by_seq: dict[str, list[Event]] = {}
+        touched: set[str] = set()
+        for event_id, _trigger in items:
+            taken.append(event_id)
+            try:
+                event = self.store.event(event_id)
+            except NotFound:
+                continue
+            touched |= self.engine.upsert(event)
+            seq_id = self.engine.sequence_of(event_id)
+            if seq_id is not None:
+                by_seq.setdefault(seq_id, []).append(event)
+            if budget_s is not None and time.perf_counter() - started >= budget_s / 2:
+                break  # the other half is for typing the sequences touched
+        at = self.clock or now
+        for seq_id in sorted(touched | set(by_seq)):
+            if not self.engine.has(seq_id):
+                sq.delete_sequence(conn, seq_id)
+                continue
+            seq = self.engine.sequence(seq_id)
+            if seq_id in self._scheduled:
+                for e in by_seq.get(seq_id, ()):
+                    self._schedule(seq, after=at, event=e)
+            else:
+                self._schedule(seq, after=at)
+            self.evaluate(seq_id, at, "tick", None, policy=False)
+        with self._transaction():
+            conn.executemany("DELETE FROM work WHERE event_id = ?", [(e,) for e in taken])
+        return len(taken)
+
+    def pending_work(self) -> int:
+        """How many changed events wait for the pipeline (parked ones not counted)."""
+        return int(self.store.conn.execute(
+            "SELECT count(*) FROM work WHERE priority IS NULL OR priority >= 0").fetchone()[0])
+
+    def _failed(self, event_id: str, err: Exception) -> None:
+        """Count a failed attempt; park the item after MAX_FAILURES so the queue goes on."""
+        self.store.conn.execute(
+            "UPDATE work SET failures = failures + 1, last_error = ?, priority = CASE WHEN"
+            " failures + 1 >= ? THEN -1 ELSE priority END WHERE event_id = ?",
+            (f"{type(err).__name__}: {err}"[:500], MAX_FAILURES, event_id))
+
+    def process_event(self, event: Event, trigger: str, *, now: datetime) -> list[str]:
+        """One changed event: its sequences, decisions, notices and outbox rows, and the end of
+        its work item, in one transaction; a crash before the commit leaves the work queued."""
+        at = min(event.origin_at, now)
+        notices: list[str] = []
+        if self.clock is None or at > self.clock:
+            notices += self.advance(at)
+            self.clock = at
+        with self._transaction():
+            made = self.apply(event, trigger, at=self.clock)
+            self._done(event.id)
+        if made:
+            kill_point("decided")
+        return notices + made
+
+    def _done(self, event_id: str) -> None:
+        self.store.conn.execute("DELETE FROM work WHERE event_id = ?", (event_id,))
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE ... COMMIT; inside a work item's transaction, part of that one."""
+        conn = self.store.conn
+        if conn.in_transaction:
+            yield
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     def apply(self, event: Event, trigger: str, *, at: datetime) -> list[str]:
         """Put one event into the engine and evaluate every sequence it touched."""
@@ -473,8 +772,8 @@ class Pipeline:
         self.clock = max(self.clock or to, to)
         return notices
 
-    def evaluate(self, seq_id: str, at: datetime, trigger: str, event: Event | None
-                 ) -> list[str]:
+    def evaluate(self, seq_id: str, at: datetime, trigger: str, event: Event | None, *,
+                 policy: bool = True) -> list[str]:
         """Classify one sequence at ``at``, store it, and run the policy for its residents.
 
         The type is decided afresh every time. The statistics and the forecast (an Omori fit,
@@ -490,21 +789,18 @@ class Pipeline:
                 or len(seq.events) < SMALL_SEQUENCE)
         if full:
             cls = self._classify(seq_id, at)
-        conn = self.store.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            if full:
-                self._save(seq, cls, at)
+        doc = sequence_to_json(seq, cls, at) if full else None  # CPU: before the write lock
+        with self._transaction():
+            if doc is not None:
+                self._save(seq, cls, at, doc)
             else:
                 self._stale[seq_id] = at
+            if not policy:
+                return []
             result = self._policy_round(seq, cls, at, trigger, event)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        self._enqueue(result.notice_ids, at)
+            self._enqueue(result.notice_ids, at)
         for nid in result.notice_ids:  # yesterday's summary must not wait for an approval
-            for old in approvals.withdraw_superseded(conn, nid, now=datetime.now(UTC)):
+            for old in approvals.withdraw_superseded(self.store.conn, nid, now=datetime.now(UTC)):
                 log.info("notice=%s withdrawn: superseded by %s", old, nid)
         return result.notice_ids
 
@@ -559,8 +855,9 @@ class Pipeline:
             largest_before_magnitude=None if before is None else before.magnitude,
             largest_before_at=None if before is None else before.origin_at)
 
-    def _save(self, seq: QuakeSequence, cls: Classification, at: datetime) -> None:
-        if sq.save_sequence(self.store.conn, sequence_to_json(seq, cls, at), at):
+    def _save(self, seq: QuakeSequence, cls: Classification, at: datetime,
+              doc: dict[str, Any] | None = None) -> None:
+        if sq.save_sequence(self.store.conn, doc or sequence_to_json(seq, cls, at), at):
             log.info("sequence=%s type=%s final=%s at=%s", seq.id, cls.type, cls.final,
                      at.isoformat())
         self._full_at[seq.id] = at
@@ -590,25 +887,25 @@ class Pipeline:
         rec = self.recipients()
         if not len(rec.ids):
             return out
-        threads = {int(k): v for k, v in dec.threads_for(self.store.conn, seq.id).items()}
+        threads = dec.threads_for(self.store.conn, seq.id)
         up_event = upper_intensity_many(subject.magnitude, subject.depth_km or 10.0,
                                         subject.latitude, subject.longitude, rec.lat, rec.lon,
                                         sigma_factor=self.policy.sigma_factor)
         deg_event = degrees_of(up_event)
         threshold = np.where(rec.min_intensity > 0, rec.min_intensity, self.policy.felt_degree)
+        has_thread = np.isin(rec.ids, np.fromiter(threads, dtype=np.int64, count=len(threads)))
         if trigger == "tick":
-            idx = [i for i, sid in enumerate(rec.ids.tolist()) if sid in threads]
+            idx = np.flatnonzero(has_thread)
             policy_trigger = "daily"
         else:
-            has_thread = np.isin(rec.ids, np.fromiter(threads, dtype=np.int64, count=len(threads)))
-            idx = np.nonzero((deg_event >= threshold) | has_thread)[0].tolist()
+            idx = np.flatnonzero((deg_event >= threshold) | has_thread)
             policy_trigger = trigger
             # Residents far from the shaking, with no thread: one aggregated "not sent" per area.
             rest = np.ones(len(rec.ids), dtype=bool)
             rest[idx] = False
             self._aggregate_not_sent(seq.id, subject, at, rec, rest, deg_event)
             out.not_sent += int(rest.sum())
-        if not idx:
+        if not len(idx):
             return out
         dist = distances_km(subject.latitude, subject.longitude, rec.lat[idx], rec.lon[idx])
         up_largest = upper_intensity_many(largest.magnitude or subject.magnitude,
@@ -620,9 +917,20 @@ class Pipeline:
         planned: dict[str, _Planned] = {}
         rows: list[dec.DecisionRow] = []
         ptype = policy_type(cls.type)
-        for j, i in enumerate(idx):
+        states = dec.thread_states(self.store.conn, seq.id) if threads else {}
+        parsed: dict[str, ThreadState] = {}
+        chosen = idx
+        for positions in self._groups(rec, chosen, threads, deg_event, dist):
+            j = int(positions[0])  # the group's first resident stands for all of it
+            i = int(idx[j])
             sid = int(rec.ids[i])
-            thread = thread_from_json(threads[sid]) if sid in threads else None
+            raw = threads.get(sid)
+            thread = None
+            if raw is not None:
+                if raw not in parsed:
+                    state = states[int(raw[1:])] if raw.startswith("@") else raw
+                    parsed[raw] = thread_from_json(state)
+                thread = replace(parsed[raw], subscriber_id=str(sid))
             ctx = PolicyInput(
                 sequence_id=seq.id, trigger=policy_trigger,  # type: ignore[arg-type]
                 event=self._view(subject, float(up_event[i]), float(dist[j])),
@@ -642,10 +950,15 @@ class Pipeline:
             # A timer that found nothing due (summary too soon, not a swarm) is not a decision
             # about a quake; recording it for every resident every tick would bury the ones
             # duty staff need. Event-triggered "not sent" decisions are all kept.
-            sent = self._record(p, thread, sid, area, seq.id, subject, at, rows, planned,
-                                keep_not_sent=trigger != "tick")
+            group = rec.ids[chosen[positions]]
+            if len(group) == 1 and (raw is None or not raw.startswith("@")):
+                sent = self._record(p, thread, sid, area, seq.id, subject, at, rows, planned,
+                                    keep_not_sent=trigger != "tick")
+            else:
+                sent = self._record_group(p, thread, group, area, seq.id, subject, at, rows,
+                                          planned, keep_not_sent=trigger != "tick")
             out.sent += sent
-            out.not_sent += len(p.decisions) - sent
+            out.not_sent += len(p.decisions) * len(group) - sent
         for pl in planned.values():
             self._make_notice(pl, seq, cls, at)
             out.notice_ids.append(pl.notice_id)
@@ -675,6 +988,68 @@ class Pipeline:
             dec.save_thread(self.store.conn, sid, seq_id, thread_to_json(p.thread), at)
         return sent
 
+    def _groups(self, rec: Recipients, chosen: np.ndarray, threads: dict[int, str],
+                deg_event: np.ndarray, dist: np.ndarray) -> list[np.ndarray]:
+        """Residents whose decision is necessarily the same, as positions into ``chosen``: same
+        area, degree, threshold, languages, side of the strong-shaking distance, and the same
+        thread (none, or one shared state); a resident with a thread of their own is alone."""
+        tkey = np.zeros(len(chosen), dtype=np.int64)
+        if threads:
+            t_ids = np.fromiter(threads, dtype=np.int64, count=len(threads))
+            t_key = np.fromiter((int(v[1:]) if v.startswith("@") else -1
+                                 for v in threads.values()), dtype=np.int64, count=len(threads))
+            order = np.argsort(t_ids)
+            t_ids, t_key = t_ids[order], t_key[order]
+            sids = rec.ids[chosen]
+            pos = np.clip(np.searchsorted(t_ids, sids), 0, len(t_ids) - 1)
+            found = t_ids[pos] == sids
+            tkey[found] = t_key[pos[found]]
+            alone = tkey < 0
+            tkey[alone] = -1 - np.flatnonzero(alone)
+        if threads:
+            _, tkey = np.unique(tkey, return_inverse=True)
+        key = np.zeros(len(chosen), dtype=np.int64)
+        # Small non-negative codes packed into one integer (a column's span times the key so
+        # far), re-numbered densely if it would grow past 2**62.
+        for col in (rec.area_code[chosen], deg_event[chosen].astype(np.int64),
+                    rec.min_intensity[chosen].astype(np.int64), rec.lang_code[chosen],
+                    (dist <= self.policy.strong_distance_km).astype(np.int64),
+                    tkey.reshape(-1)):
+            span = int(col.max()) + 1 if len(col) else 1
+            if (int(key.max()) + 1 if len(key) else 1) * span >= 2**62:
+                _, key = np.unique(key, return_inverse=True)
+                key = key.reshape(-1)
+            key = key * span + col
+        order = np.argsort(key, kind="stable")
+        cuts = np.flatnonzero(np.diff(key[order])) + 1
+        return sorted(np.split(order, cuts), key=lambda g: int(g[0]))
+
+    def _record_group(self, p: Plan, thread: ThreadState | None, group: np.ndarray,
+                      area: str | None, seq_id: str, subject: Event, at: datetime,
+                      rows: list[dec.DecisionRow], planned: dict[str, _Planned], *,
+                      keep_not_sent: bool = True) -> int:
+        """A group's plan: one decision row per decision with the group's count and members,
+        the group's share of the notices, and one shared thread state."""
+        n = len(group)
+        members = group.astype("<i8").tobytes()
+        ids = group.tolist()
+        sent = 0
+        for d, nid in zip(p.decisions, p.notice_ids + ("",) * len(p.decisions)):
+            if d.send or keep_not_sent:
+                rows.append(dec.DecisionRow(
+                    at=at, sequence_id=seq_id, event_id=d.event_id or subject.id,
+                    send=d.send, reason_code=d.reason_code, reason_en=d.reason_en,
+                    reason_zh=d.reason_zh, area=area, kind="+".join(d.kinds) or None,
+                    msg_type=d.msg_type, urgency=d.urgency if d.send else None,
+                    notice_id=nid or None, degree=d.degree, count=n, members=members))
+            if d.send:
+                planned.setdefault(nid, _Planned(nid, d, subject, area, d.degree))
+                planned[nid].subscriber_ids.extend(ids)
+                sent += n
+        if p.thread is not None and p.thread != thread:
+            dec.save_group_thread(self.store.conn, ids, seq_id, thread_to_json(p.thread), at)
+        return sent
+
     def _count(self, rows: Sequence[dec.DecisionRow]) -> None:
         if self.metrics is None:
             return
@@ -699,11 +1074,16 @@ class Pipeline:
                             mask: np.ndarray, degrees: np.ndarray) -> None:
         if not mask.any():
             return
-        counts: Counter[tuple[str | None, int]] = Counter()
-        for i in np.nonzero(mask)[0].tolist():
-            counts[(rec.area[i], int(degrees[i]))] += 1
+        where = np.flatnonzero(mask)
+        keys = np.column_stack([rec.area_code[where], degrees[where].astype(np.int64)])
+        _, inverse = np.unique(keys, axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        order = np.argsort(inverse, kind="stable")
+        groups = np.split(where[order], np.flatnonzero(np.diff(inverse[order])) + 1)
+        found = [(rec.area[int(g[0])], int(degrees[int(g[0])]), g) for g in groups]
         rows = []
-        for (area, degree), n in sorted(counts.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
+        for area, degree, g in sorted(found, key=lambda x: (str(x[0]), x[1])):
+            n = len(g)
             rows.append(dec.DecisionRow(
                 at=at, sequence_id=seq_id, event_id=event.id, send=False,
                 reason_code="below_threshold",
@@ -712,7 +1092,8 @@ class Pipeline:
                            "resident's threshold."),
                 reason_zh=(f"本地预计无感：{event.magnitude:.1f}级地震，预计烈度{degree}度"
                            f"（A12均值+{self.policy.sigma_factor:g}σ），低于用户的通知阈值。"),
-                area=area, degree=degree, count=n))
+                area=area, degree=degree, count=n,
+                members=rec.ids[g].astype("<i8").tobytes()))
         dec.save_decisions(self.store.conn, rows)
         self._count(rows)
 
@@ -814,7 +1195,10 @@ class Pipeline:
         """An agency deleted an event: residents who were told about it get a Cancel."""
         conn = self.store.conn
         threads = dec.threads_for(conn, seq_id)
-        told = {sid: thread_from_json(raw) for sid, raw in threads.items()}
+        states = dec.thread_states(conn, seq_id)
+        told = {sid: replace(thread_from_json(
+                    states[int(raw[1:])] if raw.startswith("@") else raw), subscriber_id=str(sid))
+                for sid, raw in threads.items()}
         told = {sid: t for sid, t in told.items() if t.told_event(event.id) is not None}
         if not told:
             return []
@@ -822,8 +1206,7 @@ class Pipeline:
         area = dict(zip(rec.ids.tolist(), rec.area))
         planned: dict[str, _Planned] = {}
         rows: list[dec.DecisionRow] = []
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             for sid, thread in sorted(told.items()):
                 view = self._view(event, 0.0, 0.0)
                 ctx = PolicyInput(sequence_id=seq_id, trigger="deleted", event=view,
@@ -837,11 +1220,7 @@ class Pipeline:
                 self._make_cancel(pl, seq_id, at)
             dec.save_decisions(conn, rows)
             self._count(rows)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        self._enqueue(list(planned), at)
+            self._enqueue(list(planned), at)
         return list(planned)
 
     def _make_cancel(self, pl: _Planned, seq_id: str, at: datetime) -> None:
@@ -890,3 +1269,13 @@ class Pipeline:
                                            "duty decision (pre-approved template)")
                 released.append(row["id"])
         return released
+
+
+async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, timeout_s: float) -> None:
+    """Until ``stop`` or ``wake`` is set, or ``timeout_s`` has passed."""
+    waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waits, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()

@@ -23,18 +23,19 @@ import aiohttp
 from quakealert.core.associate import Priorities
 from quakealert.errors import SourceError
 from quakealert.formats.rows import screen_future
-from quakealert.model import ParseResult
+from quakealert.model import ParseResult, Report
+from quakealert.service.faults import kill_point
 from quakealert.sources.base import Source
 from quakealert.store.instants import epoch_or_none as ts
 from quakealert.store.instants import from_epoch as dt
-from quakealert.store.sqlite import IngestResult, Store
+from quakealert.store.sqlite import IngestResult, Store, latest_versions
 
 log = logging.getLogger(__name__)
 
 BACKOFF_BASE_S = 30.0
 BACKOFF_CAP_S = 1800.0
 BIG_BODY_BYTES = 256 * 1024  # parse larger bodies in a worker thread, off the event loop
-BIG_BATCH = 2000  # store larger batches in a worker thread, on its own connection
+BIG_BATCH = 2000  # batches above this are stored in chunks of this many, one transaction each
 
 
 @contextmanager
@@ -106,11 +107,29 @@ class PollStatus:
     skipped_backoff: bool = False
 
 
+def ingest_chunked(store: Store, reports: list[Report], now: datetime,
+                   priorities: Priorities) -> IngestResult:
+    """Store a batch in chunks of BIG_BATCH, each one transaction with the work it queues, so a
+    100k-row response never holds the write lock for seconds (the pipeline commits between)."""
+    if len(reports) <= BIG_BATCH:
+        return store.ingest(reports, now=now, priorities=priorities)
+    ordered = latest_versions(reports)
+    out = IngestResult()
+    for i in range(0, len(ordered), BIG_BATCH):
+        part = store.ingest(ordered[i : i + BIG_BATCH], now=now, priorities=priorities)
+        out.created += part.created
+        out.revised += part.revised
+        out.deleted += part.deleted
+        out.unchanged += part.unchanged
+        out.flags.update(part.flags)
+    return out
+
+
 def _ingest_apart(path: Any, parsed: ParseResult, now: datetime,
                   priorities: Priorities) -> IngestResult:
     store = Store.open(path)
     try:
-        return store.ingest(parsed.reports, now=now, priorities=priorities)
+        return ingest_chunked(store, parsed.reports, now, priorities)
     finally:
         store.close()
 
@@ -200,13 +219,13 @@ class Poller:
         h = self.health_of(name)
         parsed = screen_future(parsed, datetime.now(UTC))  # the wall clock: `now` may be a replay's
         async with self.lock:
-            if len(parsed.reports) > BIG_BATCH and str(self.store.path) != ":memory:":
-                # Seconds of work: off the loop, on a connection of its own (the loop's
-                # connection serves the API meanwhile and must not share the transaction).
+            if str(self.store.path) != ":memory:":
+                # Off the loop, on a connection of its own: the pipeline's thread may hold the
+                # write lock for a moment, and the loop's connection serves the API meanwhile.
                 result = await asyncio.to_thread(_ingest_apart, self.store.path, parsed,
                                                  now, self.priorities)
             else:
-                result = self.store.ingest(parsed.reports, now=now, priorities=self.priorities)
+                result = ingest_chunked(self.store, parsed.reports, now, self.priorities)
             h.last_ok_at = now
             if since is not None:
                 h.last_since = since
@@ -214,7 +233,7 @@ class Poller:
             h.backoff_until = None
             h.reports_total += len(parsed.reports)
             h.skipped_total += len(parsed.skipped)
-            self.store.save_health(h.to_row())
+            await self._save_health_apart(h)
         latency = time.perf_counter() - started
         if self.metrics is not None:
             self.metrics.poll_duration.labels(name).observe(latency)
@@ -228,6 +247,7 @@ class Poller:
             log.info("source=%s new=%d revised=%d deleted=%d unchanged=%d skipped=%d in %.3fs",
                      name, len(result.created), len(result.revised), len(result.deleted),
                      result.unchanged, len(parsed.skipped), latency)
+        kill_point("ingested")
         if self.on_ingest is not None and result.changed:
             await self.on_ingest(name, result, now)
         return status

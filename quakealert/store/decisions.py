@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+import numpy as np
 
 from quakealert.store.instants import iso_epoch as _iso
 
 
 @dataclass(frozen=True, slots=True)
 class DecisionRow:
-    """One recorded decision; ``count`` > 1 for aggregated "not sent" decisions."""
+    """One recorded decision; ``count`` > 1 for a group decided together (``members``: their
+    subscriber ids as little-endian int64) or an aggregated "not sent" decision."""
 
     at: datetime
     sequence_id: str
@@ -30,6 +33,7 @@ class DecisionRow:
     notice_id: str | None = None
     degree: int | None = None
     count: int = 1
+    members: bytes | None = None
 
 
 def save_decisions(conn: sqlite3.Connection, rows: Iterable[DecisionRow]) -> int:
@@ -37,13 +41,13 @@ def save_decisions(conn: sqlite3.Connection, rows: Iterable[DecisionRow]) -> int
     data = [
         (r.at.timestamp(), r.sequence_id, r.event_id, r.subscriber_id, r.area, int(r.send), r.kind,
          r.msg_type, r.urgency, r.reason_code, r.reason_en, r.reason_zh, r.notice_id, r.degree,
-         r.count)
+         r.count, r.members)
         for r in rows
     ]
     conn.executemany(
         "INSERT INTO decisions (at, sequence_id, event_id, subscriber_id, area, send, kind,"
-        " msg_type, urgency, reason_code, reason_en, reason_zh, notice_id, degree, count)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " msg_type, urgency, reason_code, reason_en, reason_zh, notice_id, degree, count,"
+        " members) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         data,
     )
     return len(data)
@@ -91,16 +95,68 @@ def decision_summary(conn: sqlite3.Connection, sequence_id: str) -> list[dict[st
     ]
 
 
+def resident_decisions(conn: sqlite3.Connection, subscriber_id: int, *,
+                       sequence_id: str | None = None) -> list[dict[str, Any]]:
+    """One resident's own decisions, oldest first: their individual rows and the group rows
+    that count them among their members."""
+    sql = ("SELECT * FROM decisions WHERE (subscriber_id = ? OR members IS NOT NULL)"
+           + (" AND sequence_id = ?" if sequence_id is not None else "") + " ORDER BY at, id")
+    args: list[Any] = [subscriber_id] + ([sequence_id] if sequence_id is not None else [])
+    out = []
+    for r in conn.execute(sql, args):
+        if r["subscriber_id"] != subscriber_id and not (
+                np.frombuffer(r["members"], dtype="<i8") == subscriber_id).any():
+            continue
+        out.append({"at": _iso(r["at"]), "sequence_id": r["sequence_id"],
+                    "event_id": r["event_id"], "send": bool(r["send"]), "kind": r["kind"],
+                    "msg_type": r["msg_type"], "urgency": r["urgency"],
+                    "reason_code": r["reason_code"], "reason_en": r["reason_en"],
+                    "reason_zh": r["reason_zh"], "notice_id": r["notice_id"], "area": r["area"],
+                    "degree": r["degree"], "decided_with": int(r["count"])})
+    return out
+
+
 def load_thread(conn: sqlite3.Connection, subscriber_id: int, sequence_id: str) -> str | None:
-    row = conn.execute("SELECT state FROM threads WHERE subscriber_id = ? AND sequence_id = ?",
-                       (subscriber_id, sequence_id)).fetchone()
-    return None if row is None else str(row["state"])
+    """One resident's thread state: their own, else the latest group state naming them."""
+    raw = threads_for(conn, sequence_id).get(subscriber_id)
+    if raw is None:
+        return None
+    return thread_states(conn, sequence_id)[int(raw[1:])] if raw.startswith("@") else raw
 
 
 def threads_for(conn: sqlite3.Connection, sequence_id: str) -> dict[int, str]:
-    """Every thread of one sequence: subscriber id -> serialised state."""
-    return {int(r["subscriber_id"]): str(r["state"]) for r in conn.execute(
+    """Every thread of one sequence: subscriber id -> their own serialised state, or '@<id>'
+    for the latest group state that names them (:func:`thread_states`)."""
+    own = {int(r[0]): str(r[1]) for r in conn.execute(
         "SELECT subscriber_id, state FROM threads WHERE sequence_id = ?", (sequence_id,))}
+    groups = conn.execute("SELECT id, members FROM thread_states WHERE sequence_id = ?"
+                          " ORDER BY id", (sequence_id,)).fetchall()
+    if not groups:
+        return own
+    members = [np.frombuffer(g[1], dtype="<i8") for g in groups]
+    sids = np.concatenate(members)
+    gids = np.repeat(np.array([g[0] for g in groups], dtype=np.int64), [len(m) for m in members])
+    # The latest state naming a resident wins: keep the last occurrence of each id.
+    last = len(sids) - 1 - np.unique(sids[::-1], return_index=True)[1]
+    shared = dict(zip(sids[last].tolist(), (f"@{g}" for g in gids[last].tolist()), strict=True))
+    shared.update(own)
+    return shared
+
+
+def thread_states(conn: sqlite3.Connection, sequence_id: str) -> dict[int, str]:
+    """The shared thread states of one sequence: id -> serialised state."""
+    return {int(r[0]): str(r[1]) for r in conn.execute(
+        "SELECT id, state FROM thread_states WHERE sequence_id = ?", (sequence_id,))}
+
+
+def save_group_thread(conn: sqlite3.Connection, subscriber_ids: Sequence[int],
+                      sequence_id: str, state: str, at: datetime) -> int:
+    """One state for a whole group's threads, one row (the caller holds the transaction);
+    returns its id. Residents with a thread of their own are never in a group."""
+    cur = conn.execute(
+        "INSERT INTO thread_states (sequence_id, state, members, updated_at) VALUES (?,?,?,?)",
+        (sequence_id, state, np.asarray(subscriber_ids, dtype="<i8").tobytes(), at.timestamp()))
+    return int(cur.lastrowid or 0)
 
 
 def save_thread(conn: sqlite3.Connection, subscriber_id: int, sequence_id: str, state: str,

@@ -9,17 +9,21 @@ flight are sent twice. Receivers can drop those duplicates by the delivery id (t
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import numpy as np
+
 from quakealert.store.instants import epoch as _ts
 from quakealert.store.instants import iso_epoch as _iso
 
 DEFAULT_LEASE_S = 120.0
+FANOUT_INLINE = 1000  # recipients written as outbox rows at once; more become a fan-out row
+FANOUT_CHUNK = 2000  # outbox rows one claim writes from fan-out rows at most (about 25 ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +56,11 @@ class OutboxRow:
 
 @contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error) on an autocommit connection."""
+    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error) on an autocommit connection; inside a
+    transaction already open (the pipeline's, durable processing), part of that one."""
+    if conn.in_transaction:
+        yield conn
+        return
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
@@ -87,15 +95,77 @@ def enqueue(
 def enqueue_subscribers(
     conn: sqlite3.Connection, notice_id: str, subscriber_ids: Iterable[int], *, now: datetime
 ) -> int:
-    """Enqueue a notice for subscribers by internal id, on each one's own channel and target."""
+    """Enqueue a notice for subscribers by internal id, on each one's own channel and target.
+
+    Up to FANOUT_INLINE of them get their rows at once; beyond that the whole list is one
+    ``outbox_fanout`` row that :func:`claim` expands a chunk at a time (100,000 rows cost over
+    a second to write; one row costs a millisecond). Returns how many rows or members were new.
+    """
     ids = [int(i) for i in subscriber_ids]
+    if len(ids) > FANOUT_INLINE:
+        return enqueue_fanout(conn, notice_id, ids, now=now)
+    return enqueue(conn, notice_id, _subscriber_rows(conn, ids), now=now)
+
+
+def _subscriber_rows(conn: sqlite3.Connection, ids: list[int]) -> list[tuple[int, str, str]]:
     rows: list[tuple[int, str, str]] = []
     for i in range(0, len(ids), 900):
         chunk = ids[i : i + 900]
         marks = ",".join("?" * len(chunk))
         rows += [(r[0], r[1], r[2]) for r in conn.execute(
             f"SELECT id, channel, target FROM subscribers WHERE id IN ({marks})", chunk)]
-    return enqueue(conn, notice_id, rows, now=now)
+    return rows
+
+
+def enqueue_fanout(conn: sqlite3.Connection, notice_id: str, subscriber_ids: Sequence[int], *,
+                   now: datetime) -> int:
+    """One row for all of a notice's recipients, expanded into outbox rows by :func:`claim`."""
+    members = np.asarray(subscriber_ids, dtype="<i8")
+    at = _ts(now)
+    with transaction(conn):
+        conn.execute("INSERT INTO outbox_fanout (notice_id, members, next_attempt_at, created_at)"
+                     " VALUES (?, ?, ?, ?)", (notice_id, members.tobytes(), at, at))
+    return len(members)
+
+
+def expand_fanout(conn: sqlite3.Connection, now: datetime, *, limit: int = FANOUT_CHUNK) -> int:
+    """Write up to ``limit`` outbox rows from due fan-out rows (inside the caller's
+    transaction); returns how many were written."""
+    at = _ts(now)
+    written = 0
+    for fid, notice_id, blob, done, due in conn.execute(
+            "SELECT id, notice_id, members, done, next_attempt_at FROM outbox_fanout"
+            " WHERE next_attempt_at <= ? ORDER BY next_attempt_at, id", (at,)).fetchall():
+        members = np.frombuffer(blob, dtype="<i8")
+        take = members[done : done + limit - written].tolist()
+        before = conn.total_changes
+        conn.executemany(
+            "INSERT OR IGNORE INTO outbox (notice_id, subscriber_id, channel, target, state,"
+            " next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
+            ((notice_id, sid, ch, target, due, at, at)
+             for sid, ch, target in _subscriber_rows(conn, take)))
+        written += conn.total_changes - before
+        if done + len(take) >= len(members):
+            conn.execute("DELETE FROM outbox_fanout WHERE id = ?", (fid,))
+        else:
+            conn.execute("UPDATE outbox_fanout SET done = ? WHERE id = ?",
+                         (done + len(take), fid))
+        if written >= limit or len(take) >= limit:
+            break
+    return written
+
+
+def unexpanded(conn: sqlite3.Connection, notice_id: str | None = None) -> int:
+    """Recipients still waiting in fan-out rows (not yet outbox rows)."""
+    total = 0
+    sql = "SELECT members, done FROM outbox_fanout"
+    args: tuple[Any, ...] = ()
+    if notice_id is not None:
+        sql += " WHERE notice_id = ?"
+        args = (notice_id,)
+    for blob, done in conn.execute(sql, args):
+        total += len(blob) // 8 - int(done)
+    return total
 
 
 def claim(
@@ -106,6 +176,10 @@ def claim(
         return []
     at = _ts(now)
     with transaction(conn):
+        due = conn.execute("SELECT count(*) FROM (SELECT 1 FROM outbox WHERE state = 'pending'"
+                           " AND next_attempt_at <= ? LIMIT ?)", (at, int(limit))).fetchone()[0]
+        if due < limit:
+            expand_fanout(conn, now, limit=max(FANOUT_CHUNK, int(limit)))
         claimed = conn.execute(
             "UPDATE outbox SET state = 'in_flight', lease_until = ?, attempts = attempts + 1,"
             " updated_at = ? WHERE id IN (SELECT id FROM outbox WHERE state = 'pending'"
@@ -222,8 +296,10 @@ def recover(conn: sqlite3.Connection, now: datetime, *, all_in_flight: bool = Fa
 
 
 def next_due_at(conn: sqlite3.Connection) -> datetime | None:
-    """When the earliest pending row becomes due, or None when nothing is pending."""
-    row = conn.execute("SELECT min(next_attempt_at) FROM outbox WHERE state = 'pending'").fetchone()
+    """When the earliest pending row (or fan-out row) becomes due, or None when none is left."""
+    row = conn.execute(
+        "SELECT min(t) FROM (SELECT min(next_attempt_at) AS t FROM outbox WHERE state = 'pending'"
+        " UNION ALL SELECT min(next_attempt_at) FROM outbox_fanout)").fetchone()
     return None if row[0] is None else datetime.fromtimestamp(row[0], UTC)
 
 

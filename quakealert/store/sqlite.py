@@ -207,8 +207,10 @@ class Store:
         now: datetime,
         priorities: Priorities = DEFAULT_PRIORITIES,
         params: AssociationParams = DEFAULT_ASSOCIATION,
+        queue_work: bool = True,
     ) -> IngestResult:
-        """Store a batch of reports: new versions only, associated into events, in one transaction."""
+        """Store a batch of reports: new versions only, associated into events, in one transaction
+        with the pipeline work it creates (``queue_work=False``: history nobody is told about)."""
         result = IngestResult()
         if not reports:
             return result
@@ -221,6 +223,8 @@ class Store:
         conn.execute("BEGIN IMMEDIATE")
         try:
             self._ingest(reports, now_s, priorities, params, result)
+            if queue_work:
+                record_work(conn, result, now_s)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -724,6 +728,33 @@ def _candidate_of(row: sqlite3.Row) -> Candidate:
                      row["longitude"], row["depth_km"], row["magnitude"], row["mag_type"],
                      frozenset(row["sources"].split(",")),
                      frozenset(row["ids"].split(" ")) if row["ids"] else frozenset())
+
+
+def latest_versions(reports: Iterable[Report]) -> list[Report]:
+    """One version per report key (the latest by ``updated``, else origin time), oldest first."""
+    latest: dict[tuple[str, str], Report] = {}
+    for r in reports:
+        prev = latest.get(r.key)
+        if prev is None or (r.updated_at or r.origin_at) >= (prev.updated_at or prev.origin_at):
+            latest[r.key] = r
+    return sorted(latest.values(), key=lambda r: (r.origin_at, r.source, r.source_id))
+
+
+def record_work(conn: sqlite3.Connection, result: IngestResult, now_s: float) -> None:
+    """Queue the pipeline work a batch creates, in the batch's transaction (durable processing).
+
+    An event still queued keeps "new" (it was never processed) unless it is now deleted.
+    """
+    rows = [(trigger, now_s, eid) for trigger, ids in (
+        ("new", result.created), ("revised", result.revised), ("deleted", result.deleted))
+        for eid in ids]
+    conn.executemany(
+        "INSERT INTO work (event_id, trigger, origin_at, received_at)"
+        " SELECT id, ?, origin_at, ? FROM events WHERE id = ? ON CONFLICT (event_id) DO UPDATE"
+        " SET trigger = CASE WHEN excluded.trigger = 'deleted' THEN 'deleted'"
+        " WHEN work.trigger = 'new' THEN 'new' ELSE excluded.trigger END,"
+        " origin_at = excluded.origin_at, received_at = excluded.received_at, priority = NULL",
+        rows)
 
 
 def _diff(prev: dict[str, Any], r: Report) -> str:
