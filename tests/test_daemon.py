@@ -105,8 +105,11 @@ async def test_daemon_serves_replayed_events_despite_a_dead_source(tmp_path: Pat
     stop = asyncio.Event()
     task = asyncio.create_task(serve(settings, stop))
     try:
+        # Stored (events) a moment before the poll's health record says so (off the loop).
         health = await wait_for(f"http://127.0.0.1:{port}/healthz",
-                                lambda b: b["events"] == 200 and b["status"] == "degraded", 60)
+                                lambda b: b["events"] == 200 and b["status"] == "degraded"
+                                and any(s["name"] == "replay" and s["ok"] for s in b["sources"]),
+                                60)
         by_name = {s["name"]: s for s in health["sources"]}
         # 34 rows played from 2024-10-20 on; the 166 before it came as back-fill
         assert by_name["replay"]["ok"] and by_name["replay"]["reports_total"] == 34

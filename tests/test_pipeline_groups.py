@@ -11,6 +11,7 @@ import numpy as np
 
 from quakealert.config import DEFAULT_SCENARIO, Settings
 from quakealert.formats.catalog import read_catalog_file
+from quakealert.model import Report
 from quakealert.service.pipeline import Pipeline
 from quakealert.store import decisions as dec
 from quakealert.store import outbox as ob
@@ -19,6 +20,16 @@ from quakealert.store.subscribers import NewSubscriber, add_subscribers
 
 LHASA = (29.65, 91.13)
 NOW = datetime(2024, 11, 9, tzinfo=UTC)
+
+
+def maizhokunggar() -> list[Report]:
+    """The 2024 Maizhokunggar swarm's three M>=4 quakes (M4.1 10-31, M4.5 11-06 UTC, M4.0
+    11-08) from the bundled real CENC list."""
+    rows = [r for r in read_catalog_file(DEFAULT_SCENARIO).reports
+            if datetime(2024, 10, 30, tzinfo=UTC) <= r.origin_at < datetime(2024, 11, 9, tzinfo=UTC)
+            and (r.magnitude or 0) >= 4.0]
+    assert [r.magnitude for r in rows] == [4.1, 4.5, 4.0]
+    return rows
 
 
 def lhasa(n: int) -> list[NewSubscriber]:
@@ -35,7 +46,7 @@ def played(tmp: Path, subs: list[NewSubscriber]) -> Store:
     store = Store.open(tmp / "q.sqlite")
     add_subscribers(store.conn, subs, now=NOW)
     p = Pipeline(store, Settings(store_path=tmp / "q.sqlite", var_dir=tmp), exercise=True)
-    for r in read_catalog_file(DEFAULT_SCENARIO).reports:
+    for r in maizhokunggar():
         p.advance(r.origin_at)
         p.process(store.ingest([r], now=r.origin_at), now=r.origin_at)
     p.advance(NOW)

@@ -259,7 +259,6 @@ async def serve(settings: Settings, stop: asyncio.Event,
             task.cancel()
         await asyncio.gather(*runtime.tasks, return_exceptions=True)
         await runtime.pipeline.close()
-        runtime.poller.close()
         await runner.cleanup()
         await runtime.session.close()
         runtime.store.close()
