@@ -102,7 +102,7 @@ async def run(rows: int, tmp: Path) -> dict[str, float]:
     cfg.write_text(f'[store]\npath = "{db}"\nvar_dir = "{tmp}"\n[api]\nport = {api_port}\n'
                    f'[[sources]]\nname = "node"\nkind = "fdsn"\n'
                    f'url = "http://127.0.0.1:{cat_port}/q"\ninterval_s = 3600\njitter_s = 0\n'
-                   "timeout_s = 60\n")
+                   "timeout_s = 60\n[webpush]\nallow_insecure_endpoints = true\n")
     log = (tmp / f"b{rows}.log").open("wb")
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "quakealert", "run", "--config", str(cfg), cwd=REPO,

@@ -97,6 +97,9 @@ timeout_s = 60
 
 [outbox]
 concurrency = {CONCURRENCY}
+
+[webpush]
+allow_insecure_endpoints = true  # the receiver is on 127.0.0.1
 """)
     return cfg
 
