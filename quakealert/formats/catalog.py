@@ -21,9 +21,9 @@ from quakealert.formats.geojson import parse_geojson
 from quakealert.formats.quakeml import parse_quakeml
 from quakealert.formats.rows import (
     ROW_ERRORS,
-    check_report,
     decode_text,
     finish,
+    keep_checked,
     opt_float,
     parse_utc,
     req_float,
@@ -206,11 +206,7 @@ def parse_csv_catalog(
         except ROW_ERRORS as err:
             skipped.append(row_reason(row, sid or None, str(err)))
             continue
-        report, problem = check_report(report)
-        if problem:
-            skipped.append(row_reason(row, report.source_id, problem))
-            continue
-        reports.append(report)
+        keep_checked(report, row, report.source_id, reports, skipped)
     return finish(name, reports, skipped)
 
 
@@ -279,11 +275,7 @@ def _parse_named(
         except ROW_ERRORS as err:
             skipped.append(row_reason(row, sid or None, str(err)))
             continue
-        report, problem = check_report(report)
-        if problem:
-            skipped.append(row_reason(row, report.source_id, problem))
-            continue
-        reports.append(report)
+        keep_checked(report, row, report.source_id, reports, skipped)
     return finish(name, reports, skipped)
 
 

@@ -11,8 +11,8 @@ from quakealert.formats.eventtypes import quakeml_event_type
 from quakealert.formats.rows import (
     BODY_URL,
     ROW_ERRORS,
-    check_report,
     finish,
+    keep_checked,
     load_json,
     opt_float,
     parse_utc,
@@ -66,11 +66,7 @@ def parse_cenc(body: bytes, source: str = "cenc") -> ParseResult:
         except ROW_ERRORS as err:
             skipped.append(row_reason(row, sid, str(err)))
             continue
-        report, problem = check_report(report)
-        if problem:
-            skipped.append(row_reason(row, sid, problem))
-            continue
-        reports.append(report)
+        keep_checked(report, row, sid, reports, skipped)
     return finish(source, reports, skipped)
 
 

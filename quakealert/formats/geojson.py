@@ -10,9 +10,9 @@ from quakealert.formats.eventtypes import quakeml_event_type
 from quakealert.formats.rows import (
     BODY_URL,
     ROW_ERRORS,
-    check_report,
     clean_id,
     finish,
+    keep_checked,
     load_json,
     opt_float,
     req_float,
@@ -64,11 +64,7 @@ def parse_geojson(body: bytes, source: str) -> ParseResult:
         except ROW_ERRORS as err:
             skipped.append(row_reason(row, sid, f"unreadable feature ({err})"))
             continue
-        report, problem = check_report(report)
-        if problem:
-            skipped.append(row_reason(row, sid, problem))
-            continue
-        reports.append(report)
+        keep_checked(report, row, sid, reports, skipped)
     return finish(source, reports, skipped)
 
 

@@ -14,8 +14,8 @@ from quakealert.formats.eventtypes import quakeml_event_type
 from quakealert.formats.rows import (
     BODY_URL,
     ROW_ERRORS,
-    check_report,
     finish,
+    keep_checked,
     row_reason,
     sniff_not_html,
 )
@@ -63,11 +63,7 @@ def parse_quakeml(body: bytes, source: str) -> ParseResult:
         if isinstance(report, str):
             skipped.append(row_reason(row, sid, report))
             continue
-        report, problem = check_report(report)
-        if problem:
-            skipped.append(row_reason(row, sid, problem))
-            continue
-        reports.append(report)
+        keep_checked(report, row, sid, reports, skipped)
     return finish(source, reports, skipped)
 
 

@@ -185,6 +185,16 @@ def clean_id(value: object) -> str:
     return text
 
 
+def keep_checked(report: Report, row: int, sid: str | None, reports: list[Report],
+                 skipped: list[str]) -> None:
+    """The end of every parser's row loop: the checked report kept, or its reason skipped."""
+    report, problem = check_report(report)
+    if problem:
+        skipped.append(row_reason(row, sid, problem))
+    else:
+        reports.append(report)
+
+
 def check_report(report: Report) -> tuple[Report, str | None]:
     """Every field of a freshly parsed report checked: (report with normalised longitude and
     cleaned text, None) or (report, "what is wrong"). The one gate before a row is kept."""
