@@ -125,9 +125,9 @@ def ingest_chunked(store: Store, reports: list[Report], now: datetime,
     return out
 
 
-def _ingest_apart(path: Any, parsed: ParseResult, now: datetime,
+def _ingest_apart(kind: type[Store], path: Any, parsed: ParseResult, now: datetime,
                   priorities: Priorities) -> IngestResult:
-    store = Store.open(path)
+    store = kind.open(path)
     try:
         return ingest_chunked(store, parsed.reports, now, priorities)
     finally:
@@ -222,8 +222,8 @@ class Poller:
             if str(self.store.path) != ":memory:":
                 # Off the loop, on a connection of its own: the pipeline's thread may hold the
                 # write lock for a moment, and the loop's connection serves the API meanwhile.
-                result = await asyncio.to_thread(_ingest_apart, self.store.path, parsed,
-                                                 now, self.priorities)
+                result = await asyncio.to_thread(_ingest_apart, type(self.store), self.store.path,
+                                                 parsed, now, self.priorities)
             else:
                 result = ingest_chunked(self.store, parsed.reports, now, self.priorities)
             h.last_ok_at = now

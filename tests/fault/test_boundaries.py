@@ -9,6 +9,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import ClassVar
 
 import aiohttp
 import pytest
@@ -54,7 +55,15 @@ class FullDiskStore(Store):
     """A store whose writes fail like SQLite on a full disk (the subprocess suite fills a real
     tmpfs; this is the in-process twin)."""
 
-    full = False
+    full_paths: ClassVar[set[str]] = set()  # shared: the poller stores through a connection of its own
+
+    @property
+    def full(self) -> bool:
+        return str(self.path) in self.full_paths
+
+    @full.setter
+    def full(self, value: bool) -> None:
+        (self.full_paths.add if value else self.full_paths.discard)(str(self.path))
 
     def ingest(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         if self.full:
