@@ -3,7 +3,7 @@
 Rules (DESIGN.md "Residents, notices, delivery"; seismology.md §8.4; messages.md §8):
 notify on the first event predicted felt at the subscriber; after that only for a larger event, a
 change of sequence type (one advisory), an official revision that matters (Update), a deletion
-(Cancel), or the daily swarm summary. Every decision, sent or not, carries its reason in en and zh.
+(Cancel), a retyping as a non-earthquake such as an explosion (Cancel), or the daily swarm summary. Every decision, sent or not, carries its reason in en and zh.
 
 The report and its guidance go out as ONE combined notice (kind + extra_kinds): a resident who reads
 only one message must get both what happened and what to do, and Web Push replaces earlier notices
@@ -22,7 +22,7 @@ from quakealert.core.intensity import csis_degree, epicentral_km, roman
 from quakealert.errors import ConfigError
 
 Urgency = Literal["very-low", "low", "normal", "high"]
-Trigger = Literal["new", "revised", "deleted", "daily"]
+Trigger = Literal["new", "revised", "deleted", "retyped", "daily"]
 REPORT_KINDS = ("quick_report", "official_report")
 _LOWER: dict[str, Urgency] = {
     "high": "normal",
@@ -124,7 +124,9 @@ class PolicyInput:
     """What the sequence engine says, seen from one subscriber: the lead maps engine output into it."""
 
     sequence_id: str
-    trigger: Trigger  # new event, revised event, deleted event, or the daily swarm-summary tick
+    # new event, revised event, deleted event, event retyped as a non-earthquake (explosion,
+    # quarry blast, collapse...), or the daily swarm-summary tick
+    trigger: Trigger
     event: EventView  # the event that arrived or changed (for "daily": the latest member)
     largest: EventView  # largest member so far, this one included
     sequence_type: str  # undetermined | swarm | mainshock_aftershock | foreshock_... | isolated
@@ -132,6 +134,8 @@ class PolicyInput:
     type_official: bool = False  # True only when an authority stated the type
     member_count: int = 1
     last_event_at: datetime | None = None  # newest member's origin time
+    event_type: str | None = None  # QuakeML EventType of a "retyped" event ("explosion"...)
+    source: str = ""  # whose report retyped or deleted the event
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,6 +368,37 @@ def decide(
             reason_code="event_deleted",
             reason_en=f"Event {ev.event_id} (M{told.magnitude:.1f}) was deleted by the agency: cancel what was sent.",
             reason_zh=f"测定机构删除了事件{ev.event_id}（{told.magnitude:.1f}级）：撤销已发送的信息。",
+            references=told.notice_ids,
+            event_id=ev.event_id,
+            degree=ev.degree,
+        )
+
+    if ctx.trigger == "retyped":
+        # An earthquake notice about what the agency now calls an explosion (CENC 爆破/疑爆,
+        # USGS "quarry blast") was wrong: a CAP Cancel with <references> (messages.md §8 K7:
+        # "this was not an earthquake").
+        told = thread.told_event(ev.event_id) if thread else None
+        kind_en = ctx.event_type or "not an earthquake"
+        by = f" by {ctx.source}" if ctx.source else ""
+        by_zh = f"（{ctx.source}）" if ctx.source else ""
+        if told is None:
+            return _no(
+                "retyped_not_told",
+                f"Event {ev.event_id} was retyped as {kind_en}{by}; this subscriber was never "
+                "told about it.",
+                f"事件{ev.event_id}已改判为{kind_en}{by_zh}；未曾向该用户发送过相关信息。",
+                ev,
+            )
+        return Decision(
+            send=True,
+            kind="cancel",
+            msg_type="Cancel",
+            urgency="normal",
+            reason_code="event_not_earthquake",
+            reason_en=f"Event {ev.event_id} (M{told.magnitude:.1f}) was retyped as {kind_en}{by}, "
+                      "not an earthquake: cancel what was sent.",
+            reason_zh=f"事件{ev.event_id}（{told.magnitude:.1f}级）已改判为{kind_en}{by_zh}，"
+                      "不是天然地震：撤销已发送的地震信息。",
             references=told.notice_ids,
             event_id=ev.event_id,
             degree=ev.degree,

@@ -310,7 +310,10 @@ class NoticeContext:
     outlook: OfficialStatement | None = None
     forecast: Mapping[str, str] | None = None  # our own estimate per lang; shown only if allowed
     previous: PreviousNotice | None = None
-    cancel_reason: Literal["deleted", "error"] = "deleted"
+    # why a Cancel: the agency deleted the event, it was sent in error, or the agency retyped it
+    # as a non-earthquake (event_type: QuakeML EventType such as "explosion", "quarry blast")
+    cancel_reason: Literal["deleted", "error", "not_earthquake"] = "deleted"
+    event_type: str | None = None
     exercise: bool = False
     url: str | None = None
 
@@ -756,12 +759,18 @@ def _flags(
         "has_recent": ctx.recent is not None,
         "summary": ctx.summary,
         "has_changes": bool(values.get("changes")),
-        "cancel_reason_key": "s.cancel_deleted"
-        if ctx.cancel_reason == "deleted"
-        else "s.cancel_error",
+        "cancel_reason_key": _cancel_reason_key(ctx),
         "exercise": ctx.exercise,
         "url": bool(ctx.url),
     }
+
+
+def _cancel_reason_key(ctx: NoticeContext) -> str:
+    """The glossary sentence that says why a notice is withdrawn."""
+    if ctx.cancel_reason == "not_earthquake":
+        blast = any(w in (ctx.event_type or "") for w in ("explosion", "blast"))
+        return "s.cancel_explosion" if blast else "s.cancel_not_earthquake"
+    return "s.cancel_deleted" if ctx.cancel_reason == "deleted" else "s.cancel_error"
 
 
 def _lines(text: str) -> list[str]:
@@ -824,6 +833,8 @@ def _push(kinds: tuple[str, ...], ctx: NoticeContext, lang: str, s: _Sentences,
     elif k == "cancel":
         title = full_title
         sentences = [(s["s.cancel"], True)]
+        if ctx.cancel_reason == "not_earthquake":  # the one thing the resident must learn
+            sentences.append((s[flags["cancel_reason_key"]], True))
     else:
         title = full_title
         sentences = [(s["s.test"], True)]

@@ -724,8 +724,10 @@ class Pipeline:
     def apply(self, event: Event, trigger: str, *, at: datetime) -> list[str]:
         """Put one event into the engine and evaluate every sequence it touched."""
         before = self.engine.sequence_of(event.id)
-        if not event.is_earthquake and event.status != "deleted":
-            self._not_an_earthquake(event, at)  # the engine leaves it out of every sequence
+        retyped = not event.is_earthquake and event.status != "deleted"
+        if retyped:
+            # the engine leaves it out of every sequence; filed under the one it leaves
+            self._not_an_earthquake(event, at, before or "")
         elif trigger == "revised" and before is None:
             trigger = "new"  # e.g. CENC's automatic 疑爆 revised to 天然地震: a quake, first seen
         touched = self.engine.upsert(event)
@@ -740,8 +742,11 @@ class Pipeline:
             self._schedule(seq, after=at, event=event if inside else None)
             notices += self.evaluate(seq_id, at, trigger if inside else "tick",
                                      event if inside else None)
-        if trigger == "deleted" and before is not None:
-            notices += self._cancel_deleted(before, event, at)
+        if before is not None and (trigger == "deleted" or retyped):
+            # a deletion, or a quake residents were told about that the agency now calls an
+            # explosion, quarry blast...: what was sent is cancelled (messages.md §8 K7)
+            notices += self._cancel_deleted(before, event, at,
+                                            retyped=retyped and trigger != "deleted")
         return notices
 
     def advance(self, to: datetime) -> list[str]:
@@ -1057,12 +1062,13 @@ class Pipeline:
             self.metrics.notices.labels(r.kind or "none", "sent" if r.send else r.reason_code).inc(
                 r.count)
 
-    def _not_an_earthquake(self, event: Event, at: datetime) -> None:
+    def _not_an_earthquake(self, event: Event, at: datetime, seq_id: str = "") -> None:
         """Residents get no notice for an explosion, quarry blast or collapse; duty staff see
-        why (issue 11). No sequence: the decision is filed under the event alone."""
+        why (issue 11). Filed under the sequence a retyped quake leaves, else under the event
+        alone (no sequence id)."""
         kind = event.event_type or "?"
         row = dec.DecisionRow(
-            at=at, sequence_id="", event_id=event.id, send=False, reason_code="not_earthquake",
+            at=at, sequence_id=seq_id, event_id=event.id, send=False, reason_code="not_earthquake",
             reason_en=f"Not sent: {kind} (event type from {event.preferred_source}), not an "
                       "earthquake.",
             reason_zh=f"未发送：该事件类型为{kind}（{event.preferred_source}），不是天然地震。")
@@ -1191,8 +1197,10 @@ class Pipeline:
             magnitude=float(first["magnitude"] if first else (e.magnitude or 0)),
             place_text=e.place)
 
-    def _cancel_deleted(self, seq_id: str, event: Event, at: datetime) -> list[str]:
-        """An agency deleted an event: residents who were told about it get a Cancel."""
+    def _cancel_deleted(self, seq_id: str, event: Event, at: datetime, *,
+                        retyped: bool = False) -> list[str]:
+        """An agency deleted an event, or ``retyped`` it as a non-earthquake (an explosion...):
+        residents who were told about it get a Cancel."""
         conn = self.store.conn
         threads = dec.threads_for(conn, seq_id)
         states = dec.thread_states(conn, seq_id)
@@ -1209,28 +1217,31 @@ class Pipeline:
         with self._transaction():
             for sid, thread in sorted(told.items()):
                 view = self._view(event, 0.0, 0.0)
-                ctx = PolicyInput(sequence_id=seq_id, trigger="deleted", event=view,
-                                  largest=view, sequence_type="undetermined")
+                ctx = PolicyInput(sequence_id=seq_id, trigger="retyped" if retyped else "deleted",
+                                  event=view, largest=view, sequence_type="undetermined",
+                                  event_type=event.event_type, source=event.preferred_source)
                 p = plan(ctx, thread, SubscriberView(str(sid)), self.policy, now=at,
                          notice_id=lambda d: "qa-n-" + hashlib.blake2s(
                              f"{seq_id}|{d.event_id}|cancel|{at.isoformat()}".encode(),
                              digest_size=8).hexdigest())
                 self._record(p, thread, sid, area.get(sid), seq_id, event, at, rows, planned)
             for pl in planned.values():
-                self._make_cancel(pl, seq_id, at)
+                self._make_cancel(pl, seq_id, at, retyped=retyped)
             dec.save_decisions(conn, rows)
             self._count(rows)
             self._enqueue(list(planned), at)
         return list(planned)
 
-    def _make_cancel(self, pl: _Planned, seq_id: str, at: datetime) -> None:
+    def _make_cancel(self, pl: _Planned, seq_id: str, at: datetime, *,
+                     retyped: bool = False) -> None:
         e = pl.event
         previous = self._previous(pl.decision.references)
         ctx = NoticeContext(
             event_id=e.id, origin_at=e.origin_at, latitude=e.latitude, longitude=e.longitude,
             depth_km=e.depth_km, magnitude=float(e.magnitude or 0), mag_type=e.mag_type,
             source=e.preferred_source, place_text=agency_place(e.place), sequence_id=seq_id,
-            previous=previous, cancel_reason="deleted", exercise=self.exercise,
+            previous=previous, cancel_reason="not_earthquake" if retyped else "deleted",
+            event_type=e.event_type, exercise=self.exercise,
             url=f"{self.base_url}/n/{pl.notice_id}")
         self._store_notice(pl, ctx, seq_id, at)
 
