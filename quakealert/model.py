@@ -15,6 +15,28 @@ ReportStatus = Literal["automatic", "reviewed", "deleted"]
 STATUSES: tuple[ReportStatus, ...] = ("automatic", "reviewed", "deleted")
 
 
+# QuakeML EventType values in the words duty staff read in Chinese: CENC's own 事件类型 labels
+# where it has one (爆破, 塌陷: formats/eventtypes.py), else the plain Chinese term.
+EVENT_TYPE_ZH = {
+    "earthquake": "天然地震",
+    "explosion": "爆破",
+    "quarry blast": "采石爆破",
+    "mining explosion": "矿山爆破",
+    "chemical explosion": "化学爆炸",
+    "nuclear explosion": "核爆炸",
+    "collapse": "塌陷",
+    "mine collapse": "矿山塌陷",
+    "landslide": "滑坡",
+    "rockslide": "岩崩",
+    "sonic boom": "音爆",
+}
+
+
+def event_type_zh(event_type: str | None) -> str:
+    """An event type for the Chinese reason texts (an unlisted type is kept as written)."""
+    return EVENT_TYPE_ZH.get(event_type or "", event_type or "未知类型")
+
+
 @dataclass(frozen=True, slots=True)
 class Report:
     """One agency's view of one quake at one moment (a row in a feed)."""

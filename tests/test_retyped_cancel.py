@@ -113,6 +113,7 @@ async def test_explosion_retyping_cancels_what_was_sent(
     assert "explosion, not an earthquake" in text["en"].push_body
     assert "འབར་གས" in text["bo"].push_body and not has_cjk(text["bo"].body)
     assert "ས་ཡོམ་དངོས་མ་ཡིན" in text["bo"].body
+    assert text["zh"].title.count("【演练】") == 1  # the drill marker once, not once per notice
 
     sent = [(d["reason_code"], d["msg_type"]) for d in dec.list_decisions(store.conn, send=True)]
     assert sent == [("first_felt", "Alert")] * 2 + [("event_not_earthquake", "Cancel")] * 2
@@ -120,6 +121,7 @@ async def test_explosion_retyping_cancels_what_was_sent(
            if d["reason_code"] == "not_earthquake"]
     assert [d["sequence_id"] for d in why] == [seq_id]
     assert "Not sent: explosion" in why[0]["reason_en"]
+    assert why[0]["reason_zh"].startswith("未发送：爆破")
 
     gateway.got.clear()
     await drain(store, settings)

@@ -20,6 +20,7 @@ from typing import Any, Literal
 from quakealert.core import intensity
 from quakealert.core.intensity import csis_degree, epicentral_km, roman
 from quakealert.errors import ConfigError
+from quakealert.model import event_type_zh
 
 Urgency = Literal["very-low", "low", "normal", "high"]
 Trigger = Literal["new", "revised", "deleted", "retyped", "daily"]
@@ -379,6 +380,7 @@ def decide(
         # "this was not an earthquake").
         told = thread.told_event(ev.event_id) if thread else None
         kind_en = ctx.event_type or "not an earthquake"
+        kind_zh = event_type_zh(ctx.event_type) if ctx.event_type else "非天然地震"
         by = f" by {ctx.source}" if ctx.source else ""
         by_zh = f"（{ctx.source}）" if ctx.source else ""
         if told is None:
@@ -386,7 +388,7 @@ def decide(
                 "retyped_not_told",
                 f"Event {ev.event_id} was retyped as {kind_en}{by}; this subscriber was never "
                 "told about it.",
-                f"事件{ev.event_id}已改判为{kind_en}{by_zh}；未曾向该用户发送过相关信息。",
+                f"事件{ev.event_id}已改判为{kind_zh}{by_zh}；未曾向该用户发送过相关信息。",
                 ev,
             )
         return Decision(
@@ -397,7 +399,7 @@ def decide(
             reason_code="event_not_earthquake",
             reason_en=f"Event {ev.event_id} (M{told.magnitude:.1f}) was retyped as {kind_en}{by}, "
                       "not an earthquake: cancel what was sent.",
-            reason_zh=f"事件{ev.event_id}（{told.magnitude:.1f}级）已改判为{kind_en}{by_zh}，"
+            reason_zh=f"事件{ev.event_id}（{told.magnitude:.1f}级）已改判为{kind_zh}{by_zh}，"
                       "不是天然地震：撤销已发送的地震信息。",
             references=told.notice_ids,
             event_id=ev.event_id,

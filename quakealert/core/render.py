@@ -691,11 +691,16 @@ def _values(
             prev_place=pshort,
             prev_place_gen=bo_genitive(pshort) if bo else pshort,
             prev_magnitude=num(fmt_magnitude(p.magnitude)),
-            prev_title=p.title(lang),
+            prev_title=_unmarked(p.title(lang), g),
             how=g.term("how.auto" if auto else "how.official"),
         )
         v["changes"] = _changes(ctx, p, lang, g, num)
     return v
+
+
+def _unmarked(title: str, g: _Glossary) -> str:
+    """An earlier title without its drill marker: the new title carries the marker once."""
+    return title.removeprefix(g.term("title.exercise_prefix"))
 
 
 def _changes(ctx: NoticeContext, p: PreviousNotice, lang: str, g: _Glossary, num: Any) -> str:

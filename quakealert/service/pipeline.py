@@ -60,7 +60,7 @@ from quakealert.core.render import (
 from quakealert.core.sequences import QuakeSequence, SequenceEngine, params_from_section
 from quakealert.errors import ConfigError, InvalidRequest, NotFound
 from quakealert.formats.rows import EARLIEST_AT, FUTURE_SLACK
-from quakealert.model import Event, Notice
+from quakealert.model import Event, Notice, event_type_zh
 from quakealert.service.faults import kill_point
 from quakealert.store import approvals
 from quakealert.store import decisions as dec
@@ -1071,7 +1071,8 @@ class Pipeline:
             at=at, sequence_id=seq_id, event_id=event.id, send=False, reason_code="not_earthquake",
             reason_en=f"Not sent: {kind} (event type from {event.preferred_source}), not an "
                       "earthquake.",
-            reason_zh=f"未发送：该事件类型为{kind}（{event.preferred_source}），不是天然地震。")
+            reason_zh=f"未发送：{event_type_zh(event.event_type)}（事件类型来自"
+                      f"{event.preferred_source}），不是天然地震。")
         dec.save_decisions(self.store.conn, [row])
         self._count([row])
         log.info("event=%s type=%s not sent: not an earthquake", event.id, kind)
