@@ -18,6 +18,7 @@ from quakealert.formats.geojson import parse_geojson
 from quakealert.model import Report
 from quakealert.service.pipeline import Pipeline
 from quakealert.store import decisions as dec
+from quakealert.store.auth import create_token
 from quakealert.store.sqlite import Store
 from quakealert.store.subscribers import NewSubscriber, add_subscriber
 from tests.conftest import load_fixture
@@ -144,3 +145,26 @@ def test_suspected_explosion_revised_to_earthquake_is_then_notified(world) -> No
     pipeline.process(result, now=NOW.replace(hour=22))
     assert pipeline.engine.sequence_ids()
     assert dec.list_decisions(store.conn, send=True)
+
+
+async def test_blast_decision_is_visible_to_duty_staff(world, aiohttp_client) -> None:  # type: ignore[no-untyped-def]
+    """The recorded quarry blast belongs to no sequence, yet duty staff find its "not sent":
+    on the event's notices page of the API and in the front page's not-sent list."""
+    store, pipeline = world
+    pipeline.process(store.ingest([blast()], now=NOW), now=NOW)
+    (event,) = store.events(limit=None)
+    client = await aiohttp_client(make_app(pipeline.settings, store=store))
+    read = {"Authorization": "Bearer " + create_token(store.conn, "read", "desk", now=NOW)[1]}
+    r = await client.get(f"/api/v1/events/{event.id}/notices", headers=read)
+    assert r.status == 200
+    page = await r.json()
+    assert page["event_type"] == "quarry blast" and page["notices"] == []
+    (d,) = page["decisions"]
+    assert (d["reason_code"], d["send"], d["sequence_id"]) == ("not_earthquake", False, "")
+    assert d["reason_zh"].startswith("未发送：采石爆破")
+    zh = await (await client.get("/dashboard", params={"lang": "zh"}, headers=read)).text()
+    assert "未发送：非天然地震事件" in zh and "采石爆破" in zh
+    en = await (await client.get("/dashboard", params={"lang": "en"}, headers=read)).text()
+    assert "Not sent: quarry blast" in en and "暂无" not in en
+    r = await client.get("/api/v1/sequences", headers=read)
+    assert (await r.json())["sequences"] == []  # it is no sequence's member

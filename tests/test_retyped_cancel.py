@@ -23,6 +23,7 @@ from quakealert.service.dispatch import Outbox
 from quakealert.service.pipeline import Pipeline
 from quakealert.store import decisions as dec
 from quakealert.store import notices as nt
+from quakealert.store.auth import create_token
 from quakealert.store.sqlite import Store
 from quakealert.store.subscribers import NewSubscriber, add_subscriber
 from tests.conftest import FIXTURES
@@ -136,3 +137,26 @@ async def test_explosion_retyping_cancels_what_was_sent(
     XSD.assertValid(cap)
     assert cap.findtext(f"{CAP}msgType") == "Cancel"
     assert first in cap.findtext(f"{CAP}references")
+
+    r = await client.get(f"/api/v1/events/{event.id}")
+    assert (await r.json())["event"]["event_type"] == "explosion"
+    # what residents were told about the event is for duty staff only
+    assert (await client.get(f"/api/v1/events/{event.id}/notices")).status == 401
+    read = {"Authorization": "Bearer " + create_token(store.conn, "read", "duty desk",
+                                                      now=datetime.now(UTC))[1]}
+    r = await client.get(f"/api/v1/events/{event.id}/notices", headers=read)
+    assert r.status == 200
+    page = await r.json()
+    assert page["event_type"] == "explosion"
+    assert [(n["id"], n["msg_type"], n["state"], n["cancelled_by"]) for n in page["notices"]] == [
+        (first, "Alert", "released", [cancel_id]), (cancel_id, "Cancel", "released", [])]
+    assert page["notices"][0]["deliveries"]["by_state"]["sent"] == 2
+    codes = [(d["reason_code"], d["send"], d["count"]) for d in page["decisions"]]
+    assert codes == [("below_threshold", False, 1),  # Chengdu
+                     ("first_felt", True, 2), ("not_earthquake", False, 1),
+                     ("event_not_earthquake", True, 2)]
+    r = await client.get(f"/api/v1/notices/{first}", headers=read)
+    assert (await r.json())["notice"]["cancelled_by"] == [cancel_id]
+    r = await client.get("/dashboard", params={"lang": "zh"}, headers=read)
+    html = await r.text()
+    assert "未发送：非天然地震事件" in html and "未发送：爆破" in html and "已撤销（2人）" in html

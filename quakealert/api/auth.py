@@ -91,6 +91,9 @@ POLICY: tuple[Rule, ...] = (
     Rule("GET", "/subscribe", PUBLIC),  # the residents' Web Push page (api/public.py)
     Rule("GET", "/sw.js", PUBLIC),  # its service worker
     Rule("GET", "/n/{id}", PUBLIC),  # a released notice as a page: where a push click leads
+    # What residents were told about an event and why: duty staff only (before the public
+    # events rule, which would match it too).
+    Rule("GET", "/api/v1/events/{id}/notices", "read"),
     # Events are the same data the public FDSN service serves.
     Rule("GET", "/api/v1/events", PUBLIC),
     Rule("GET", "/api/v1/events/*", PUBLIC),

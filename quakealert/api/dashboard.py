@@ -31,7 +31,9 @@ from quakealert.core.durations import say_duration
 from quakealert.core.geo import distance_km
 from quakealert.core.render import Place, default_catalog
 from quakealert.errors import InvalidRequest, NotFound
+from quakealert.model import event_type_zh
 from quakealert.store import approvals as ap
+from quakealert.store import decisions as dec
 from quakealert.store.auth import role_rank
 from quakealert.store.notices import list_notices
 from quakealert.store.outbox import counts
@@ -50,6 +52,7 @@ MAP_KINDS = ("county", "district", "prefecture")
 MEMBERS_SHOWN = 30
 PLOT_NAMES = ("magnitude-time", "cumulative", "magnitude-frequency", "map")
 SEQUENCES_SHOWN = 12  # the front page's list; older ones through the API
+NOT_EARTHQUAKES_SHOWN = 10  # explosions, quarry blasts... not sent (issue 11); more through the API
 FORECAST_MAX_AGE_S = 12 * 3600.0  # an older forecast is hidden: the sequence has moved on
 MAX_PENDING = 500
 RECENT_NOTICES = 200  # notices read to find the newest decided messages
@@ -99,6 +102,9 @@ UI: dict[str, dict[str, str]] = {
         "largest": "最大地震", "place": "参考地点", "n_events": "地震次数",
         "first": "首次地震", "last": "最近地震", "context": "周边背景", "none": "无",
         "no_sequences": "暂无地震序列。", "back": "返回序列列表", "bj": "北京时间",
+        "not_eq_title": "未发送：非天然地震事件", "event_type": "事件类型",
+        "not_eq_note": "爆破、塌陷等事件不通知居民；此前已通知的，已向收到通知的居民发送撤销信息。",
+        "cancelled_for": "已撤销（{n}人）",
         "map": "震中分布图", "map_caption": (
             "经纬度示意图：震中按震级大小绘制，虚线为200公里范围，绿色方块为县/区政府驻地。"
             "图中不含任何行政边界或海岸线：在中国公开使用的地图须采用经审核批准的标准地图（审图号），"
@@ -160,6 +166,10 @@ UI: dict[str, dict[str, str]] = {
         "first": "First event", "last": "Latest event", "context": "Regional context",
         "none": "none", "no_sequences": "No sequences yet.", "back": "Back to the sequence list",
         "bj": "Beijing time",
+        "not_eq_title": "Not sent: not earthquakes", "event_type": "Event type",
+        "not_eq_note": ("Explosions, quarry blasts and collapses are not notified; residents "
+                        "already told about one got a Cancel."),
+        "cancelled_for": "cancelled ({n} residents)",
         "map": "Epicentre map", "map_caption": (
             "Plain latitude/longitude frame: epicentres sized by magnitude, the dashed line is the "
             "200 km radius, green squares are county/district seats. No boundaries or coastlines "
@@ -711,6 +721,23 @@ def flash(request: web.Request, lang: str) -> str | None:
     return (zh if lang == "zh" else en).format(n=n if n.isdigit() else "0", state=state)
 
 
+def not_earthquake_rows(conn: Any, lang: str) -> list[dict[str, Any]]:
+    """The latest events residents were not told about because the agency typed them as an
+    explosion, quarry blast, collapse...: they belong to no sequence, so they are listed here
+    (issue 11)."""
+    rows = []
+    for d in dec.not_earthquakes(conn, limit=NOT_EARTHQUAKES_SHOWN):
+        # the sequence a retyped quake left is linked while it exists (alone, it is gone)
+        linked = bool(d["sequence_id"]) and conn.execute(
+            "SELECT 1 FROM sequences WHERE id = ?", (d["sequence_id"],)).fetchone() is not None
+        rows.append({**d, "reason": d["reason_zh"] if lang == "zh" else d["reason_en"],
+                     "sequence_id": d["sequence_id"] if linked else "",
+                     "type_name": event_type_zh(d["event_type"]) if lang == "zh"
+                     else d["event_type"],
+                     "seat": nearest_seat(d["latitude"], d["longitude"])})
+    return rows
+
+
 @routes.get("/dashboard")
 async def dashboard_index(request: web.Request) -> web.Response:
     """The front page: what happened, what we told whom, what waits for a duty officer."""
@@ -726,6 +753,7 @@ async def dashboard_index(request: web.Request) -> web.Response:
     return _render(
         "index.html.j2", lang, sequences=rows, banner=mode_banner(request, lang),
         headline=newest_felt(store, lang, now), pending=pending_messages(request, lang),
+        not_earthquakes=not_earthquake_rows(store.conn, lang),
         recent=recent_messages(request, lang, wall), sources=sources_view(request, lang, wall),
         page_path=_page_path(request), flash=flash(request, lang),
         can_decide=principal is not None and role_rank(principal.role) >= role_rank("duty"),

@@ -1,6 +1,7 @@
 """Notices for duty staff: what was (or was not) sent and why, and the approval actions.
 
-``GET /api/v1/sequences/{id}/notices``, ``GET /api/v1/notices``, ``GET /api/v1/notices/{id}``
+``GET /api/v1/sequences/{id}/notices``, ``GET /api/v1/events/{id}/notices``,
+``GET /api/v1/notices``, ``GET /api/v1/notices/{id}``
 and ``POST /api/v1/notices/{id}/approve|reject|edit`` (subscriber counts: api/subscriptions.py).
 Residents appear only as counts per county/district: never a place, endpoint, key or URL.
 The POSTs take JSON or an HTML form (the dashboard's buttons); a form is answered with a 303
@@ -30,6 +31,7 @@ from quakealert.api.params import (
 from quakealert.core.render import default_catalog
 from quakealert.errors import InvalidRequest, NotFound
 from quakealert.store import approvals as ap
+from quakealert.store import decisions as dec
 from quakealert.store.instants import iso as _iso
 from quakealert.store.notices import STATES, StoredNotice, load_stored_notice
 from quakealert.store.outbox import counts
@@ -72,7 +74,7 @@ def deliveries_json(conn: sqlite3.Connection, notice_id: str) -> dict[str, Any]:
 
 def notice_summary(conn: sqlite3.Connection, stored: StoredNotice,
                    timeouts: dict[str, float]) -> dict[str, Any]:
-    """A notice's text, state and delivery counts."""
+    """A notice's text, state, the Cancels that withdrew it, and delivery counts."""
     n = stored.notice
     deadline = None
     if stored.state == "pending_approval":
@@ -86,6 +88,9 @@ def notice_summary(conn: sqlite3.Connection, stored: StoredNotice,
         "created_at": _iso(n.created_at), "state": stored.state,
         "state_reason": stored.state_reason, "state_at": _iso(stored.state_at),
         "released_at": _iso(stored.released_at), "approval_deadline": _iso(deadline),
+        # a notice withdrawn later (deleted event, or retyped as an explosion...) names the
+        # Cancel that withdrew it; its state stays "released" (residents did get it)
+        "cancelled_by": ap.cancelled_by(conn, n.id),
         "languages": [m.lang for m in n.messages],
         "messages": {m.lang: {"title": m.title, "body": m.body} for m in n.messages},
         "deliveries": deliveries_json(conn, n.id),
@@ -134,6 +139,23 @@ async def sequence_notices(request: web.Request) -> web.Response:
             {**g, "area_names": area_names(g["area"])}
             for g in ap.not_sent_without_notice(conn, seq_id)],
     })
+
+
+@routes.get("/api/v1/events/{id}/notices")
+async def event_notices(request: web.Request) -> web.Response:
+    """What residents were told about one event and every decision about it with its reason:
+    an explosion's "not sent" belongs to no sequence, a retyped quake's Cancel to the one it
+    left; this is where duty staff find both."""
+    store = request.app[STORE]
+    event = store.event(request.match_info["id"])
+    conn = store.conn
+    timeouts = _timeouts(request)
+    stored = [load_stored_notice(conn, r[0]) for r in conn.execute(
+        "SELECT id FROM notices WHERE event_id = ? ORDER BY created_at, id", (event.id,))]
+    return json_response(request, {
+        "event_id": event.id, "event_type": event.event_type,
+        "notices": [notice_summary(conn, s, timeouts) for s in stored],
+        "decisions": dec.event_decisions(conn, event.id)})
 
 
 @routes.get("/api/v1/notices")
@@ -327,7 +349,10 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
         "references": {"type": "array", "items": _s("string")}, "url": _s("string", null=True),
         "created_at": _TIME, "state": {"enum": list(STATES)},
         "state_reason": _s("string", null=True), "state_at": _TIME, "released_at": _TIME_NULL,
-        "approval_deadline": _TIME_NULL, "languages": {"type": "array", "items": _s("string")},
+        "approval_deadline": _TIME_NULL,
+        "cancelled_by": {"type": "array", "items": _s("string"),
+                         "description": "the Cancels that withdrew this notice"},
+        "languages": {"type": "array", "items": _s("string")},
         "messages": {"type": "object", "additionalProperties": _TEXT},
         "deliveries": _object({"by_channel": {"type": "object", "additionalProperties": _COUNTS},
                                "by_state": _COUNTS, "total": _s("integer", minimum=0)}),
@@ -337,6 +362,14 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
         "reason_zh": _s("string"), "area": _s("string", null=True), "kind": _s("string", null=True),
         "degree": _s("integer", null=True), "count": _s("integer", minimum=0),
         "event_id": _s("string"), "at": _TIME, "area_names": _NAMES}),
+    "EventDecision": _object({
+        "send": _s("boolean"), "reason_code": _s("string"), "reason_en": _s("string"),
+        "reason_zh": _s("string"),
+        "sequence_id": _s("string", description="empty for an event in no sequence"),
+        "kind": _s("string", null=True), "msg_type": _s("string", null=True),
+        "count": _s("integer", minimum=0,
+                    description="resident-decisions; 1 for a decision about the event alone"),
+        "first_at": _TIME, "last_at": _TIME}),
     "LengthBudget": _object({
         "ok": _s("boolean"),
         "webpush": _object({"bytes": _s("integer"), "limit_bytes": _s("integer"),
@@ -377,6 +410,16 @@ OPENAPI_PATHS: dict[str, Any] = {
                 "count": _s("integer"), "events": {"type": "array", "items": _s("string")},
                 "first_at": _TIME, "last_at": _TIME, "area_names": _NAMES})}})),
             "404": _problem("No such sequence")}}},
+    "/api/v1/events/{id}/notices": {"get": {
+        "summary": "What residents were told about one event (notices, with the Cancels that "
+                   "withdrew them) and every decision about it with its reason, including an "
+                   "explosion's 'not sent' that belongs to no sequence",
+        "tags": ["notices"], "parameters": [_PATH_ID],
+        "responses": {"200": _ok(_object({
+            "event_id": _s("string"), "event_type": _s("string", null=True),
+            "notices": {"type": "array", "items": _ref("NoticeSummary")},
+            "decisions": {"type": "array", "items": _ref("EventDecision")}})),
+            "404": _problem("No such event")}}},
     "/api/v1/notices": {"get": {
         "summary": "Recent notices, newest first", "tags": ["notices"],
         "parameters": [

@@ -358,6 +358,13 @@ def not_sent_without_notice(conn: sqlite3.Connection, sequence_id: str) -> list[
     return out
 
 
+def cancelled_by(conn: sqlite3.Connection, notice_id: str) -> list[str]:
+    """The Cancels that withdrew a notice (their CAP <references> name it), oldest first."""
+    return [r[0] for r in conn.execute(
+        "SELECT n.id FROM notices n, json_each(n.refs) r WHERE n.msg_type = 'Cancel'"
+        " AND r.value = ? ORDER BY n.created_at, n.id", (notice_id,))]
+
+
 def recipients_by_area(conn: sqlite3.Connection, notice_id: str) -> dict[str | None, int]:
     """How many residents a notice was for, per county/district key (from its sent decisions)."""
     return {r[0]: int(r[1]) for r in conn.execute(

@@ -84,6 +84,46 @@ def list_decisions(
     ]
 
 
+def event_decisions(conn: sqlite3.Connection, event_id: str) -> list[dict[str, Any]]:
+    """Decisions about one event, oldest first, grouped by (decision, reason, sequence, kind);
+    ``count`` is resident-decisions (1 for a decision about the event alone, such as "not an
+    earthquake"), the reason text the group's latest. Non-earthquakes have their "not sent"
+    here even when they belong to no sequence (sequence_id "")."""
+    return [
+        {"send": bool(r["send"]), "reason_code": r["reason_code"], "reason_en": r["reason_en"],
+         "reason_zh": r["reason_zh"], "sequence_id": r["sequence_id"], "kind": r["kind"],
+         "msg_type": r["msg_type"], "count": int(r["n"]), "first_at": _iso(r["first_at"]),
+         "last_at": _iso(r["last_at"])}
+        for r in conn.execute(
+            "SELECT g.*, l.reason_en, l.reason_zh, l.msg_type FROM ("
+            " SELECT send, reason_code, sequence_id, kind, sum(count) AS n, max(id) AS last,"
+            " min(at) AS first_at, max(at) AS last_at FROM decisions"
+            " WHERE event_id = ? GROUP BY send, reason_code, sequence_id, kind) g"
+            " JOIN decisions l ON l.id = g.last ORDER BY g.first_at, g.last", (event_id,))
+    ]
+
+
+def not_earthquakes(conn: sqlite3.Connection, *, limit: int = 20) -> list[dict[str, Any]]:
+    """The latest "not sent: not an earthquake" decisions (explosions, quarry blasts,
+    collapses...), newest first, with the event and how many residents got a Cancel for it
+    (a quake they were told about, retyped later)."""
+    return [
+        {"at": _iso(r["at"]), "event_id": r["event_id"], "sequence_id": r["sequence_id"],
+         "reason_en": r["reason_en"], "reason_zh": r["reason_zh"], "event_type": r["event_type"],
+         "time": _iso(r["origin_at"]), "magnitude": r["magnitude"],
+         "latitude": r["latitude"], "longitude": r["longitude"], "place": r["place"],
+         "cancelled_for": int(r["cancelled"] or 0)}
+        for r in conn.execute(
+            "SELECT d.at, d.event_id, d.sequence_id, d.reason_en, d.reason_zh, e.event_type,"
+            " e.origin_at, e.magnitude, e.latitude, e.longitude, e.place, (SELECT sum(c.count)"
+            "  FROM decisions c WHERE c.event_id = d.event_id AND c.send = 1"
+            "  AND c.reason_code = 'event_not_earthquake') AS cancelled"
+            " FROM decisions d LEFT JOIN events e ON e.id = d.event_id"
+            " WHERE d.reason_code = 'not_earthquake'"
+            f" ORDER BY d.at DESC, d.id DESC LIMIT {int(limit):d}")
+    ]
+
+
 def decision_summary(conn: sqlite3.Connection, sequence_id: str) -> list[dict[str, Any]]:
     """Counts of residents per (decision, reason, area) for one sequence."""
     return [
