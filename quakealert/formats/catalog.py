@@ -1,5 +1,5 @@
-"""Any catalogue file we ship or are handed (CSV layouts, FDSN text, QuakeML, GeoJSON, CENC JSON)
-into reports, detecting the layout; and the replay's one-JSON-object-per-line wire format."""
+"""Any catalogue file we ship or are handed (CSV layouts, CENC's xlsx export, FDSN text, QuakeML,
+GeoJSON, CENC JSON) into reports, detecting the layout; and the replay's one-JSON-object-per-line wire format."""
 
 from __future__ import annotations
 
@@ -65,6 +65,13 @@ def parse_catalog_bytes(
     head = body.lstrip(b"\xef\xbb\xbf \t\r\n")[:4096]
     if not head:
         return ParseResult()
+    if head.startswith(b"PK\x03\x04"):  # a zip: CENC's catalogue export is an xlsx workbook
+        return parse_xlsx_catalog(body, source=source, default_name=default_name,
+                                  columns=columns)
+    if head.startswith(b"\xd0\xcf\x11\xe0"):  # OLE2: Excel 97-2003, or an encrypted xlsx
+        raise ParseError(source or default_name, "(file)",
+                         "an Excel 97-2003 .xls or a password-protected workbook: save it as "
+                         ".xlsx without a password, or as CSV")
     if head.startswith(b"<"):
         return parse_quakeml(body, source or default_name)
     if head.startswith((b"{", b"[", b"(")) or _JSONP_HEAD.match(head):
@@ -172,6 +179,19 @@ def parse_csv_catalog(
     header_line = text.split("\n", 1)[0]
     delimiter = "\t" if header_line.count("\t") > header_line.count(",") else ","
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    return parse_table(reader, source=source, default_name=default_name, columns=columns)
+
+
+def parse_table(
+    rows: Iterable[list[str]], *, source: str | None = None, default_name: str = "file",
+    columns: Mapping[str, str] | None = None, first_row: int = 1, where: str = "(file)",
+    kind: str = "CSV",
+) -> ParseResult:
+    """A header row and data rows of strings (a CSV's, or a worksheet's) to reports, by the
+    layouts of :func:`parse_csv_catalog`. ``first_row`` is the number skipped rows are reported
+    with for the first data row (a worksheet's own row number), ``where`` names the part of the
+    file a refusal is about."""
+    reader = iter(rows)
     try:
         raw_header = [h.strip() for h in next(reader)]
     except StopIteration:
@@ -182,21 +202,21 @@ def parse_csv_catalog(
         try:
             roles = match_columns(raw_header, columns)
         except ValueError as err:
-            raise ParseError(source or default_name, "(file)", str(err)) from err
+            raise ParseError(source or default_name, where, str(err)) from err
         missing = [r for r in REQUIRED_ROLES if r not in roles]
         if missing:
             raise ParseError(
-                source or default_name, "(file)",
-                f"unknown CSV layout: no {', '.join(missing)} column among {raw_header}; "
+                source or default_name, where,
+                f"unknown {kind} layout: no {', '.join(missing)} column among {raw_header}; "
                 "name them with --columns role=header (roles: "
                 f"{', '.join(SYNONYMS)})")
-        return _parse_named(reader, raw_header, roles, source, default_name)
+        return _parse_named(reader, raw_header, roles, source, default_name, first_row)
     name = source or {"cenc": "cenc", "comcat": "usgs", "scedc": "scedc"}.get(layout, default_name)
     row_to_report = {"cenc": _cenc_row, "split": _split_row}.get(layout, _comcat_row)
     index = {h: i for i, h in enumerate(header)}
     reports: list[Report] = []
     skipped: list[str] = []
-    for row, fields in enumerate(reader, start=1):
+    for row, fields in enumerate(reader, start=first_row):
         if not fields or not any(f.strip() for f in fields):
             continue
         rec = {h: fields[i].strip() for h, i in index.items() if i < len(fields)}
@@ -210,9 +230,95 @@ def parse_csv_catalog(
     return finish(name, reports, skipped)
 
 
+# Excel's day 0 for serial dates (the 1900 date system, with its phantom 1900-02-29).
+_EXCEL_EPOCH = datetime(1899, 12, 30)
+# A worksheet's time column: the layouts' own names and the synonyms' (role "time").
+_TIME_HEADERS = ("time", "time_bjt", "time_utc")
+# The sheet CENC's speed-report export names its catalogue (data/README.md); else the first.
+CENC_SHEET = "速报目录"
+
+
+def _cell_text(value: Any, *, is_time: bool) -> str:
+    """A worksheet cell as the text a CSV of the same table would hold.
+
+    Dates come as datetimes (openpyxl applies the cell's date format) or, without a date
+    format, as Excel serial days; both are written as ``YYYY-MM-DD hh:mm:ss`` (milliseconds when
+    there are any: a serial is exact to about a microsecond, so it is rounded to the
+    millisecond). Numbers are written as Python writes them (92.25, 10), text unchanged.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value)
+    if is_time and isinstance(value, int | float):
+        value = _EXCEL_EPOCH + timedelta(days=float(value))
+    if isinstance(value, datetime):
+        ms = round(value.microsecond / 1000)
+        value = value.replace(microsecond=0) + timedelta(milliseconds=ms)
+        text = value.strftime("%Y-%m-%d %H:%M:%S")
+        return text + (f".{value.microsecond // 1000:03d}" if value.microsecond else "")
+    if isinstance(value, float) and value.is_integer() and not is_time:
+        return str(int(value))
+    return str(value).strip() if isinstance(value, str) else str(value)
+
+
+def parse_xlsx_catalog(
+    body: bytes, *, source: str | None = None, default_name: str = "file",
+    columns: Mapping[str, str] | None = None,
+) -> ParseResult:
+    """An xlsx workbook (CENC's catalogue export: sheet 速报目录, Chinese headers, Beijing time
+    as Excel dates) to reports, through the same layouts as a CSV (:func:`parse_table`).
+
+    The sheet named 速报目录 is read if there is one, else the first; its first non-empty row is
+    the header. Skipped rows are reported with the worksheet's own row numbers.
+    """
+    import zipfile
+
+    from openpyxl import load_workbook  # only here: a CSV reader needs no xlsx library
+
+    name = source or default_name
+    try:
+        book = load_workbook(io.BytesIO(body), read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as err:
+        raise ParseError(name, "(file)", f"unreadable xlsx workbook: {err}") from None
+    try:
+        if not book.sheetnames:
+            return ParseResult()
+        sheet = book[CENC_SHEET] if CENC_SHEET in book.sheetnames else book[book.sheetnames[0]]
+        # read-only sheets trust the file's stored dimension, which some writers get wrong
+        # (openpyxl docs, "Read-only mode"): read every row there is instead
+        sheet.reset_dimensions()
+        cells = sheet.iter_rows(values_only=True)
+        header: list[str] | None = None
+        header_row = 0
+        rows: list[list[str]] = []
+        time_cols: set[int] = set()
+        for number, values in enumerate(cells, start=1):
+            if header is None:
+                if not any(v is not None and str(v).strip() for v in values):
+                    continue
+                header = [_cell_text(v, is_time=False) for v in values]
+                header_row = number
+                try:
+                    roles = match_columns(header, columns)
+                except ValueError as err:
+                    raise ParseError(name, f"sheet {sheet.title!r}", str(err)) from err
+                time_cols = {i for i, h in enumerate(header)
+                             if h.lower() in _TIME_HEADERS or h == roles.get("time")}
+                continue
+            rows.append([_cell_text(v, is_time=i in time_cols) for i, v in enumerate(values)])
+    finally:
+        book.close()
+    if header is None:
+        return ParseResult()
+    return parse_table([header, *rows], source=source, default_name=default_name,
+                       columns=columns, first_row=header_row + 1,
+                       where=f"sheet {sheet.title!r}", kind="xlsx")
+
+
 def _parse_named(
     reader: Iterable[list[str]], header: list[str], roles: dict[str, str], source: str | None,
-    default_name: str,
+    default_name: str, first_row: int = 1,
 ) -> ParseResult:
     """Rows of a CSV whose columns were matched by role (synonyms or ``--columns``).
 
@@ -233,7 +339,20 @@ def _parse_named(
         i = col.get(role)
         return fields[i].strip() if i is not None and i < len(fields) else ""
 
-    for row, fields in enumerate(reader, start=1):
+    def number(fields: list[str], role: str) -> float | None:
+        """A number of the row, a bad one named by its role and the file's column name."""
+        try:
+            return opt_float(get(fields, role))
+        except ValueError as err:
+            raise ValueError(f"{role} ({roles[role]}): {err}") from err
+
+    def required(fields: list[str], role: str) -> float:
+        value = number(fields, role)
+        if value is None:
+            raise ValueError(f"{role} missing")
+        return value
+
+    for row, fields in enumerate(reader, start=first_row):
         if not fields or not any(f.strip() for f in fields):
             continue
         sid = get(fields, "id")
@@ -258,10 +377,10 @@ def _parse_named(
                 source=name,
                 source_id=sid,
                 origin_at=origin_at,
-                latitude=req_float(get(fields, "latitude"), "latitude"),
-                longitude=req_float(get(fields, "longitude"), "longitude"),
-                depth_km=opt_float(get(fields, "depth")),
-                magnitude=opt_float(get(fields, "magnitude")),
+                latitude=required(fields, "latitude"),
+                longitude=required(fields, "longitude"),
+                depth_km=number(fields, "depth"),
+                magnitude=number(fields, "magnitude"),
                 mag_type=get(fields, "mag_type") or (_bare(roles["magnitude"]).upper()
                                                      if _bare(roles["magnitude"]) in
                                                      ("ml", "ms", "mw") else
