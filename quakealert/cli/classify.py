@@ -21,13 +21,13 @@ from quakealert.formats.catalog import parse_columns, read_catalog_file
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", type=Path, help="catalogue file (CSV, FDSN text, QuakeML, GeoJSON)")
+    parser.add_argument("file", type=Path, help="catalogue file (CSV, xlsx, FDSN text, QuakeML, GeoJSON)")
     parser.add_argument("--at", help="classification time, ISO 8601 UTC (default: last event)")
     parser.add_argument("--region", help="LAT,LON[,RADIUS_KM]: only events within the circle "
                         "(radius default: [sequences] region_radius_km, 200 km)")
     parser.add_argument("--json", action="store_true", help='print {"sequences": [...]}')
     parser.add_argument("--config", type=Path, help="TOML config; its [sequences] section applies")
-    parser.add_argument("--columns", help="CSV only: role=header,... for columns the header "
+    parser.add_argument("--columns", help="CSV and xlsx: role=header,... for columns the header "
                         "synonyms miss (roles: time, latitude, longitude, depth, magnitude, id, "
                         "mag_type, place, event_type)")
     parser.add_argument("--min-events", type=int, default=1,

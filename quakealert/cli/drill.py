@@ -788,7 +788,7 @@ def _speed(text: str) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", type=Path, help="catalogue file (CSV, FDSN text, QuakeML, GeoJSON)")
+    parser.add_argument("file", type=Path, help="catalogue file (CSV, xlsx, FDSN text, QuakeML, GeoJSON)")
     parser.add_argument("--subscribers", type=Path, default=None,
                         help="residents as in the bulk-import CSV (default: one per county seat"
                              " of messages/places.toml plus a Chengdu control)")
@@ -798,7 +798,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, default=None,
                         help="TOML config for policy, messages and approvals (its store is"
                              " never touched)")
-    parser.add_argument("--columns", help="CSV only: role=header,... for columns the header "
+    parser.add_argument("--columns", help="CSV and xlsx: role=header,... for columns the header "
                         "synonyms miss (time, latitude, longitude, depth, magnitude, id, ...)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--html", type=Path, default=None, help="also write the report as HTML")
