@@ -284,7 +284,10 @@ def classify_sequence(
         and distance_km(largest.latitude, largest.longitude, rows[k][0].latitude,
                         rows[k][0].longitude) <= fs_km
     ]
-    kind = _decide(p, reasons, dm, rq, m1, mc, age_h, span_h, n_near, mags, used, len(rows))
+    # the later of the two largest: a doublet is claimed only once both are a day old
+    pair_age_h = (age_us if m2 is None else to_us(now) - max(t1, int(t_us[order[1]]))) / US_PER_H
+    kind = _decide(p, reasons, dm, rq, m1, mc, age_h, span_h, n_near, mags, used, len(rows),
+                   pair_age_h)
     if kind == MA and fore:
         kind = FMA
         big = max(fore, key=lambda x: (x[1], -to_us(x[2])))
@@ -364,6 +367,7 @@ def _decide(
     mags: np.ndarray,
     used: np.ndarray,
     n: int,
+    pair_age_h: float | None = None,
 ) -> str:
     """The §8.2 state machine; appends the reasons that decided it."""
     def add(code: str, en: str, zh: str, **values: Any) -> None:
@@ -410,6 +414,23 @@ def _decide(
         share2 = float(np.sum(10.0 ** (1.5 * (top2 - m1))) / np.sum(10.0 ** (1.5 * (mags[used] - m1))))
         max_dm = p.doublet_max_dm if int(used.sum()) > 2 else p.doublet_pair_max_dm
         if dm <= max_dm + 1e-9 and share2 >= p.doublet_min_share:
+            wait_h = age_h if pair_age_h is None else pair_age_h
+            if wait_h < p.undetermined_h:
+                # Like the mainshock type (§8.2 MA_PROVISIONAL: age ≥ 24 h), a doublet says the
+                # largest events hold the energy, which a comparable event in the next day can
+                # undo (§1.6: most largest aftershocks come within a day); and §8.2 allows no
+                # type in the first 24 h but a swarm that meets the swarm conditions. The
+                # Maizhokunggar pairs (M3.2/M3.1 2.6 min apart, M4.1/M3.6 13 min apart) were
+                # called doublets 30 min after (issue 11 type history).
+                add("wait-doublet", f"The two largest events, of nearly equal size (ΔM "
+                    f"{dm:.2f} ≤ {max_dm:g}), release {share2:.0%} of the energy: a doublet "
+                    f"if no comparable event follows within {p.undetermined_h:g} h of the later "
+                    f"of them ({wait_h:.1f} h so far); undetermined until then.",
+                    f"最大与次大地震震级相近（ΔM {dm:.2f} ≤ {max_dm:g}），两者释放了"
+                    f"{share2:.0%}的能量：若其中较晚一次之后{p.undetermined_h:g}小时内无相当地震，"
+                    f"即为双震型（目前已过{wait_h:.1f}小时）；此前类型未定。",
+                    share_two=share2, pair_age_h=wait_h)
+                return UNDETERMINED
             add("doublet", f"The two largest events, of nearly equal size (ΔM {dm:.2f} ≤ "
                 f"{max_dm:g}), release {share2:.0%} of the energy (≥ "
                 f"{p.doublet_min_share:.0%}): doublet (a sub-type of the multiple-shock type).",
