@@ -23,7 +23,7 @@ from tests.scenario import M45_AT, feed_scenario
 
 
 def parse(at: str) -> datetime:
-    return datetime.fromisoformat(at.replace("Z", "+00:00"))
+    return datetime.fromisoformat(at)
 
 
 def test_swarm_type_history_follows_the_rules(tmp_path: Path) -> None:
