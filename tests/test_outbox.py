@@ -10,6 +10,7 @@ from email.utils import format_datetime
 import pytest
 from aiohttp import web
 
+from quakealert.api.metrics import Metrics, refresh_store
 from quakealert.channels.webhook import WebhookChannel
 from quakealert.errors import ConfigError, NotFound
 from quakealert.model import Message, Notice
@@ -113,6 +114,37 @@ def test_finish_many_marks_like_mark_star(store):
     assert got[rows[4].id]["last_error"] == "x"
     with pytest.raises(ValueError):
         ob.finish_many(store.conn, [(rows[0].id, "in_flight", None, None, None)], at=NOW)
+
+
+def test_counts_include_recipients_folded_in_fanout_rows(store):
+    """A fan-out row carries many residents: counts (notice pages, the dashboard) and the
+    outbox depth count each of them, pending on their own channel, before and while it is
+    expanded, and none twice; a resident deleted meanwhile is not counted."""
+    ids = add_hooks(store, [f"https://h{i}.example/" for i in range(ob.FANOUT_INLINE + 500)])
+    add_subscribers(store.conn, [NewSubscriber(29.65, 91.13, ("zh",), "webpush",
+                                               "https://push.example/x", p256dh="k", auth="a")],
+                    now=NOW)
+    push_id = int(store.conn.execute("SELECT max(id) FROM subscribers").fetchone()[0])
+    save_notice(store.conn, notice(), "released")
+    save_notice(store.conn, notice("n2"), "released")
+    recipients = [*ids, push_id]
+    assert ob.enqueue_subscribers(store.conn, "n1", recipients, now=NOW) == len(recipients)
+    ob.enqueue(store.conn, "n2", rows_for(store, ids[:3]), now=NOW)
+    assert ob.counts(store.conn, "n1") == {"webhook": {"pending": len(ids)},
+                                           "webpush": {"pending": 1}}
+    assert ob.counts(store.conn)["webhook"] == {"pending": len(ids) + 3}
+    metrics = Metrics.create()
+    refresh_store(metrics, store.conn)
+    assert metrics.registry.get_sample_value("quakealert_outbox_depth") == len(recipients) + 3
+    store.conn.execute("DELETE FROM subscribers WHERE id = ?", (ids[-1],))
+    claimed = ob.claim(store.conn, 10, NOW)  # expands the first FANOUT_CHUNK members
+    assert len(claimed) == 10
+    by = ob.counts(store.conn, "n1")
+    assert by["webhook"] == {"in_flight": sum(r.notice_id == "n1" for r in claimed),
+                             "pending": len(ids) - 1 - sum(r.notice_id == "n1" for r in claimed)}
+    assert by["webpush"] == {"pending": 1}
+    total = sum(n for c in ob.counts(store.conn).values() for n in c.values())
+    assert total == len(recipients) - 1 + 3
 
 
 def test_retry_policy():

@@ -25,7 +25,7 @@ from quakealert.api.problems import problem_middleware
 from quakealert.config import Settings
 from quakealert.errors import ConfigError
 from quakealert.store.instants import iso_epoch as _iso
-from quakealert.store.sqlite import Store
+from quakealert.store.sqlite import Store, write_lock_free
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,9 @@ def _health_rows(app: web.Application, stored: dict[str, dict[str, Any]]
     return out
 
 
+# How long /healthz waits for the write lock before it reports the store busy: longer than the
+# pipeline's and the outbox's own short transactions, well inside the 1 s answer goal.
+BUSY_PROBE_S = 0.5
 _ERROR_KIND = re.compile(r"^(internal error: )?[A-Za-z]+")
 _HTTP_STATUS = re.compile(r"\bHTTP [1-5]\d\d\b")
 
@@ -109,12 +112,13 @@ def public_error(last_error: str | None) -> str | None:
     return ": ".join(words)
 
 
-def _stored_health(app: web.Application) -> tuple[list[dict[str, Any]], int | None]:
-    """Source health and the event count, read on a connection of its own (a worker thread:
-    a write lock held elsewhere must not stall the event loop, issue 9)."""
+def _stored_health(app: web.Application) -> tuple[list[dict[str, Any]], int | None, bool]:
+    """Source health, the event count, and whether the write lock is held elsewhere past
+    BUSY_PROBE_S; read on a connection of its own (a worker thread: a write lock held
+    elsewhere must not stall the event loop, issue 9; WAL readers never wait for a writer)."""
     store = app[STORE]
     if str(store.path) == ":memory:":
-        return source_health(app), store.count_events()
+        return source_health(app), store.count_events(), False
     conn = sqlite3.connect(f"file:{store.path}?mode=ro", uri=True, timeout=1.0,
                            check_same_thread=False)
     try:
@@ -123,7 +127,7 @@ def _stored_health(app: web.Application) -> tuple[list[dict[str, Any]], int | No
         count = int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
     finally:
         conn.close()
-    return _health_rows(app, stored), count
+    return _health_rows(app, stored), count, not write_lock_free(store.path, BUSY_PROBE_S)
 
 
 @routes.get("/healthz")
@@ -132,16 +136,16 @@ async def healthz(request: web.Request) -> web.Response:
     store fails. Upstream error bodies are not echoed here (see :func:`public_error`)."""
     app = request.app
     try:
-        sources, events = await asyncio.to_thread(_stored_health, app)
+        sources, events, busy = await asyncio.to_thread(_stored_health, app)
         store_ok = True
     except sqlite3.Error as err:
-        log.warning("healthz: store unreadable: %s", err)
-        sources, events, store_ok = _health_rows(app, {}), None, False
+        log.warning("healthz: store unreadable", extra={"error": str(err)})
+        sources, events, store_ok, busy = _health_rows(app, {}), None, False, False
     for s in sources:
         s["last_error"] = public_error(s["last_error"])
     failing = [s["name"] for s in sources if s["consecutive_failures"]]
     body: dict[str, Any] = {
-        "status": "degraded" if failing or not store_ok else "ok",
+        "status": "degraded" if failing or not store_ok or busy else "ok",
         "version": __version__,
         "time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         "events": events,
@@ -149,6 +153,8 @@ async def healthz(request: web.Request) -> web.Response:
     }
     if not store_ok:
         body["store"] = "unreadable"
+    elif busy:  # writes (polls, notices, deliveries) wait until the lock is released
+        body["store"] = "busy"
     runtime = request.app.get(RUNTIME)
     if runtime is not None and getattr(runtime, "replay_label", None):
         body["mode"] = runtime.replay_label

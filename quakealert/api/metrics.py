@@ -22,6 +22,7 @@ from quakealert.api.app import source_health
 from quakealert.api.keys import RUNTIME, STORE
 from quakealert.api.params import json_response
 from quakealert.api.problems import Handler
+from quakealert.store.outbox import unexpanded
 
 # Seconds from a catalogue answering to the push leaving: the 1 s .. 10 min range that matters.
 ALERT_LATENCY_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
@@ -158,7 +159,7 @@ def refresh_store(metrics: Metrics, conn: Any) -> None:
         metrics.sequences.labels(kind.replace("-", "_")).set(n)
     depth = conn.execute(
         "SELECT count(*) FROM outbox WHERE state IN ('pending', 'in_flight')").fetchone()[0]
-    metrics.outbox_depth.set(depth)
+    metrics.outbox_depth.set(depth + unexpanded(conn))  # + recipients still in fan-out rows
 
 
 @routes.get("/metrics")

@@ -24,6 +24,10 @@ from quakealert.store.instants import iso_epoch as _iso
 DEFAULT_LEASE_S = 120.0
 FANOUT_INLINE = 1000  # recipients written as outbox rows at once; more become a fan-out row
 FANOUT_CHUNK = 2000  # outbox rows one claim writes from fan-out rows at most (about 25 ms)
+# How long a claim waits for a write lock held elsewhere. The claim runs on the event loop's
+# connection, so the connection's 5 s busy timeout stalled /healthz and every request behind
+# it while another process held the lock (issue 12); the outbox claims again after poll_s.
+CLAIM_BUSY_MS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,21 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+@contextmanager
+def short_busy_wait(conn: sqlite3.Connection, wait_ms: int) -> Iterator[None]:
+    """The connection's busy timeout lowered to ``wait_ms`` for a block (unchanged inside an
+    open transaction: the lock is already held)."""
+    if conn.in_transaction:
+        yield
+        return
+    (before,) = conn.execute("PRAGMA busy_timeout").fetchone()
+    conn.execute(f"PRAGMA busy_timeout={min(int(before), int(wait_ms)):d}")
+    try:
+        yield
+    finally:
+        conn.execute(f"PRAGMA busy_timeout={int(before):d}")
 
 
 def enqueue(
@@ -175,7 +194,7 @@ def claim(
     if limit <= 0:
         return []
     at = _ts(now)
-    with transaction(conn):
+    with short_busy_wait(conn, CLAIM_BUSY_MS), transaction(conn):
         due = conn.execute("SELECT count(*) FROM (SELECT 1 FROM outbox WHERE state = 'pending'"
                            " AND next_attempt_at <= ? LIMIT ?)", (at, int(limit))).fetchone()[0]
         if due < limit:
@@ -304,7 +323,8 @@ def next_due_at(conn: sqlite3.Connection) -> datetime | None:
 
 
 def counts(conn: sqlite3.Connection, notice_id: str | None = None) -> dict[str, dict[str, int]]:
-    """Row counts by channel and state (``{"webpush": {"sent": 10, "gone": 1}}``)."""
+    """Recipients by channel and state (``{"webpush": {"sent": 10, "gone": 1}}``): outbox rows,
+    plus the recipients still folded in fan-out rows, counted ``pending`` on their channel."""
     sql = "SELECT channel, state, count(*) FROM outbox"
     args: tuple[Any, ...] = ()
     if notice_id is not None:
@@ -313,6 +333,31 @@ def counts(conn: sqlite3.Connection, notice_id: str | None = None) -> dict[str, 
     out: dict[str, dict[str, int]] = {}
     for channel, state, n in conn.execute(sql + " GROUP BY channel, state", args):
         out.setdefault(channel, {})[state] = int(n)
+    for channel, n in _unexpanded_by_channel(conn, notice_id).items():
+        by = out.setdefault(channel, {})
+        by["pending"] = by.get("pending", 0) + n
+    return out
+
+
+def _unexpanded_by_channel(conn: sqlite3.Connection, notice_id: str | None) -> dict[str, int]:
+    """Recipients waiting in fan-out rows, by their subscription's channel (a recipient deleted
+    since gets no row when expanded, so is not counted)."""
+    sql = "SELECT members, done FROM outbox_fanout"
+    args: tuple[Any, ...] = ()
+    if notice_id is not None:
+        sql += " WHERE notice_id = ?"
+        args = (notice_id,)
+    parts = [np.frombuffer(blob, dtype="<i8")[int(done):] for blob, done in conn.execute(sql, args)]
+    if not parts:
+        return {}
+    members = np.concatenate(parts)
+    out: dict[str, int] = {}
+    for (channel,) in conn.execute("SELECT DISTINCT channel FROM subscribers").fetchall():
+        ids = np.fromiter((r[0] for r in conn.execute(
+            "SELECT id FROM subscribers WHERE channel = ?", (channel,))), dtype=np.int64)
+        n = int(np.isin(members, ids).sum())
+        if n:
+            out[channel] = n
     return out
 
 

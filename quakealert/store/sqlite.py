@@ -777,3 +777,19 @@ def _split_sql(sql: str) -> list[str]:
     """Split a schema file into statements (no semicolons inside our literals or triggers)."""
     lines = [ln for ln in sql.splitlines() if not ln.strip().startswith("--")]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+def write_lock_free(path: Path | str, wait_s: float) -> bool:
+    """Whether a writer gets the database's write lock within ``wait_s`` (taken and released at
+    once, nothing written): False while another connection or process holds it that long."""
+    conn = sqlite3.connect(str(path), isolation_level=None, timeout=wait_s)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError as err:
+        if "locked" in str(err) or "busy" in str(err):
+            return False
+        raise
+    finally:
+        conn.close()

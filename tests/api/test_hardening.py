@@ -9,7 +9,6 @@ import base64
 import logging
 import sqlite3
 import stat
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -181,27 +180,30 @@ async def test_oversize_request_line_and_headers_are_414_and_431(tmp_path, caplo
 
 
 async def test_a_held_write_lock_never_stalls_the_loop(client, store, tmp_path):
-    """Another connection holds the write lock: /healthz answers within a second throughout,
-    and a login (which writes) answers 503 with Retry-After instead of 500."""
+    """Another connection holds the write lock: /healthz keeps answering and reports the store
+    busy (degraded), a login (which writes) answers 503 with Retry-After instead of 500, and
+    once the lock is released /healthz is ok again."""
     secret = create_token(store.conn, "read", "reader", now=NOW)[1]
     other = sqlite3.connect(str(tmp_path / "q.sqlite"), isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
     try:
         login = asyncio.create_task(client.post("/login", data={"token": secret},
                                                 allow_redirects=False))
-        worst = 0.0
+        answers = []
         while not login.done():
-            t0 = time.perf_counter()
-            resp = await client.get("/healthz")
-            worst = max(worst, time.perf_counter() - t0)
-            assert resp.status == 200
+            # a hang guard, not a performance claim (bench_backlog.py measures answer times)
+            resp = await asyncio.wait_for(client.get("/healthz"), 10)
+            body = await resp.json()
+            answers.append((resp.status, body["status"], body.get("store")))
             await asyncio.sleep(0.2)
         resp = await login
         assert resp.status == 503 and resp.headers["Retry-After"] == "5"
-        assert worst < 1.0, f"healthz took {worst:.2f} s"
+        assert answers and set(answers) == {(200, "degraded", "busy")}, answers
     finally:
         other.execute("ROLLBACK")
         other.close()
+    body = await (await client.get("/healthz")).json()
+    assert body["status"] == "ok" and "store" not in body
     resp = await client.post("/login", data={"token": secret}, allow_redirects=False)
     assert resp.status == 303
 

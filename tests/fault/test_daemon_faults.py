@@ -206,8 +206,9 @@ async def test_full_disk_loses_nothing_and_recovers(tmp_path: Path, tmpfs: Path,
 async def test_locked_database_fails_the_poll_not_the_service(tmp_path: Path,
                                                               upstream: Upstream) -> None:
     """Another process holds the write lock for 8 s while a new batch arrives: /healthz keeps
-    answering, the poll fails with "database is locked" recorded in health, nothing stored is
-    lost, and after the lock is gone a restart stores the batch."""
+    answering and says the store is busy (degraded), the poll fails with "database is locked"
+    recorded in health, nothing stored is lost, and after the lock is gone a restart stores
+    the batch."""
     db = tmp_path / "q.sqlite"
     seeded = seed(db)
     daemon = Daemon(tmp_path, db, two_sources(upstream))
@@ -218,25 +219,24 @@ async def test_locked_database_fails_the_poll_not_the_service(tmp_path: Path,
         holder.execute("BEGIN IMMEDIATE")
         batch = synthetic_features(50, "lock")
         upstream.usgs_body = usgs_feed(batch)
-        worst = 0.0
+        answers = []
         t_end = time.monotonic() + 8
         try:
             while time.monotonic() < t_end:
-                _, took = await daemon.health(timeout_s=30)
-                worst = max(worst, took)
+                # 10 s is a hang guard only (the loop used to wait out the outbox claim's 5 s
+                # busy timeout); docs/security.md has the answer times measured.
+                body, _ = await daemon.health(timeout_s=10)
+                answers.append((body["status"], body.get("store")))
                 await asyncio.sleep(0.25)
         finally:
             holder.execute("ROLLBACK")
             holder.close()
+        assert answers and set(answers) == {("degraded", "busy")}, answers
         health = await daemon.wait_health(
             lambda b: daemon.source(b, "usgs")["consecutive_failures"] >= 1)
         assert "locked" in daemon.tail(200)
         assert daemon.source(health, "usgs")["last_error"].startswith("internal error")
-        # /healthz itself reads off the loop, but the poller's ingest and the pipeline's ticks
-        # still wait out SQLite's 5 s busy timeout on the loop's connection, one after the
-        # other (about 15 s measured): moving that work off the loop is issue 9 §2 (the
-        # pipeline/ingest side). Until then the bound asserted here is "answers at all".
-        assert worst < 30.0, f"/healthz took {worst:.1f} s under the lock"
+        assert "store" not in health  # the lock is released: no longer busy
         assert daemon.stop() == 0
         assert_seed_kept(db, seeded)
         assert source_ids(db, "usgs") == {f["id"] for f in good_features()}
