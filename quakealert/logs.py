@@ -4,16 +4,21 @@ Under systemd (``$JOURNAL_STREAM`` names our stderr) the journal adds the time i
 carry none, and each starts with its syslog priority (``<3>`` error ... ``<7>`` debug) so that
 ``journalctl -p warning`` works (sd-daemon(3)). Fields given with ``extra={"source": name}`` are
 written as their own keys; by convention a line about a source, notice or resident carries its
-id (``source=``, ``notice_id=``, ``subscriber_id=``), never a place or an endpoint.
+id (``source=``, ``notice_id=``, ``subscriber_id=``), never a place or an endpoint: a client's
+address is logged as :func:`client_ref`, error texts that may name a host go through
+:func:`scrub`, and an exception whose text may hold a push endpoint as :func:`trace_only`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import re
+import secrets
 import sys
+import traceback
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -23,6 +28,41 @@ PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message",
                                                                                  "asctime"}
 _BARE = re.compile(r"^[A-Za-z0-9_.:/@+-]+$")
+
+
+# Client addresses are personal data (docs/security.md): a log line carries a keyed hash
+# instead, the same for one client within one run (repeated failures from one client can be
+# seen), unlinkable across restarts, and not reversible by hashing all 2**32 IPv4 addresses.
+_CLIENT_KEY = secrets.token_bytes(16)
+_URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>()\[\]]+")
+_HOST = re.compile(r"(?i)\b(host)(\s*=\s*|\s+)['\"]?\[?[A-Za-z0-9.:-]*[A-Za-z0-9]\]?['\"]?")
+_IPV4 = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b")
+_IPV6 = re.compile(r"\[?\b(?:[0-9A-Fa-f]{1,4}:){5,7}[0-9A-Fa-f]{1,4}\b\]?(?::\d+)?"
+                   r"|\[?[0-9A-Fa-f:]*::[0-9A-Fa-f:]*\]?(?::\d+)?")
+_NAME_PORT = re.compile(r"\b[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+:\d+\b")
+
+
+def client_ref(remote: str | None) -> str:
+    """What a log line says about a client address: ``c-`` and 10 hex digits of a keyed hash."""
+    digest = hashlib.blake2s((remote or "").encode(), key=_CLIENT_KEY, digest_size=5)
+    return "c-" + digest.hexdigest()
+
+
+def scrub(text: str) -> str:
+    """An error text with URLs, addresses and host names cut out (aiohttp's "Cannot connect to
+    host www.example.org:443" names the upstream; our line names the source instead)."""
+    text = _URL.sub("<url>", text)
+    text = _HOST.sub(lambda m: f"{m.group(1)}{m.group(2)}<host>", text)
+    text = _NAME_PORT.sub("<host>", text)
+    text = _IPV4.sub("<ip>", text)
+    return _IPV6.sub("<ip>", text)
+
+
+def trace_only(err: BaseException) -> str:
+    """An exception's traceback and type without its message (which may hold a resident's push
+    endpoint or webhook URL): where the bug is, not whom it concerned."""
+    frames = "".join(traceback.format_tb(err.__traceback__))
+    return f"{frames}{type(err).__module__}.{type(err).__qualname__}"
 
 
 def priority(levelno: int) -> int:

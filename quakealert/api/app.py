@@ -24,6 +24,7 @@ from quakealert.api.keys import RUNTIME, SESSION, SETTINGS, STORE
 from quakealert.api.problems import problem_middleware
 from quakealert.config import Settings
 from quakealert.errors import ConfigError
+from quakealert.logs import client_ref
 from quakealert.store.instants import iso_epoch as _iso
 from quakealert.store.sqlite import Store, write_lock_free
 
@@ -183,7 +184,7 @@ class _ApiHandler(web.RequestHandler):
             status, text = 431, "too many request headers"
         else:
             status, text = 400, "malformed HTTP request"
-        log.warning("refused a request from %s: %s", request.remote, text)
+        log.warning("refused a request: %s", text, extra={"client": client_ref(request.remote)})
         resp = web.Response(status=status, text=text + "\n", content_type="text/plain")
         resp.force_close()
         return resp

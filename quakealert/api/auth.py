@@ -32,6 +32,7 @@ from quakealert.api.ratelimit import (
     ratelimit_middleware,
 )
 from quakealert.errors import ConfigError, InvalidRequest
+from quakealert.logs import client_ref
 from quakealert.store.auth import (
     ROLES,
     Principal,
@@ -215,8 +216,8 @@ def auth_middleware(
                     resp = problem(429, "too many failed authentications", instance=request.path)
                     resp.headers["Retry-After"] = str(max(1, math.ceil(min(wait, 86_400))))
                     return resp
-                log.warning("rejected bearer credentials from %s for %s %s",
-                            client, request.method, request.path)
+                log.warning("rejected bearer credentials", extra={
+                    "client": client_ref(client), "method": request.method, "path": request.path})
                 return _unauthorized(request, "the bearer token is unknown or revoked",
                                      invalid=True)
         else:
@@ -350,7 +351,7 @@ async def login(request: web.Request) -> web.Response:
 
     principal, session_id = await in_thread(request.app, login_in_store)
     if principal is None or session_id is None:
-        log.warning("failed login from %s", request.remote)
+        log.warning("failed login", extra={"client": client_ref(request.remote)})
         lang = form.get("lang")
         return _login_page(next_path, "invalid_token", status=401,
                            lang=lang if isinstance(lang, str) else None)

@@ -140,5 +140,5 @@ def cap_for_notice(store: Store, stored: StoredNotice, *, sender: str,
         return build_cap(notice, ctx, sender=sender, status="Actual", area_circle=circle,
                          sent_at=stored.released_at or notice.created_at, references=refs)
     except ValueError as err:  # an Update whose earlier notices are not in the store
-        log.warning("cap: cannot build CAP for notice %s: %s", notice.id, err)
+        log.warning("cannot build CAP", extra={"notice_id": notice.id, "error": str(err)})
         raise NotFound(f"no CAP for notice {notice.id!r}: {err}") from None

@@ -910,7 +910,7 @@ async def dashboard_plot(request: web.Request) -> web.Response:
     except web.HTTPException:
         raise
     except Exception:  # a plot is an aid: the page must stand without it, never a 500
-        log.exception("plot %s of sequence=%s could not be drawn", name, seq["id"])
+        log.exception("plot could not be drawn", extra={"plot": name, "sequence_id": seq["id"]})
         body = plots.placeholder_svg(PLOT_FAILED[lang])
         cache = "no-store"
     return web.Response(body=body, content_type="image/svg+xml", charset="utf-8", headers={
@@ -959,7 +959,8 @@ async def dashboard_decide(request: web.Request) -> web.Response:
             outcome = "rejected"
     except ap.NotPending as err:
         raise web.HTTPSeeOther(_with_outcome(back, "not_pending", 0, err.state)) from None
-    log.info("notice=%s %s by %s: %d variants", notice_id, outcome, actor.name, len(done))
+    log.info("notice %s", outcome, extra={
+        "notice_id": notice_id, "actor": actor.name, "variants": len(done)})
     raise web.HTTPSeeOther(_with_outcome(back, outcome, len(done)))
 
 

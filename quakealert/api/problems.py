@@ -52,5 +52,5 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
                 resp.headers[name] = err.headers[name]
         return resp
     except Exception:
-        log.exception("unhandled error in %s %s", request.method, request.path)
+        log.exception("unhandled error", extra={"method": request.method, "path": request.path})
         return problem(500, "internal error; the duty log has the details", instance=request.path)

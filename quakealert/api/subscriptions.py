@@ -118,7 +118,7 @@ async def subscribe(request: web.Request) -> web.Response:
     data = await _json_body(request)
     sub = parse_subscriber(data, allow_insecure=_allow_insecure(request))
     created = add_subscriber(request.app[STORE].conn, sub, now=datetime.now(UTC))
-    log.info("subscriber %s created (channel=%s)", created.id, sub.channel)
+    log.info("subscriber created", extra={"subscriber_id": created.id, "channel": sub.channel})
     body = {"id": created.id, "token": created.token}
     if created.secret is not None:
         body["secret"] = created.secret
@@ -141,7 +141,7 @@ async def unsubscribe(request: web.Request) -> web.Response:
     if not delete_subscriber(request.app[STORE].conn, public_id, token.strip()):
         return problem(404, "no such subscription, or the token does not match",
                        instance=request.path)
-    log.info("subscriber %s deleted by its owner", public_id)
+    log.info("subscriber deleted by its owner", extra={"subscriber_id": public_id})
     return web.Response(status=204)
 
 

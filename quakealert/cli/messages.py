@@ -236,10 +236,10 @@ def run(args: argparse.Namespace) -> int:
             result = import_po(directory, args.po, reviewer=args.reviewer,
                                on=args.date or datetime.now(UTC).date())
         except (OSError, ValueError, CatalogError) as err:  # polib raises OSError/ValueError
-            log.error("source=%s import refused: %s", args.po, err)
+            log.error("import refused: %s", err, extra={"file": str(args.po)})
             return 2
         for reason in result.refused:
-            log.warning("source=%s refused %s", args.po, reason)
+            log.warning("refused %s", reason, extra={"file": str(args.po)})
         print(f"{len(result.sourced)} entries now sourced, {len(result.still_fuzzy)} left "
               f"composed, {len(result.refused)} refused", file=sys.stderr)
         return 1 if result.refused else 0

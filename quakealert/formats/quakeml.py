@@ -47,7 +47,7 @@ def parse_quakeml(body: bytes, source: str) -> ParseResult:
         except Exception as err:  # obspy raises bare Exception, ValueError, lxml errors ...
             raise ParseError(source, BODY_URL, f"invalid QuakeML: {err}") from err
     for w in caught:
-        log.debug("source=%s obspy warning: %s", source, w.message)
+        log.debug("obspy warning: %s", w.message, extra={"source": source})
     reports: list[Report] = []
     skipped: list[str] = []
     for row, event in enumerate(catalog, start=1):

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from quakealert.errors import ParseError
+from quakealert.logs import scrub
 from quakealert.model import ParseResult, Report
 
 log = logging.getLogger(__name__)
@@ -265,7 +266,7 @@ def row_reason(row: int, source_id: str | None, problem: str) -> str:
 def finish(source: str, reports: list[Report], skipped: list[str]) -> ParseResult:
     """Log what was skipped (with the source name) and wrap the result."""
     for reason in skipped[:LOG_SKIPPED_MAX]:
-        log.warning("source=%s skipped %s", source, reason)
+        log.warning("skipped row: %s", scrub(reason), extra={"source": source})
     if len(skipped) > LOG_SKIPPED_MAX:
         log.warning(
             "source=%s skipped %d more rows (not logged one by one)",

@@ -110,7 +110,8 @@ async def start(settings: Settings, *, stop: asyncio.Event) -> Runtime:
         store.close()
         raise
     if runtime.replay_label:
-        log.warning("mode=replay %s: these are recorded events, not live data", runtime.replay_label)
+        log.warning("these are recorded events, not live data", extra={
+            "mode": "replay", "replay": runtime.replay_label})
     return runtime
 
 
@@ -214,7 +215,7 @@ def start_listeners(runtime: Runtime, stop: asyncio.Event) -> None:
             await runtime.poller.store_reports(_name, parsed, now=datetime.now(UTC))
 
         async def on_gap(_since: Any = None, _source: Source = source) -> None:
-            log.info("source=%s websocket gap: back-filling over FDSN", _source.name)
+            log.info("websocket gap: back-filling over FDSN", extra={"source": _source.name})
             await runtime.poller.poll_once(_source, force=True)
 
         runtime.tasks.append(asyncio.create_task(
@@ -233,8 +234,9 @@ async def serve(settings: Settings, stop: asyncio.Event,
     scheduler = AsyncIOScheduler(timezone=UTC)
     try:
         await site.start()
-        log.info("api=http://%s:%d sources=%s store=%s", settings.api_host, settings.api_port,
-                 ",".join(runtime.sources) or "-", settings.store_path)
+        log.info("serving", extra={
+            "api": f"http://{settings.api_host}:{settings.api_port}",
+            "sources": ",".join(runtime.sources) or "-", "store": str(settings.store_path)})
         await replay_background(runtime)
         start_live_backfill(runtime)
         schedule(runtime, scheduler)

@@ -29,6 +29,7 @@ import numpy as np
 
 from quakealert.channels.base import Channel, DeliveryResult, Recipient, retryable
 from quakealert.errors import ConfigError, NotFound, SubscriptionGone
+from quakealert.logs import scrub, trace_only
 from quakealert.model import Notice
 from quakealert.store import outbox as ob
 from quakealert.store.notices import load_stored_notice
@@ -161,7 +162,8 @@ class Outbox:
         ``concurrency`` rows in flight; ``until_empty`` returns once nothing is left to do."""
         recovered = ob.recover(self.conn, self.clock(), all_in_flight=True)
         if recovered:
-            log.info("outbox: %d in-flight rows from a previous run returned to pending", recovered)
+            log.info("outbox: in-flight rows from a previous run returned to pending", extra={
+                "rows": recovered})
         limit = self.settings.concurrency
         # Claim again once this many slots are free: small enough to keep the channels busy
         # while the rest are in flight, large enough that a claim is one query for many rows.
@@ -190,7 +192,7 @@ class Outbox:
                 try:
                     rows = ob.claim(self.conn, free, now, lease_s=self.settings.lease_s)
                 except sqlite3.OperationalError as err:  # locked past busy_timeout: next round
-                    log.warning("outbox: claim failed, trying again: %s", err)
+                    log.warning("outbox claim failed, trying again", extra={"error": str(err)})
                     rows = []
                 # Fewer than asked: nothing more is due; look again after poll_s or a wake()
                 # rather than on every completion.
@@ -306,10 +308,10 @@ class Outbox:
             return _Mark(row, "failed", error=error)
         if isinstance(res, BaseException):
             # ids only: the exception text may hold the resident's push endpoint
-            log.error("outbox: delivery %d notice=%s subscriber=%d channel=%s raised %s",
-                      row.id, row.notice_id, row.subscriber_id, row.channel,
-                      type(res).__name__, exc_info=res,
-                      extra={"notice_id": row.notice_id, "subscriber_id": row.subscriber_id})
+            log.error("delivery raised %s", type(res).__name__, extra={
+                "delivery_id": row.id, "notice_id": row.notice_id,
+                "subscriber_id": row.subscriber_id, "channel": row.channel,
+                "trace": trace_only(res)})
             return _Mark(row, "failed", error=f"{type(res).__name__}: {res}"[:300])
         return _Mark(row, "failed", error=f"unexpected result {type(res).__name__}")
 
@@ -332,6 +334,11 @@ class Outbox:
             else:
                 params.append((m.row.id, "failed", m.status, m.error or "failed", None))
             counts[state] += 1
+            if state == "failed":  # given up: ids and a scrubbed error (it may name the target)
+                log.warning("delivery failed", extra={
+                    "delivery_id": m.row.id, "notice_id": m.row.notice_id,
+                    "subscriber_id": m.row.subscriber_id, "channel": m.row.channel,
+                    "status": m.status, "error": scrub((m.error or "")[:120])})
             counts[f"{m.row.channel}.{state}"] += 1
         with ob.transaction(self.conn):
             ob.finish_many(self.conn, params, at=now)
@@ -339,7 +346,7 @@ class Outbox:
                 delete_subscriber(self.conn, sid)
         self.counters.update(counts)
         for sid in gone_subscribers:
-            log.info("outbox: subscriber %d removed (push service says gone)", sid)
+            log.info("subscriber removed: the push service says gone", extra={"subscriber_id": sid})
         if self.on_result is not None:
             for m in marks:
                 self.on_result(m.row, m.state, now)

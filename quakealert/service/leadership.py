@@ -115,9 +115,10 @@ class PgLeadership:
         self._leading = leading
         if leading:
             self.gained_at = time.monotonic()
-            log.info("leadership gained name=%s backend_pid=%s", self.name, self.backend_pid)
+            log.info("leadership gained", extra={
+                "leader": self.name, "backend_pid": self.backend_pid})
         else:
-            log.warning("leadership lost name=%s", self.name)
+            log.warning("leadership lost", extra={"leader": self.name})
         if self._on_change:
             self._on_change(leading)
 
@@ -129,8 +130,8 @@ class PgLeadership:
                     await self._session(stop)
                 except (psycopg.Error, OSError, TimeoutError) as err:
                     self._set(False)  # first: nothing leader-only may run after this point
-                    log.warning("leader connection lost name=%s error=%s", self.name,
-                                type(err).__name__)
+                    log.warning("leader connection lost", extra={
+                        "leader": self.name, "error": type(err).__name__})
                 finally:
                     self._set(False)
                     await self._close()

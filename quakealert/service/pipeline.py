@@ -343,7 +343,7 @@ class Pipeline:
         self.outbox.on_result = self._delivered
         waiting = self.pending_work()
         if waiting:
-            log.warning("pipeline: resuming %d queued events", waiting)
+            log.warning("pipeline: resuming queued events", extra={"events": waiting})
         self.runtime.tasks.append(asyncio.create_task(self.outbox.run(stop), name="outbox"))
         self.runtime.tasks.append(asyncio.create_task(self.run(stop), name="pipeline"))
 
@@ -415,8 +415,8 @@ class Pipeline:
             for seq in self.engine.sequences():
                 if latest - seq.last_at <= ACTIVE_FOR:
                     self._schedule(seq, after=latest)
-        log.info("pipeline loaded %d events into %d sequences", len(events),
-                 len(self.engine.sequence_ids()))
+        log.info("pipeline loaded", extra={
+            "events": len(events), "sequences": len(self.engine.sequence_ids())})
 
     @staticmethod
     def _schedulable(events: list[Event], latest: datetime) -> list[Event]:
@@ -425,8 +425,8 @@ class Pipeline:
         warning instead of making every start fail with OverflowError (issue 9)."""
         bad = [e for e in events if not EARLIEST_AT <= e.origin_at <= latest]
         for e in bad[:10]:
-            log.warning("event_id=%s origin %s out of range: not sequenced", e.id,
-                        e.origin_at.isoformat())
+            log.warning("origin out of range: not sequenced", extra={
+                "event_id": e.id, "origin_at": e.origin_at.isoformat()})
         if not bad:
             return events
         return [e for e in events if EARLIEST_AT <= e.origin_at <= latest]
@@ -455,7 +455,8 @@ class Pipeline:
                 try:
                     at = e.origin_at + off
                 except OverflowError:  # defensive: load() and ingest keep such times out
-                    log.warning("event_id=%s origin %s: no tick", e.id, e.origin_at.isoformat())
+                    log.warning("origin out of range: no tick", extra={
+                        "event_id": e.id, "origin_at": e.origin_at.isoformat()})
                     break
                 if at > after:
                     heapq.heappush(self._ticks, (at, seq.id, False))
@@ -463,7 +464,7 @@ class Pipeline:
             try:
                 self._push_daily(seq, after)
             except OverflowError:
-                log.warning("sequence_id=%s: no daily tick (times out of range)", seq.id)
+                log.warning("no daily tick (times out of range)", extra={"sequence_id": seq.id})
 
     def _has_threads(self, seq_id: str) -> bool:
         return self.store.conn.execute(
@@ -536,7 +537,7 @@ class Pipeline:
                         try:
                             self.process_far([(r[0], r[1])], now=now)
                         except Exception as err:
-                            log.exception("event_id=%s pipeline failed on it", r[0])
+                            log.exception("pipeline failed on an event", extra={"event_id": r[0]})
                             self._failed(r[0], err)
                             failed.add(r[0])
                 continue
@@ -551,7 +552,7 @@ class Pipeline:
                 try:
                     made = self.process_event(event, trigger, now=now)
                 except Exception as err:  # rolled back; the others must not wait behind it
-                    log.exception("event_id=%s pipeline failed on it", event_id)
+                    log.exception("pipeline failed on an event", extra={"event_id": event_id})
                     self._failed(event_id, err)
                     failed.add(event_id)
                     continue
@@ -806,7 +807,7 @@ class Pipeline:
             self._enqueue(result.notice_ids, at)
         for nid in result.notice_ids:  # yesterday's summary must not wait for an approval
             for old in approvals.withdraw_superseded(self.store.conn, nid, now=datetime.now(UTC)):
-                log.info("notice=%s withdrawn: superseded by %s", old, nid)
+                log.info("notice withdrawn: superseded", extra={"notice_id": old, "by": nid})
         return result.notice_ids
 
     def _classify(self, seq_id: str, at: datetime, *, diagnostics: bool = True
@@ -837,8 +838,8 @@ class Pipeline:
             self._save(seq, self._classify(seq_id, at), at)
             if at - seq.last_at <= ACTIVE_FOR:
                 self._schedule(seq, after=at)
-        log.info("pipeline absorbed %d back-filled events into %d sequences", len(events),
-                 len(touched))
+        log.info("pipeline absorbed back-filled events", extra={
+            "events": len(events), "sequences": len(touched)})
 
     def _context_for(self, e: Event, cls: Classification) -> RegionalContext | None:
         """The context line of the notice's own quake (not of the sequence's largest)."""
@@ -863,8 +864,8 @@ class Pipeline:
     def _save(self, seq: QuakeSequence, cls: Classification, at: datetime,
               doc: dict[str, Any] | None = None) -> None:
         if sq.save_sequence(self.store.conn, doc or sequence_to_json(seq, cls, at), at):
-            log.info("sequence=%s type=%s final=%s at=%s", seq.id, cls.type, cls.final,
-                     at.isoformat())
+            log.info("sequence typed", extra={
+                "sequence_id": seq.id, "type": cls.type, "final": cls.final, "at": at.isoformat()})
         self._full_at[seq.id] = at
         self._saved_type[seq.id] = (cls.type, cls.final)
         self._stale.pop(seq.id, None)
@@ -1075,7 +1076,7 @@ class Pipeline:
                       f"{event.preferred_source}），不是天然地震。")
         dec.save_decisions(self.store.conn, [row])
         self._count([row])
-        log.info("event=%s type=%s not sent: not an earthquake", event.id, kind)
+        log.info("not sent: not an earthquake", extra={"event_id": event.id, "type": kind})
 
     def _aggregate_not_sent(self, seq_id: str, event: Event, at: datetime, rec: Recipients,
                             mask: np.ndarray, degrees: np.ndarray) -> None:
@@ -1162,13 +1163,14 @@ class Pipeline:
                                               e.place or ""),
                            at=datetime.now(UTC), reason=reason)
         except InvalidRequest as err:  # the same notice id already stored: a replayed decision
-            log.warning("notice=%s not stored again: %s", pl.notice_id, err)
+            log.warning("notice not stored again: %s", err, extra={"notice_id": pl.notice_id})
             return
         self._pending_recipients[pl.notice_id] = (pl.subscriber_ids, rule)
         if d.deliver_at is not None and d.deliver_at > at:
             self._deferred[pl.notice_id] = d.deliver_at - at
-        log.info("notice=%s sequence=%s kind=%s to=%d state=%s reason=%s", pl.notice_id, seq_id,
-                 notice.kind, len(pl.subscriber_ids), state, d.reason_code)
+        log.info("notice stored", extra={
+            "notice_id": pl.notice_id, "sequence_id": seq_id, "kind": notice.kind,
+            "recipients": len(pl.subscriber_ids), "state": state, "reason": d.reason_code})
 
     def _area_km(self, degree: int) -> float:
         return 200.0 if degree >= 3 else 100.0

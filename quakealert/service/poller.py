@@ -23,6 +23,7 @@ import aiohttp
 from quakealert.core.associate import Priorities
 from quakealert.errors import SourceError
 from quakealert.formats.rows import screen_future
+from quakealert.logs import scrub
 from quakealert.model import ParseResult, Report
 from quakealert.service.faults import kill_point
 from quakealert.sources.base import Source
@@ -202,13 +203,13 @@ class Poller:
             else:
                 parsed = source.parse(body)
             for reason in parsed.skipped[:20]:
-                log.warning("source=%s skipped row: %s", source.name, reason)
+                log.warning("skipped row: %s", scrub(reason), extra={"source": source.name})
             return await self.store_reports(source.name, parsed, now=now, started=started,
                                             since=now)
         except SourceError as err:
             return await self._failed(source, h, now, err, started)
         except Exception as err:  # the job boundary: a bug or a full disk must not stop polling
-            log.exception("source=%s poll failed unexpectedly", source.name)
+            log.exception("poll failed unexpectedly", extra={"source": source.name})
             return await self._failed(source, h, now, err, started)
 
     async def store_reports(self, name: str, parsed: ParseResult, *, now: datetime,
@@ -244,9 +245,10 @@ class Poller:
             latency_s=latency, changed_event_ids=tuple(result.changed),
         )
         if result.created or result.revised or result.deleted:
-            log.info("source=%s new=%d revised=%d deleted=%d unchanged=%d skipped=%d in %.3fs",
-                     name, len(result.created), len(result.revised), len(result.deleted),
-                     result.unchanged, len(parsed.skipped), latency)
+            log.info("stored", extra={
+                "source": name, "new": len(result.created), "revised": len(result.revised),
+                "deleted": len(result.deleted), "unchanged": result.unchanged,
+                "skipped": len(parsed.skipped), "took_s": round(latency, 3)})
         kill_point("ingested")
         if self.on_ingest is not None and result.changed:
             await self.on_ingest(name, result, now)
@@ -267,10 +269,11 @@ class Poller:
         try:
             await self._save_health_apart(h)
         except sqlite3.Error as save_err:  # the store is failing (full disk, lock): kept in memory
-            log.warning("source=%s cannot save health: %s", source.name, save_err)
+            log.warning("cannot save health", extra={"source": source.name, "error": str(save_err)})
         if self.metrics is not None:
             self.metrics.poll_duration.labels(source.name).observe(time.perf_counter() - started)
-        log.warning("source=%s poll failed (%d in a row, next try in %.0fs): %s",
-                    source.name, h.consecutive_failures, delay, h.last_error)
+        log.warning("poll failed", extra={
+            "source": source.name, "failures": h.consecutive_failures, "retry_in_s": round(delay),
+            "error": scrub(h.last_error or "")})
         return PollStatus(source.name, False, now, error=h.last_error,
                           latency_s=time.perf_counter() - started)

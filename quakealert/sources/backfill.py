@@ -26,6 +26,7 @@ import aiohttp
 
 from quakealert.config import SourceConfig
 from quakealert.errors import ConfigError, SourceError, SourceUnavailable
+from quakealert.logs import scrub
 from quakealert.model import ParseResult, Report
 
 log = logging.getLogger(__name__)
@@ -155,17 +156,19 @@ async def backfill_source(source: Backfiller, record: SourceBackfill,
     except SourceError as err:
         record.state = "failed"
         record.error = f"{type(err).__name__}: {err.detail}"
-        log.warning("source=%s back-fill %s..%s failed: %s", source.name,
-                    _iso(record.start), _iso(record.end), record.error)
+        log.warning("back-fill failed", extra={
+            "source": source.name, "start": _iso(record.start), "end": _iso(record.end),
+            "error": scrub(record.error or "")})
         return
     for reason in parsed.skipped[:20]:
-        log.warning("source=%s back-fill skipped row: %s", source.name, reason)
+        log.warning("back-fill skipped row: %s", scrub(reason), extra={"source": source.name})
     await store(source.name, parsed)
     record.reports += len(parsed.reports)
     record.chunks_done += 1
     record.state = "complete"
-    log.info("source=%s back-fill %s..%s complete: %d reports", source.name,
-             _iso(record.start), _iso(record.end), len(parsed.reports))
+    log.info("back-fill complete", extra={
+        "source": source.name, "start": _iso(record.start), "end": _iso(record.end),
+        "reports": len(parsed.reports)})
 
 
 def window(params: BackfillParams, now: datetime) -> tuple[datetime, datetime]:
@@ -370,8 +373,8 @@ def plan_live(sources: Mapping[str, Any], params: BackfillParams, tracker: Backf
         if region is None:
             record.state = "failed"
             record.note = "no region: set [backfill] latitude and longitude"
-            log.warning("source=%s cannot back-fill: [backfill] latitude/longitude not set; "
-                        "context counts are left out", name)
+            log.warning("cannot back-fill: [backfill] latitude/longitude not set; "
+                        "context counts are left out", extra={"source": name})
             continue
         planned.append(LiveBackfill(client, record))
     return planned
@@ -388,7 +391,7 @@ async def run_live(planned: list[LiveBackfill], session: aiohttp.ClientSession |
         try:
             await backfill_source(item.client, item.record, session, store)
         except Exception as err:  # the job boundary: a bug here must not leave "running" forever
-            log.exception("source=%s back-fill crashed", item.record.name)
+            log.exception("back-fill crashed", extra={"source": item.record.name})
             item.record.state = "failed"
             item.record.error = f"{type(err).__name__}: {err}"
         if item.record.state == "complete":

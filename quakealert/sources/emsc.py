@@ -31,6 +31,7 @@ import aiohttp
 from quakealert.config import SourceConfig
 from quakealert.errors import ParseError
 from quakealert.formats.emsc import parse_emsc_message
+from quakealert.logs import scrub
 from quakealert.model import ParseResult
 from quakealert.sources.fdsn import FdsnSource
 
@@ -121,7 +122,8 @@ class EmscSource(FdsnSource):
                     )
             except (aiohttp.ClientError, OSError, TimeoutError) as err:
                 self.state.last_error = f"connect failed: {err!r}"
-                log.warning("source=%s websocket connect failed: %r", self.name, err)
+                log.warning("websocket connect failed", extra={
+                    "source": self.name, "error": type(err).__name__})
             else:
                 opened_at = self._now()
                 self.state.connected = True
@@ -129,8 +131,8 @@ class EmscSource(FdsnSource):
                 attempt = 0
                 if complete_until is not None:
                     self.state.reconnects += 1
-                    log.info("source=%s websocket reconnected; gap since %s", self.name,
-                             complete_until.isoformat())
+                    log.info("websocket reconnected", extra={
+                        "source": self.name, "gap_since": complete_until.isoformat()})
                     if on_gap is not None:
                         await self._call(on_gap, complete_until, "on_gap")
                 complete_until = opened_at
@@ -141,7 +143,7 @@ class EmscSource(FdsnSource):
                     await ws.close()
                 if stop.is_set():
                     break
-                log.warning("source=%s websocket closed (code %s)", self.name, ws.close_code)
+                log.warning("websocket closed", extra={"source": self.name, "code": ws.close_code})
             if complete_until is None:
                 complete_until = self._now()  # gap starts now if we never connected
             delay = backoff_delay(attempt, self.backoff_s, self.backoff_max_s, self._rng)
@@ -189,7 +191,8 @@ class EmscSource(FdsnSource):
             result = self.parse_message(data)
         except ParseError as err:
             self.state.skipped += 1
-            log.warning("source=%s skipped websocket message: %s", self.name, err.detail)
+            log.warning("skipped websocket message: %s", scrub(err.detail), extra={
+                "source": self.name})
             return
         self.state.skipped += len(result.skipped)
         await self._call(on_reports, result, "on_reports")
@@ -199,4 +202,4 @@ class EmscSource(FdsnSource):
         try:
             await hook(arg)
         except Exception:
-            log.exception("source=%s %s failed", self.name, what)
+            log.exception("%s failed", what, extra={"source": self.name})
