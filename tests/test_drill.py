@@ -250,6 +250,37 @@ def test_keep_dir_holds_store_and_exercise_cap(tmp_path: Path,
     assert "exists" in capsys.readouterr().err
 
 
+def test_far_events_follow_the_daemons_rule(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """A quake far from every resident (M4.8 in Xinjiang, 1,300 km from Lhasa) is sequenced but
+    never decided about, as in the daemon (Pipeline.prioritise/process_far); the type history
+    lists only the sequences residents were decided about, the rest (background history, the
+    far quake) are one count."""
+    scenario = tmp_path / "with-far.csv"
+    scenario.write_text(DEFAULT_SCENARIO.read_text(encoding="utf-8").rstrip("\n") + "\n"
+                        "2024-11-07T10:00:00Z,40.00,80.00,10,4.8,M,cenc-sb-far,"
+                        "2024-11-07 18:00:00,新疆喀什地区,天然地震,0,1300.0\n", encoding="utf-8")
+    keep = tmp_path / "keep"
+    r = run_json(capsys, str(scenario), *SWARM[1:], "--keep", str(keep))
+    assert any(e["magnitude"] == 4.8 for e in r["events"])
+    assert all(g["event"]["magnitude"] != 4.8 for g in r["not_sent"])
+    assert all(n["event"]["magnitude"] != 4.8 for n in r["sent"])
+    store = Store.open(keep / "drill.sqlite")
+    try:
+        total = store.conn.execute("SELECT count(*) FROM sequences").fetchone()[0]
+        decided = {row[0] for row in store.conn.execute(
+            "SELECT DISTINCT sequence_id FROM decisions WHERE sequence_id != ''")}
+        [(far,)] = store.conn.execute(
+            "SELECT id FROM sequences WHERE largest_magnitude = 4.8 AND latitude > 35").fetchall()
+    finally:
+        store.close()
+    listed = {sq["id"] for sq in r["sequences"]}
+    assert listed == decided and far not in listed
+    assert r["other_sequences"] == total - len(listed) > 1
+    text = drill.format_text(r, "en")
+    assert f"{r['other_sequences']} other sequences concern no resident" in text
+
+
 def test_subscribers_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """--subscribers: the office's CSV; a bad row is reported, Chengdu falls in no area."""
     csv_file = tmp_path / "residents.csv"

@@ -197,12 +197,12 @@ class TimedPipeline(Pipeline):
                                            " decision (pre-approved template)")
                 self.held[row["id"]] = timeout
 
-    def evaluate(self, seq_id: str, at: datetime, trigger: str, event: Event | None
-                 ) -> list[str]:
+    def evaluate(self, seq_id: str, at: datetime, trigger: str, event: Event | None, *,
+                 policy: bool = True) -> list[str]:
         if self.scenario_timeouts:
             self.release_due(at)
         started = time.perf_counter()
-        ids = super().evaluate(seq_id, at, trigger, event)
+        ids = super().evaluate(seq_id, at, trigger, event, policy=policy)
         self._note(ids, trigger, started, time.perf_counter())
         return ids
 
@@ -274,7 +274,9 @@ async def play(pipeline: TimedPipeline, reports: list[Report], *, until: datetim
         result = store.ingest([report], now=report.origin_at)
         for event_id in result.changed:
             pipeline.ingested_at[event_id] = taken
-        pipeline.process(result, now=report.origin_at)
+        # The daemon's path (the work queue): events far from every resident and region are
+        # sequenced and typed without the resident policy (Pipeline.prioritise, process_far).
+        pipeline.process_work(now=report.origin_at)
         scenario_at = max(scenario_at, report.origin_at)
         out.fed += 1
         await deliver()
@@ -484,8 +486,15 @@ def build_report(store: Store, pipeline: TimedPipeline, recorders: dict[str, Rec
             "areas": [_area(k, names, n) for k, n in sorted(g["areas"].items(),
                                                             key=lambda kv: str(kv[0]))]})
 
-    sequences = []
+    # Only the sequences residents were decided about (sent or not); the others (background
+    # history, quakes far from everyone) are counted, not listed: there were ~66 of them.
+    concern = {r[0] for r in conn.execute(
+        "SELECT DISTINCT sequence_id FROM decisions UNION SELECT sequence_id FROM notices")}
+    sequences, other_sequences = [], 0
     for (seq_id,) in conn.execute("SELECT id FROM sequences ORDER BY first_at, id"):
+        if seq_id not in concern:
+            other_sequences += 1
+            continue
         s = get_sequence(conn, seq_id)
         sequences.append({
             "id": seq_id, "type": s["type"], "type_zh": s["type_zh"], "final": s["final"],
@@ -517,6 +526,7 @@ def build_report(store: Store, pipeline: TimedPipeline, recorders: dict[str, Rec
         "sent": sent,
         "not_sent": not_sent,
         "sequences": sequences,
+        "other_sequences": other_sequences,
         "totals": {
             "dispatches": len(sent),
             "notices": sum(len(g["notice_ids"]) for g in sent),
@@ -556,6 +566,7 @@ LABELS: dict[str, dict[str, str]] = {
         "msg_types": "Alert=首发,Update=更新,Cancel=撤销",
         "not_sent": "未发送（{n}项决定）", "moments": "（{n}个时刻）",
         "decisions": "{n}项决定", "history": "序列类型判定历史",
+        "other_sequences": "另有{n}个序列与任何居民无关（背景历史或远离所有居民），未列出",
         "now": "目前：{type}（{n}次地震{final}）", "final": "，最终判定",
         "totals": "合计", "total_line": "发送{d}次（{n}条通知）；记录投递：{dl}；覆盖居民{r}人",
         "latency_line": "处理时延中位数{med}毫秒，最大{max}毫秒", "bj": "北京时间",
@@ -587,6 +598,8 @@ LABELS: dict[str, dict[str, str]] = {
         "msg_types": "Alert=Alert,Update=Update,Cancel=Cancel",
         "not_sent": "NOT SENT ({n} decisions)", "moments": " ({n} moments)",
         "decisions": "{n} decisions", "history": "SEQUENCE TYPE HISTORY",
+        "other_sequences": "{n} other sequences concern no resident (background history, or far"
+                           " from everyone): not listed",
         "now": "now {type} ({n} events{final})", "final": ", final",
         "totals": "TOTALS", "total_line": "dispatches {d} ({n} notices); deliveries recorded"
                                          " {dl}; residents reached {r}",
@@ -742,6 +755,8 @@ def format_text(report: dict[str, Any], lang: str = "en") -> str:
                          f"{t['final'] if h['final'] else ''}")
             for reason in h["reasons"]:
                 lines.append(f"      - {_reason(reason, lang)}")
+    if report.get("other_sequences"):
+        lines.append("  " + t["other_sequences"].format(n=report["other_sequences"]))
 
     lines += ["", t["totals"],
               "  " + t["total_line"].format(
@@ -849,7 +864,7 @@ async def drill(reports: list[Report], skipped: list[str], population: Populatio
                         places=population.places)
         pipeline = TimedPipeline(store, settings)
         if history and start is not None:
-            pipeline.absorb(store.ingest(history, now=start), at=start)
+            pipeline.absorb(store.ingest(history, now=start, queue_work=False), at=start)
         recorders = {name: RecorderChannel(name) for name in CHANNELS}
         box_settings = OutboxSettings.from_section(settings.section("outbox"))
         # The recorders never use the session; None proves no HTTP can happen.
