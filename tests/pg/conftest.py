@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from store_backends import postgres_backend, sqlite_backend
 
 from quakealert.store.postgres import throwaway
 from quakealert.store.postgres.db import PgStore, migrate
@@ -65,3 +66,15 @@ def pg_store(pg_url: str) -> Iterator[PgStore]:
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if _skipped:
         terminalreporter.write_line(SKIP_REASON, yellow=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_backend(request: pytest.FixtureRequest, tmp_path):  # type: ignore[no-untyped-def]
+    """The store contract's subject: SQLite in a temporary file, or PostgreSQL in a fresh
+    database of the throwaway cluster (see store_backends.py)."""
+    if request.param == "sqlite":
+        b = sqlite_backend(tmp_path / "contract.sqlite")
+    else:
+        b = postgres_backend(request.getfixturevalue("pg_url"))
+    yield b
+    b.close()
