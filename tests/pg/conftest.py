@@ -6,10 +6,17 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
-from store_backends import postgres_backend, sqlite_backend
+from store_backends import (
+    play_maizhokunggar,
+    played_postgres_copy,
+    played_sqlite_copy,
+    postgres_backend,
+    sqlite_backend,
+)
 
 from quakealert.store.postgres import throwaway
 from quakealert.store.postgres.db import PgStore, migrate
@@ -76,5 +83,25 @@ def store_backend(request: pytest.FixtureRequest, tmp_path):  # type: ignore[no-
         b = sqlite_backend(tmp_path / "contract.sqlite")
     else:
         b = postgres_backend(request.getfixturevalue("pg_url"))
+    yield b
+    b.close()
+
+
+@pytest.fixture(scope="session")
+def played_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite store the real Maizhokunggar swarm was played into (store_backends.py)."""
+    path = tmp_path_factory.mktemp("played") / "played.sqlite"
+    play_maizhokunggar(path, residents=1300)
+    return path
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def played_backend(request: pytest.FixtureRequest, tmp_path: Path, played_sqlite: Path):  # type: ignore[no-untyped-def]
+    """A backend holding the played store's rows: a copy of the file, or `store copy` of it
+    into a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        b = played_sqlite_copy(played_sqlite, tmp_path / "played.sqlite")
+    else:
+        b = played_postgres_copy(played_sqlite, request.getfixturevalue("pg_url"))
     yield b
     b.close()

@@ -6,6 +6,13 @@ takes due rows with ``FOR UPDATE SKIP LOCKED`` (concurrent claimers never wait o
 other's rows) and leases them; an expired lease is reclaimed by :func:`recover`, which any
 instance may run. Enqueuing sends ``NOTIFY quakealert_outbox`` on commit, which wakes the workers
 waiting in :class:`OutboxWaker`; they also poll, so a lost notification only delays a delivery.
+
+A notice for more than ``FANOUT_INLINE`` residents is one ``outbox_fanout`` row (its members as
+little-endian int64 bytes), as on SQLite; a claim that finds fewer due rows than it wants first
+expands due fan-out rows a chunk at a time. The fan-out rows it expands are locked with
+``FOR UPDATE SKIP LOCKED`` and the chunk is committed before the claim, so workers on every
+instance expand different rows (or chunks, one after the other) and then claim the outbox rows
+like any others. :func:`counts` counts recipients: members not yet expanded are ``pending``.
 """
 
 from __future__ import annotations
@@ -19,12 +26,19 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import numpy as np
 import psycopg
 from psycopg.rows import dict_row, tuple_row
 
 from quakealert.store.instants import epoch as _ts
 from quakealert.store.instants import iso_epoch as _iso
-from quakealert.store.outbox import DEFAULT_LEASE_S, FINAL_STATES, OutboxRow
+from quakealert.store.outbox import (
+    DEFAULT_LEASE_S,
+    FANOUT_CHUNK,
+    FANOUT_INLINE,
+    FINAL_STATES,
+    OutboxRow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -98,23 +112,88 @@ def enqueue_subscribers(
     conn: psycopg.Connection[Any], notice_id: str, subscriber_ids: Iterable[int], *,
     now: datetime,
 ) -> int:
-    """Enqueue a notice for subscribers by internal id, on each one's own channel and target."""
-    at = _ts(now)
+    """Enqueue a notice for subscribers by internal id, on each one's own channel and target.
+
+    Up to FANOUT_INLINE of them get their rows at once; beyond that the whole list is one
+    ``outbox_fanout`` row that :func:`claim` expands a chunk at a time. Returns how many rows
+    or members were new.
+    """
     ids = [int(i) for i in subscriber_ids]
     if not ids:
         return 0
+    if len(ids) > FANOUT_INLINE:
+        return enqueue_fanout(conn, notice_id, ids, now=now)
+    at = _ts(now)
     with conn.transaction():
-        cur = conn.execute(
-            "INSERT INTO outbox (notice_id, subscriber_id, channel, target, state,"
-            " next_attempt_at, created_at, updated_at)"
-            " SELECT %s, id, channel, target, 'pending', %s, %s, %s FROM subscribers"
-            " WHERE id = ANY(%s::bigint[]) ORDER BY id"
-            " ON CONFLICT (notice_id, subscriber_id, channel) DO NOTHING",
-            (notice_id, at, at, at, ids))
+        cur = conn.execute(_INSERT_SUBSCRIBERS_SQL, (notice_id, at, at, at, ids))
         added = max(cur.rowcount, 0)
         if added:
             conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, notice_id))
     return added
+
+
+# Outbox rows for subscribers by id (those deleted meanwhile get none), in id order.
+_INSERT_SUBSCRIBERS_SQL = (
+    "INSERT INTO outbox (notice_id, subscriber_id, channel, target, state,"
+    " next_attempt_at, created_at, updated_at)"
+    " SELECT %s, id, channel, target, 'pending', %s, %s, %s FROM subscribers"
+    " WHERE id = ANY(%s::bigint[]) ORDER BY id"
+    " ON CONFLICT (notice_id, subscriber_id, channel) DO NOTHING"
+)
+
+
+def enqueue_fanout(conn: psycopg.Connection[Any], notice_id: str, subscriber_ids: Iterable[int],
+                   *, now: datetime) -> int:
+    """One row for all of a notice's recipients, expanded into outbox rows by :func:`claim`."""
+    members = np.asarray(list(subscriber_ids), dtype="<i8")
+    at = _ts(now)
+    with conn.transaction():
+        conn.execute("INSERT INTO outbox_fanout (notice_id, members, next_attempt_at, created_at)"
+                     " VALUES (%s, %s, %s, %s)", (notice_id, members.tobytes(), at, at))
+        conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, notice_id))
+    return len(members)
+
+
+def expand_fanout(conn: psycopg.Connection[Any], now: datetime, *,
+                  limit: int = FANOUT_CHUNK) -> int:
+    """Write up to ``limit`` outbox rows from due fan-out rows, in a transaction of its own (a
+    savepoint inside the caller's); fan-out rows another worker is expanding are skipped.
+    Returns how many rows were written."""
+    at = _ts(now)
+    written = 0
+    with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
+        due = cur.execute(
+            "SELECT id, notice_id, members, done, next_attempt_at FROM outbox_fanout"
+            " WHERE next_attempt_at <= %s ORDER BY next_attempt_at, id"
+            " FOR UPDATE SKIP LOCKED", (at,)).fetchall()
+        for fid, notice_id, blob, done, due_at in due:
+            members = np.frombuffer(blob, dtype="<i8")
+            take = members[done : done + limit - written].tolist()
+            added = cur.execute(_INSERT_SUBSCRIBERS_SQL,
+                                (notice_id, due_at, at, at, take)).rowcount
+            written += max(added, 0)
+            if done + len(take) >= len(members):
+                cur.execute("DELETE FROM outbox_fanout WHERE id = %s", (fid,))
+            else:
+                cur.execute("UPDATE outbox_fanout SET done = %s WHERE id = %s",
+                            (done + len(take), fid))
+            if written >= limit or len(take) >= limit:
+                break
+        if written:
+            cur.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
+    return written
+
+
+def unexpanded(conn: psycopg.Connection[Any], notice_id: str | None = None) -> int:
+    """Recipients still waiting in fan-out rows (not yet outbox rows)."""
+    query = "SELECT coalesce(sum(length(members) / 8 - done), 0)::bigint FROM outbox_fanout"
+    args: tuple[Any, ...] = ()
+    if notice_id is not None:
+        query += " WHERE notice_id = %s"
+        args = (notice_id,)
+    with conn.cursor(row_factory=tuple_row) as cur:
+        row = cur.execute(query, args).fetchone()
+    return int(row[0]) if row else 0
 
 
 def claim(
@@ -126,6 +205,11 @@ def claim(
     if limit <= 0:
         return []
     at = _ts(now)
+    with conn.cursor(row_factory=tuple_row) as cur:
+        due = cur.execute("SELECT count(*) FROM (SELECT 1 FROM outbox WHERE state = 'pending'"
+                          " AND next_attempt_at <= %s LIMIT %s) d", (at, int(limit))).fetchone()
+    if due is not None and due[0] < limit:
+        expand_fanout(conn, now, limit=max(FANOUT_CHUNK, int(limit)))
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(_CLAIM_SQL, {"at": at, "limit": int(limit),
                                         "lease_until": at + lease_s}).fetchall()
@@ -210,25 +294,39 @@ def recover(conn: psycopg.Connection[Any], now: datetime) -> int:
 
 
 def next_due_at(conn: psycopg.Connection[Any]) -> datetime | None:
-    """When the earliest pending row becomes due, or None when nothing is pending."""
+    """When the earliest pending row (or fan-out row) becomes due, or None when none is left."""
     with conn.cursor(row_factory=tuple_row) as cur:
         row = cur.execute(
-            "SELECT min(next_attempt_at) FROM outbox WHERE state = 'pending'").fetchone()
+            "SELECT min(t) FROM (SELECT min(next_attempt_at) AS t FROM outbox"
+            " WHERE state = 'pending' UNION ALL SELECT min(next_attempt_at)"
+            " FROM outbox_fanout) d").fetchone()
     return None if row is None or row[0] is None else datetime.fromtimestamp(row[0], UTC)
 
 
 def counts(conn: psycopg.Connection[Any],
            notice_id: str | None = None) -> dict[str, dict[str, int]]:
-    """Row counts by channel and state (``{"webpush": {"sent": 10, "gone": 1}}``)."""
-    sql = "SELECT channel, state, count(*) FROM outbox"
-    args: tuple[Any, ...] = ()
+    """Recipients by channel and state (``{"webpush": {"sent": 10, "gone": 1}}``), counting
+    those still in fan-out rows as ``pending`` on their channel."""
+    where, args = "", ()
     if notice_id is not None:
-        sql += " WHERE notice_id = %s"
-        args = (notice_id,)
+        where, args = " WHERE notice_id = %s", (notice_id,)
     out: dict[str, dict[str, int]] = {}
     with conn.cursor(row_factory=tuple_row) as cur:
-        for channel, state, n in cur.execute(sql + " GROUP BY channel, state", args):
+        for channel, state, n in cur.execute(
+                "SELECT channel, state, count(*) FROM outbox" + where + " GROUP BY channel, state",
+                args):
             out.setdefault(channel, {})[state] = int(n)
+        waiting = [np.frombuffer(blob, dtype="<i8")[done:] for blob, done in cur.execute(
+            "SELECT members, done FROM outbox_fanout" + where, args)]
+        if waiting:
+            # A resident may wait in two fan-out rows (two notices): count each membership.
+            members, times = np.unique(np.concatenate(waiting), return_counts=True)
+            for channel, sids in cur.execute(
+                    "SELECT channel, array_agg(id) FROM subscribers WHERE id = ANY(%s::bigint[])"
+                    " GROUP BY channel", (members.tolist(),)):
+                n = int(times[np.searchsorted(members, np.asarray(sids, dtype=np.int64))].sum())
+                by_state = out.setdefault(channel, {})
+                by_state["pending"] = by_state.get("pending", 0) + n
     return out
 
 
