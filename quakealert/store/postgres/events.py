@@ -122,6 +122,10 @@ def _ingest(
     batch = sorted(latest.values(), key=lambda r: (r.origin_at, r.source, r.source_id))
 
     current = _current_rows(conn, batch)
+    # One query each instead of one per report (SQLite's lookups are local calls; these are
+    # round trips): the batch's rows are written at the end, so what the batch reads of the
+    # store before it starts is what it would read report by report.
+    aliases = _current_by_aliases(conn, [r for r in batch if r.key not in current and r.other_ids])
     buckets: dict[int, dict[str, Candidate]] = defaultdict(dict)
     bucket_of: dict[str, int] = {}
     report_keys = {r.key: id_keys(r) for r in batch}
@@ -139,6 +143,10 @@ def _ingest(
         wanted = {k for r in batch if r.key not in current for k in report_keys[r.key]}
         for id_key, event_id in _events_by_key(conn, wanted):
             by_key[id_key].add(event_id)
+        outside = {e for es in by_key.values() for e in es} - bucket_of.keys()
+        far_candidates = _candidates_by_id(conn, outside)
+    else:
+        far_candidates = {}
 
     contribs: dict[str, dict[tuple[str, str], Contributor | Report]] = {}
     meta: dict[str, dict[str, Any]] = {}
@@ -169,7 +177,8 @@ def _ingest(
         r_ts = r.origin_at.timestamp()
         prev = current.get((r.source, r.source_id))
         if prev is None and r.other_ids:
-            prev = _current_by_alias(conn, r)
+            prev = next((aliases[(r.source, a)] for a in r.other_ids
+                         if a != r.source_id and (r.source, a) in aliases), None)
         if prev is not None:
             if _unchanged(prev, r):
                 result.unchanged += 1
@@ -197,7 +206,7 @@ def _ingest(
                 near = {c.event_id for c in cands}
                 for eid in {e for k in keys for e in by_key.get(k, ())} - near:
                     cand = (buckets[bucket_of[eid]].get(eid) if eid in bucket_of
-                            else _candidate(conn, eid))
+                            else far_candidates.get(eid))
                     if cand is not None:
                         cands.append(cand)
             match = associate(r, cands, params, keys=keys) if cands else _NO_MATCH
@@ -285,9 +294,9 @@ _REPORT_COLUMNS = (
 _EVENTS_UPSERT = """
 INSERT INTO events (id, origin_at, latitude, longitude, depth_km, magnitude, mag_type, status,
     preferred_source, place, review_flags, created_at, changed_at, event_type)
-SELECT * FROM unnest(%s::text[], %s::float8[], %s::float8[], %s::float8[], %s::float8[],
-    %s::float8[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::float8[],
-    %s::float8[], %s::text[])
+SELECT * FROM unnest(%b::text[], %s::float8[], %s::float8[], %s::float8[], %s::float8[],
+    %s::float8[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %s::float8[],
+    %s::float8[], %b::text[])
 ON CONFLICT (id) DO UPDATE SET event_type = excluded.event_type,
     origin_at = excluded.origin_at, latitude = excluded.latitude,
     longitude = excluded.longitude, depth_km = excluded.depth_km,
@@ -314,13 +323,13 @@ def _write(
         " generate_series(1, %s) ORDER BY 1", (len(report_rows),))] if report_rows else []
     if retired:
         sources, source_ids = _columns(retired, 2)
-        conn.execute("DELETE FROM report_current c USING unnest(%s::text[], %s::text[])"
+        conn.execute("DELETE FROM report_current c USING unnest(%b::text[], %b::text[])"
                      " AS u(source, source_id) WHERE c.source = u.source"
                      " AND c.source_id = u.source_id", (sources, source_ids))
     if id_rows:
         keys, events = _columns(id_rows, 2)
         conn.execute("INSERT INTO event_ids (id_key, event_id) SELECT * FROM"
-                     " unnest(%s::text[], %s::text[]) ON CONFLICT DO NOTHING", (keys, events))
+                     " unnest(%b::text[], %b::text[]) ON CONFLICT DO NOTHING", (keys, events))
     if report_rows:
         with conn.cursor() as cur, cur.copy(
                 f"COPY reports ({', '.join(_REPORT_COLUMNS)}) FROM STDIN") as copy:
@@ -329,7 +338,7 @@ def _write(
         sources, source_ids, events = _columns(current_keys, 3)
         conn.execute(
             "INSERT INTO report_current (source, source_id, report_id, event_id)"
-            " SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::text[])"
+            " SELECT * FROM unnest(%b::text[], %b::text[], %s::bigint[], %b::text[])"
             " ON CONFLICT (source, source_id) DO UPDATE SET report_id = excluded.report_id,"
             " event_id = excluded.event_id", (sources, source_ids, ids, events))
     if event_rows:
@@ -346,23 +355,25 @@ def _current_rows(conn: psycopg.Connection[Any],
     for source, ids in by_source.items():
         for row in _rows(conn, "SELECT r.*, c.event_id AS event_id FROM report_current c"
                                " JOIN reports r ON r.id = c.report_id"
-                               " WHERE c.source = %s AND c.source_id = ANY(%s::text[])",
+                               " WHERE c.source = %s AND c.source_id = ANY(%b::text[])",
                          (source, ids)):
             rows[(source, row["source_id"])] = row
     return rows
 
 
-def _current_by_alias(conn: psycopg.Connection[Any], r: Report) -> dict[str, Any] | None:
-    """A report filed under another id of the same quake by the same source (USGS `ids`)."""
-    for alias in r.other_ids:
-        if alias == r.source_id:
-            continue
-        rows = _rows(conn, "SELECT r.*, c.event_id AS event_id FROM report_current c"
-                           " JOIN reports r ON r.id = c.report_id"
-                           " WHERE c.source = %s AND c.source_id = %s", (r.source, alias))
-        if rows:
-            return rows[0]
-    return None
+def _current_by_aliases(conn: psycopg.Connection[Any],
+                        reports: Sequence[Report]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Stored current reports filed under another id of the same quake by the same source
+    (USGS `ids`), by (source, that id)."""
+    pairs = {(r.source, a) for r in reports for a in r.other_ids if a != r.source_id}
+    if not pairs:
+        return {}
+    sources, ids = _columns(sorted(pairs), 2)
+    return {(row["source"], row["source_id"]): row for row in _rows(
+        conn, "SELECT r.*, c.event_id AS event_id FROM report_current c"
+        " JOIN reports r ON r.id = c.report_id"
+        " JOIN unnest(%b::text[], %b::text[]) AS u(source, source_id)"
+        " ON c.source = u.source AND c.source_id = u.source_id", (sources, ids))}
 
 
 _CANDIDATE_SQL = (
@@ -386,10 +397,14 @@ def _candidates(conn: psycopg.Connection[Any], t0: float, t1: float) -> Iterable
         yield _candidate_of(row)
 
 
-def _candidate(conn: psycopg.Connection[Any], event_id: str) -> Candidate | None:
-    """One stored event as a candidate (an id match outside the time window)."""
-    rows = _rows(conn, _CANDIDATE_SQL + " WHERE e.id = %s GROUP BY e.id", (event_id,))
-    return _candidate_of(rows[0]) if rows else None
+def _candidates_by_id(conn: psycopg.Connection[Any],
+                      event_ids: Iterable[str]) -> dict[str, Candidate]:
+    """Stored events as candidates by id (id matches outside the batch's time window)."""
+    wanted = list(event_ids)
+    if not wanted:
+        return {}
+    return {row["id"]: _candidate_of(row) for row in _rows(
+        conn, _CANDIDATE_SQL + " WHERE e.id = ANY(%b::text[]) GROUP BY e.id", (wanted,))}
 
 
 def _events_by_key(conn: psycopg.Connection[Any], keys: Iterable[str]) -> list[tuple[str, str]]:
@@ -398,7 +413,7 @@ def _events_by_key(conn: psycopg.Connection[Any], keys: Iterable[str]) -> list[t
     if not wanted:
         return []
     return [(k, e) for k, e in _tuples(
-        conn, "SELECT id_key, event_id FROM event_ids WHERE id_key = ANY(%s::text[])", (wanted,))]
+        conn, "SELECT id_key, event_id FROM event_ids WHERE id_key = ANY(%b::text[])", (wanted,))]
 
 
 def contributors(conn: psycopg.Connection[Any],
@@ -412,7 +427,7 @@ def contributors(conn: psycopg.Connection[Any],
             conn, "SELECT c.event_id, r.source, r.source_id, r.origin_at, r.latitude,"
             " r.longitude, r.depth_km, r.magnitude, r.mag_type, r.status, r.updated_at,"
             " r.event_type FROM report_current c JOIN reports r ON r.id = c.report_id"
-            " WHERE c.event_id = ANY(%s::text[]) ORDER BY r.source, r.source_id",
+            " WHERE c.event_id = ANY(%b::text[]) ORDER BY r.source, r.source_id",
             (list(event_ids),)):
         out[eid].append(Contributor(
             source, source_id, datetime.fromtimestamp(origin_at, UTC), lat, lon, depth, mag,
@@ -434,7 +449,7 @@ def record_work(conn: psycopg.Connection[Any], result: IngestResult, now_s: floa
     triggers, event_ids = _columns(rows, 2)
     conn.execute(
         "INSERT INTO work (event_id, trigger, origin_at, received_at)"
-        " SELECT e.id, u.trigger, e.origin_at, %s FROM unnest(%s::text[], %s::text[])"
+        " SELECT e.id, u.trigger, e.origin_at, %s FROM unnest(%b::text[], %b::text[])"
         " AS u(trigger, event_id) JOIN events e ON e.id = u.event_id"
         " ON CONFLICT (event_id) DO UPDATE"
         " SET trigger = CASE WHEN excluded.trigger = 'deleted' THEN 'deleted'"
