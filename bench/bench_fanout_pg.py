@@ -121,7 +121,7 @@ def _fill(url: str, rows: int, port: int) -> None:
     from quakealert.store.postgres import outbox as ob
 
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("TRUNCATE outbox, subscribers")
+        conn.execute("TRUNCATE outbox, outbox_fanout, subscribers")
         with conn.cursor().copy(
                 "COPY subscribers (id, public_id, token_hash, latitude, longitude, languages,"
                 " channel, target, secret, created_at) FROM STDIN") as copy:
