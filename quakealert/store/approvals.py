@@ -104,6 +104,9 @@ def _approve_one(conn: sqlite3.Connection, notice_id: str, actor: Principal | st
     due = conn.execute(
         "UPDATE outbox SET next_attempt_at = ?, updated_at = ? WHERE notice_id = ?"
         " AND state = 'pending'", (at, at, notice_id)).rowcount
+    # Recipients still in a fan-out row (a big notice) become due with the notice too.
+    conn.execute("UPDATE outbox_fanout SET next_attempt_at = ? WHERE notice_id = ?",
+                 (at, notice_id))
     audit(conn, actor, "notice.approve", notice_id,
           f"{due} deliveries released" + (f"; note: {note}" if note else ""), now=now)
 

@@ -214,14 +214,10 @@ def test_two_officers_at_once_one_wins(store_backend):
     assert len(audits(b, conn)) == 1
 
 
-def test_approving_a_held_swarm_advisory_releases_every_resident(played_backend, request):
+def test_approving_a_held_swarm_advisory_releases_every_resident(played_backend):
     """The played swarm's held advisory goes to 1,300 residents (one fan-out row): approving
     it makes all of them due at once, not at the approval timeout."""
     b = played_backend
-    if b.name == "sqlite":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "store/approvals.py moves only outbox rows; recipients still in a fan-out row "
-            "wait until the approval timeout")))
     conn = b.conn()
     ((nid,),) = b.sql(conn, "SELECT id FROM notices WHERE state = 'pending_approval'")
     ((due,),) = b.sql(conn, "SELECT min(next_attempt_at) FROM outbox_fanout"
