@@ -161,6 +161,33 @@ def test_near_events_first_far_ones_typed_without_policy(store: Store) -> None:
     assert decided == large
 
 
+def test_a_far_sequence_typed_now_and_then_is_stored_whole_at_the_end(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A far sequence growing through a backlog is typed at most every FAR_RETYPE_S (here:
+    once, then never again during the backlog), yet once the queue is empty its stored row has
+    every member and the type the engine gives it."""
+    monkeypatch.setattr("quakealert.service.pipeline.FAR_RETYPE_S", 3600.0)
+    store.ingest(ridgecrest(1500), now=NOW)
+    p = pipeline(store)
+    typed: list[str] = []
+    batches = []
+    process_far = p.process_far
+    monkeypatch.setattr(p, "process_far", lambda *a, **k: (
+        batches.append(1), process_far(*a, **k))[1])
+    evaluate = p.evaluate
+    monkeypatch.setattr(p, "evaluate", lambda seq_id, *a, **k: (
+        typed.append(seq_id), evaluate(seq_id, *a, **k))[1])
+    while p.pending_work():
+        p.process_work(now=NOW, budget_s=0.2)
+    largest = max(p.engine.sequence_ids(), key=lambda i: len(p.engine.sequence(i).events))
+    # once by process_far, once for the M6.4 (large: the policy's path); not once per batch
+    assert typed.count(largest) <= 2 and len(batches) > 5
+    row = store.conn.execute("SELECT type, n_events FROM sequences WHERE id = ?",
+                             (largest,)).fetchone()
+    assert row["n_events"] == len(p.engine.sequence(largest).events) > 1000
+    assert row["type"] == p.engine.classify(largest, p.clock).type
+
+
 def test_large_and_regional_events_count_wherever_residents_are(tmp_path: Path) -> None:
     """Without residents, an M6 anywhere and an event inside a configured region go first."""
     s = Store.open(tmp_path / "q.sqlite")
