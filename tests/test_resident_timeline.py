@@ -3,7 +3,8 @@
 The bundled CENC speed-report list is replayed through the whole pipeline: the years before the
 swarm are loaded as background, the swarm is played quake by quake at scenario time, and every
 notice goes out through Web Push to a local receiver (127.0.0.1) and is decrypted (RFC 8291).
-Residents: Lhasa in zh+bo, Lhasa in bo only, Chengdu in zh (1,200 km away: the control).
+Residents: Lhasa in zh+bo, Lhasa in bo only, Dagze (20 km east of Lhasa) in zh+en, Chengdu in zh
+(1,200 km away: the control).
 """
 
 from __future__ import annotations
@@ -36,10 +37,12 @@ SCENARIO = DEFAULT_SCENARIO  # the real CENC list, 2015-2025 (catalogs/scenarios
 SWARM_FROM = datetime(2024, 10, 21, tzinfo=UTC)  # first quake of the swarm (DESIGN.md)
 PLAY_UNTIL = datetime(2025, 1, 20, tzinfo=UTC)  # the swarm runs to 2025-01-15
 LHASA = (29.65, 91.13)
+DAGZE = (29.67315, 91.34278)  # Dagze District seat (messages/places.toml)
 CHENGDU = (30.66, 104.07)
 RESIDENTS = {  # name: (place, languages in the resident's order)
     "lhasa-zh-bo": (LHASA, ("zh", "bo")),
     "lhasa-bo": (LHASA, ("bo",)),
+    "dagze-zh-en": (DAGZE, ("zh", "en")),
     "chengdu-zh": (CHENGDU, ("zh",)),
 }
 CAP = "{urn:oasis:names:tc:emergency:cap:1.2}"
@@ -77,11 +80,13 @@ def bjt(at: datetime) -> str:
     return at.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M")
 
 
-async def test_the_swarm_on_three_phones(tmp_path: Path, aiohttp_server, aiohttp_client,
-                                         snapshot) -> None:  # type: ignore[no-untyped-def]
-    """Per-language pushes within limits, no Chinese under bo, the M4.5 page says 共11次, the
-    M4.4 of 2024-11-18 is explained to Lhasa, Chengdu gets nothing, every CAP bo <info> is
-    Tibetan; the whole timeline of each resident is the snapshot."""
+async def test_the_swarm_on_four_phones(tmp_path: Path, aiohttp_server, aiohttp_client,
+                                        snapshot) -> None:  # type: ignore[no-untyped-def]
+    """Per-language pushes within limits, no Chinese under bo, each push body opening with the
+    resident's own shaking, the M4.5 page says 共11次, the M4.4 of 2024-11-18 is explained to
+    Lhasa, the M4.1 felt in Dagze 4.5 min later is named in Dagze's next notice, no summary of
+    quakes nobody felt, Chengdu gets nothing, every CAP bo <info> is Tibetan; the whole
+    timeline of each resident is the snapshot."""
     phones = {name: Phone(name) for name in RESIDENTS}
 
     async def push(request: web.Request) -> web.Response:
@@ -176,6 +181,38 @@ async def test_the_swarm_on_three_phones(tmp_path: Path, aiohttp_server, aiohttp
     (payload,) = [p for p in lhasa if p["notice_id"] == m44[0]]
     assert "属同一震群活动" in payload["messages"][0]["body"]
     assert "ས་ཡོམ་ཐེངས་མང་པོའི་ནང་གི་གཅིག" in payload["messages"][1]["body"]
+
+    # a report's push opens with the resident's own shaking (what a collapsed notification shows)
+    for name, district in (("lhasa-zh-bo", "城关区"), ("dagze-zh-en", "达孜区")):
+        for p in phones[name].received:
+            zh = p["messages"][0]
+            if load_stored_notice(store.conn, p["notice_id"]).notice.kind.startswith(
+                    "official_report"):
+                assert zh["title"].endswith(f"{district}震感轻微"), zh
+                assert zh["body"].startswith(f"{district}估计烈度Ⅲ度，不会造成破坏。请保持冷静。")
+
+    # quakes nobody in Lhasa felt (II or less) are never pushed there: no daily summary
+    kinds = [load_stored_notice(store.conn, p["notice_id"]).notice.kind
+             for p in phones["lhasa-zh-bo"].received]
+    assert kinds == ["official_report+felt_guidance", "swarm_advisory",
+                     "official_report+felt_guidance"]
+
+    # Dagze felt the M4.4 (15:01:56) and the M4.1 (15:06:24): the hourly budget folds the M4.1,
+    # and Dagze's next notice (three hours on, not within the hour) names it
+    dagze = phones["dagze-zh-en"].received
+    after = [i for i, p in enumerate(dagze)
+             if store.event(load_stored_notice(store.conn, p["notice_id"]).notice.event_id
+                            ).magnitude == 4.4]
+    assert len(after) == 1 and len(dagze) > after[0] + 1
+    nxt = dagze[after[0] + 1]
+    assert nxt["messages"][0]["body"].startswith(
+        "此前还有1次有感地震（11月18日15时06分，4.1级），属同一震群活动。")
+    assert nxt["messages"][1]["body"].startswith(
+        "Earlier, one more felt earthquake (15:06 Beijing time, 18 Nov, M4.1)")
+    folded = store.conn.execute(
+        "SELECT count(*) FROM decisions WHERE reason_code = 'felt_folded' AND subscriber_id = ?",
+        (ids["dagze-zh-en"],)).fetchone()[0]
+    assert folded == 1
 
     # CAP: every bo-CN <info> of every notice holds Tibetan only
     notice_ids = [r[0] for r in store.conn.execute("SELECT id FROM notices")]

@@ -2,8 +2,21 @@
 
 Rules (DESIGN.md "Residents, notices, delivery"; seismology.md §8.4; messages.md §8):
 notify on the first event predicted felt at the subscriber; after that only for a larger event, a
-change of sequence type (one advisory), an official revision that matters (Update), a deletion
-(Cancel), a retyping as a non-earthquake such as an explosion (Cancel), or the daily swarm summary. Every decision, sent or not, carries its reason in en and zh.
+change of sequence type (one advisory), a further felt quake of a swarm (at most one short notice
+per hour), an official revision that matters (Update), a deletion or a retyping as a
+non-earthquake such as an explosion (Cancel), or the daily swarm summary. Every decision, sent or
+not, carries its reason in en and zh.
+
+Flood budget of a swarm thread (issue 8 §4-5). A quake that is not felt where the resident is
+earns no push: seismology.md §8.4 rule 2 ("< III: info only"), and the official apps of
+messages.md §1.5 push only when the estimated intensity at the followed place reaches their
+threshold (below it, in-app only); EMSC's LastQuake likewise pushes only where shaking was felt
+strongly enough (messages.md §5). So a felt quake folded by the hourly budget is remembered in the
+thread and named in the resident's next notice ("此前还有N次有感地震"), and the daily swarm
+summary goes out only on a day that brought such unexplained felt shaking: at most one per
+``summary_interval_h``, not within ``felt_in_swarm_interval_h`` of the last notice, never for
+quakes nobody here felt (those stay on the notice page and the console). A type change has its
+own advisory (type_changed), once per type.
 
 The report and its guidance go out as ONE combined notice (kind + extra_kinds): a resident who reads
 only one message must get both what happened and what to do, and Web Push replaces earlier notices
@@ -18,13 +31,30 @@ from datetime import UTC, datetime, time, timedelta, timezone
 from typing import Any, Literal
 
 from quakealert.core import intensity
-from quakealert.core.intensity import csis_degree, epicentral_km, roman
+from quakealert.core.intensity import FELT_DEGREE, csis_degree, epicentral_km, roman
 from quakealert.errors import ConfigError
 from quakealert.model import event_type_zh
 
 Urgency = Literal["very-low", "low", "normal", "high"]
 Trigger = Literal["new", "revised", "deleted", "retyped", "daily"]
 REPORT_KINDS = ("quick_report", "official_report")
+# What each CSIS degree means to the people there, for not-sent reasons: the popular labels of
+# GB/T 17742 (messages.md §3, the same words as messages/glossary/zh.toml intensity.N.label;
+# I 无感, II 微有感 "个别静止中的人有感觉", III 少有感 ...), in en GeoNet's words (messages.md §3).
+FELT_WORDS: dict[int, tuple[str, str]] = {
+    1: ("not felt", "无感"), 2: ("barely felt", "微有感"), 3: ("felt by few", "少有感"),
+    4: ("felt by many", "多有感"), 5: ("wakes sleepers", "惊醒"), 6: ("frightening", "惊慌"),
+    7: ("damages houses", "房屋损坏"), 8: ("damages buildings", "建筑物破坏"),
+    9: ("houses collapse", "房屋倒塌"), 10: ("most houses collapse", "房屋普遍倒塌"),
+    11: ("destruction", "毁灭"), 12: ("landscape changes", "山川易景"),
+}
+
+
+def felt_words(degree: int) -> tuple[str, str]:
+    """(en, zh) of what a degree means to people, e.g. III → felt by few, 少有感."""
+    return FELT_WORDS[min(max(degree, 1), 12)]
+
+
 _LOWER: dict[str, Urgency] = {
     "high": "normal",
     "normal": "low",
@@ -163,6 +193,15 @@ class Told:
 
 
 @dataclass(frozen=True, slots=True)
+class Folded:
+    """Felt quakes of a swarm the hourly budget kept from a push: count and the largest."""
+
+    count: int
+    magnitude: float
+    at: datetime  # origin time of the largest
+
+
+@dataclass(frozen=True, slots=True)
 class ThreadState:
     """One subscriber's thread for one sequence: what they have been told and when."""
 
@@ -176,6 +215,18 @@ class ThreadState:
     member_count_told: int = 0
     last_felt_at: datetime | None = None  # the last felt-in-swarm notice (flood budget)
     last_update_at: datetime | None = None  # the last Update (Update budget)
+    # felt quakes the flood budget folded, not yet named in a notice: how many, the largest
+    # magnitude and its origin time (issue 8 §4)
+    folded_count: int = 0
+    folded_magnitude: float | None = None
+    folded_at: datetime | None = None
+
+    @property
+    def folded(self) -> Folded | None:
+        """The folded felt quakes still to be named, if any."""
+        if not self.folded_count or self.folded_magnitude is None or self.folded_at is None:
+            return None
+        return Folded(self.folded_count, self.folded_magnitude, self.folded_at)
 
     @property
     def max_magnitude(self) -> float | None:
@@ -203,6 +254,7 @@ class Decision:
     event_id: str = ""
     degree: int = 0  # predicted CSIS degree at the subscriber for this event
     deliver_at: datetime | None = None  # not before this instant (quiet hours); None = now
+    folded: Folded | None = None  # folded felt quakes this notice names ("此前还有N次有感地震")
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -278,13 +330,26 @@ def _shaking(ev: EventView, threshold: int, params: PolicyParams) -> tuple[str, 
     return en, zh
 
 
+def below_threshold_words(degree: int, threshold: int) -> tuple[str, str]:
+    """(en, zh) opening of a "not sent, below the threshold" reason, worded by the degree: a
+    degree III below a resident's own IV is 少有感, not 无感 (GB/T 17742, messages.md §3)."""
+    en, zh = felt_words(degree)
+    if degree < FELT_DEGREE:
+        return f"Predicted {en} here ({roman(degree)})", f"本地预计{zh}（{roman(degree, 'zh')}度）"
+    below_en = (f"Predicted {en} here ({roman(degree)}), below this subscriber's threshold "
+                f"{roman(threshold)}")
+    below_zh = f"本地预计{zh}（{roman(degree, 'zh')}度），低于该用户的通知阈值{roman(threshold, 'zh')}度"
+    return below_en, below_zh
+
+
 def _is_strong(ev: EventView, params: PolicyParams) -> bool:
     return ev.degree >= params.strong_degree or (
         ev.magnitude >= params.strong_magnitude and ev.distance_km <= params.strong_distance_km
     )
 
 
-def _report(ctx: PolicyInput, params: PolicyParams, code: str, en: str, zh: str) -> Decision:
+def _report(ctx: PolicyInput, params: PolicyParams, code: str, en: str, zh: str,
+            folded: Folded | None = None) -> Decision:
     ev = ctx.event
     strong = _is_strong(ev, params)
     return Decision(
@@ -298,6 +363,7 @@ def _report(ctx: PolicyInput, params: PolicyParams, code: str, en: str, zh: str)
         reason_zh=zh,
         event_id=ev.event_id,
         degree=ev.degree,
+        folded=folded,
     )
 
 
@@ -339,6 +405,7 @@ def decide(
     quiet_start, quiet_end = subscriber.quiet_hours or (params.quiet_start, params.quiet_end)
     quiet = in_quiet_hours(now, quiet_start, quiet_end, params.quiet_utc_offset_h)
     shake_en, shake_zh = _shaking(ev, threshold, params)
+    below_en, below_zh = below_threshold_words(ev.degree, threshold)
     told_any = thread is not None and bool(thread.told)
 
     def lowered(u: Urgency) -> Urgency:
@@ -474,7 +541,16 @@ def decide(
             quiet_for_h = (now - (ctx.last_event_at or ev.origin_at)).total_seconds() / 3600
             since = thread.last_summary_at or thread.last_sent_at or now
             since_h = (now - since).total_seconds() / 3600
-            new = ctx.member_count - thread.member_count_told
+            last_h = (now - (thread.last_sent_at or since)).total_seconds() / 3600
+            folded = thread.folded
+            if folded is None:
+                return _no(
+                    "summary_nothing_felt",
+                    "Daily summary: no quake felt here has gone untold since the last notice; "
+                    "quakes not felt here are not pushed (seismology.md §8.4 rule 2).",
+                    "每日动态：上次通知以来，本地没有未告知的有感地震；本地无感的地震不推送。",
+                    ev,
+                )
             if quiet_for_h > params.swarm_active_h:
                 return _no(
                     "summary_swarm_quiet",
@@ -489,11 +565,13 @@ def decide(
                     f"每日动态：距上次震群信息{since_h:.1f}小时（不足{params.summary_interval_h:g}小时）。",
                     ev,
                 )
-            if new <= 0:
+            if last_h < params.felt_in_swarm_interval_h:
                 return _no(
-                    "summary_nothing_new",
-                    "Daily summary: no new events since the last notice.",
-                    "每日动态：上次通知以来没有新的地震。",
+                    "summary_too_soon",
+                    f"Daily summary: the last notice went out {last_h * 60:.0f} min ago (at most "
+                    f"one per {params.felt_in_swarm_interval_h:g} h).",
+                    f"每日动态：{last_h * 60:.0f}分钟前刚发送过通知（每"
+                    f"{params.felt_in_swarm_interval_h:g}小时最多一次）。",
                     ev,
                 )
             return Decision(
@@ -502,14 +580,18 @@ def decide(
                 msg_type="Update",
                 urgency=lowered("low"),
                 reason_code="daily_summary",
-                reason_en=f"Daily swarm summary: {new} new event(s) since the last notice {since_h:.0f} h ago; "
-                f"swarm active (last event {quiet_for_h:.0f} h ago).{quiet_en}{defer_en}",
-                reason_zh=f"震群每日动态：距上次通知{since_h:.0f}小时，新增{new}次地震；震群仍活跃"
+                reason_en=f"Daily swarm summary: {folded.count} felt quake(s) here (largest "
+                f"M{folded.magnitude:.1f}) not yet told, held by the hourly budget; last swarm "
+                f"notice {since_h:.0f} h ago; swarm active (last event {quiet_for_h:.0f} h ago)."
+                f"{quiet_en}{defer_en}",
+                reason_zh=f"震群每日动态：本地有{folded.count}次有感地震（最大{folded.magnitude:.1f}级）"
+                f"因每小时限额未单独告知；距上次震群信息{since_h:.0f}小时；震群仍活跃"
                 f"（最近一次地震在{quiet_for_h:.0f}小时前）。{quiet_zh}{defer_zh}",
                 references=thread.notice_ids[-1:],
                 event_id=ev.event_id,
                 degree=ev.degree,
                 deliver_at=defer_at,
+                folded=folded,
             )
 
     if not told_any or thread is None:
@@ -521,9 +603,7 @@ def decide(
                 ev,
             )
         if not felt:
-            return _no(
-                "below_threshold", f"Not felt here: {shake_en}.", f"本地预计无感：{shake_zh}。", ev
-            )
+            return _no("below_threshold", f"{below_en}: {shake_en}.", f"{below_zh}：{shake_zh}。", ev)
         return _report(
             ctx,
             params,
@@ -541,6 +621,7 @@ def decide(
             "larger_event",
             f"Larger than the M{told_max:.1f} already notified: {shake_en}.",
             f"大于已通知的{told_max:.1f}级地震：{shake_zh}。",
+            thread.folded,
         )
     if ctx.sequence_type in params.advise_types and thread.advised_type != ctx.sequence_type:
         official = "official" if ctx.type_official else "automatic, provisional"
@@ -557,6 +638,7 @@ def decide(
             event_id=ev.event_id,
             degree=ev.degree,
             deliver_at=defer_at,
+            folded=thread.folded,
         )
     if ctx.trigger == "daily":
         return _no("summary_not_due", "Daily summary: nothing due.", "每日动态：无需发送。", ev)
@@ -573,28 +655,33 @@ def decide(
         last = thread.last_felt_at
         since_min = (now - last).total_seconds() / 60 if last is not None else None
         if since_min is None or since_min >= params.felt_in_swarm_interval_h * 60:
+            folded = thread.folded
+            more_en = (f"; it also names {folded.count} earlier felt quake(s) the hourly budget "
+                       "held" if folded else "")
+            more_zh = f"；并告知此前因每小时限额未单独通知的{folded.count}次有感地震" if folded else ""
             d = _report(
                 ctx, params, "felt_in_swarm",
                 f"Felt ({shake_en}) and part of the swarm already notified (largest told "
-                f"M{told_max:.1f}): a short notice explains the shaking.",
-                f"有感（{shake_zh}），属已通知的震群（已通知最大{told_max:.1f}级）：发送简短说明。",
+                f"M{told_max:.1f}): a short notice explains the shaking{more_en}.",
+                f"有感（{shake_zh}），属已通知的震群（已通知最大{told_max:.1f}级）：发送简短说明{more_zh}。",
+                folded,
             )
             return replace(d, msg_type="Update", references=thread.notice_ids[-1:],
                            urgency="high" if d.urgency == "high" else "normal")
         return _no(
             "felt_folded",
             f"Felt ({shake_en}), but a notice about this swarm went out {since_min:.0f} min ago "
-            f"(at most one per {params.felt_in_swarm_interval_h:g} h); the next notice or the daily "
-            "summary counts it.",
+            f"(at most one per {params.felt_in_swarm_interval_h:g} h); the resident's next notice "
+            "names it.",
             f"有感（{shake_zh}），但{since_min:.0f}分钟前已发送该震群的信息（每"
-            f"{params.felt_in_swarm_interval_h:g}小时最多一次）；下一次通知或每日动态将计入此次地震。",
+            f"{params.felt_in_swarm_interval_h:g}小时最多一次）；下一条通知将告知此次地震。",
             ev,
         )
     if not felt:
         return _no(
             "below_threshold",
-            f"Not felt here: {shake_en}. " + "; ".join(parts_en) + ".",
-            f"本地预计无感：{shake_zh}。" + "；".join(parts_zh) + "。",
+            f"{below_en}: {shake_en}. " + "; ".join(parts_en) + ".",
+            f"{below_zh}：{shake_zh}。" + "；".join(parts_zh) + "。",
             ev,
         )
     return _no(
@@ -663,6 +750,21 @@ def advance(
         member_count_told=max(t.member_count_told, ctx.member_count),
         last_felt_at=now if decision.kind in REPORT_KINDS else t.last_felt_at,
         last_update_at=now if decision.kind == "update" else t.last_update_at,
+        folded_count=0 if decision.folded else t.folded_count,
+        folded_magnitude=None if decision.folded else t.folded_magnitude,
+        folded_at=None if decision.folded else t.folded_at,
+    )
+
+
+def fold(thread: ThreadState, ev: EventView) -> ThreadState:
+    """The thread after a felt quake the hourly budget kept from a push: remembered, so the
+    resident's next notice names it (issue 8 §4)."""
+    larger = thread.folded_magnitude is None or ev.magnitude > thread.folded_magnitude
+    return replace(
+        thread,
+        folded_count=thread.folded_count + 1,
+        folded_magnitude=ev.magnitude if larger else thread.folded_magnitude,
+        folded_at=ev.origin_at if larger else thread.folded_at,
     )
 
 
@@ -688,6 +790,8 @@ def plan(
         if not d.send:
             if not decisions:
                 decisions.append(d)
+                if d.reason_code == "felt_folded" and thread is not None:
+                    thread = fold(thread, ctx.event)
             break
         nid = notice_id(d)
         decisions.append(d)

@@ -306,6 +306,10 @@ class NoticeContext:
     recent: RecentActivity | None = None
     summary: bool = False  # the daily swarm summary rather than the first advisory
     same_swarm: bool = False  # a further felt quake of a swarm the resident was told about
+    # felt quakes of this sequence the resident was not told about (the flood budget folded
+    # them): how many, and the largest of them (its time and magnitude)
+    folded_count: int = 0
+    folded_largest: NotableEvent | None = None
     context: RegionalContext | None = None  # None: leave the count out (e.g. back-fill incomplete)
     outlook: OfficialStatement | None = None
     forecast: Mapping[str, str] | None = None  # our own estimate per lang; shown only if allowed
@@ -668,6 +672,13 @@ def _values(
             g.term("notable").format(date=num(fmt_date(ev.origin_at, lang)),
                                      magnitude=num(fmt_magnitude(ev.magnitude)))
             for ev in ctx.notable)
+    if ctx.folded_largest is not None:
+        v.update(
+            folded_count=num(str(ctx.folded_count)),
+            folded_quakes=quakes_en(ctx.folded_count),
+            folded_time=num(fmt_time(ctx.folded_largest.origin_at, lang, short=True)),
+            folded_magnitude=num(fmt_magnitude(ctx.folded_largest.magnitude)),
+        )
     if ctx.recent is not None:
         v.update(
             recent_hours=num(f"{ctx.recent.window_h:g}"),
@@ -750,6 +761,8 @@ def _flags(
         "type_official": ctx.type_official,
         "after_report": after_report,
         "same_swarm": ctx.same_swarm,
+        "folded_key": "" if not ctx.folded_count or ctx.folded_largest is None
+        else "s.folded_one" if ctx.folded_count == 1 else "s.folded_many",
         "hotline": bool(opts.hotline),
         "winter": month in opts.winter_months,
         "high_altitude": opts.high_altitude,
@@ -791,17 +804,47 @@ def _join(lang: str, parts: Iterable[str]) -> str:
     return (" " if lang in ("en", "bo") else "").join(p for p in parts if p)
 
 
-def fit_push(lang: str, title_parts: tuple[str, str], sentences: list[tuple[str, bool]],
-             marker: str = "") -> tuple[str, str]:
+def fit_title(parts: Iterable[tuple[str, int]], limit: int, short: str = "") -> str:
+    """A push title within ``limit`` characters, shortened by the rank of its parts.
+
+    Rank 0 is never shortened (the drill marker, the resident's own shaking); rank 2 and up are
+    dropped whole, highest first (a category label such as 【有感地震】); then the rank-1 part
+    (the quake's place and magnitude) becomes ``short`` (e.g. the magnitude alone), is dropped
+    when even that does not fit, or, with no ``short``, is cut with an ellipsis. Only a title of
+    rank-0 parts that is still too long is cut at its end.
+    """
+    kept = [(t, r) for t, r in parts if t]
+
+    def size() -> int:
+        return len("".join(t for t, _ in kept))
+
+    while size() > limit and any(r >= 2 for _, r in kept):
+        top = max(r for _, r in kept)
+        del kept[max(i for i, (_, r) in enumerate(kept) if r == top)]
+    main = next((i for i, (_, r) in enumerate(kept) if r == 1), None)
+    if size() > limit and main is not None:
+        text = kept[main][0]
+        over = size() - limit
+        if short:
+            kept[main] = (short, 1)
+            if size() > limit:  # a stub of a name says nothing: leave it to the body
+                del kept[main]
+                if main < len(kept):  # no separator left hanging at the join
+                    kept[main] = (kept[main][0].lstrip("，、；;:： "), kept[main][1])
+        else:
+            kept[main] = (text[:max(0, len(text) - over - 1)].rstrip() + ELLIPSIS, 1)
+    return _fit("".join(t for t, _ in kept), limit)
+
+
+def fit_push(lang: str, title_parts: Iterable[tuple[str, int]], sentences: list[tuple[str, bool]],
+             short: str = "") -> tuple[str, str]:
     """A push title and body within PUSH_LIMITS: optional parts go first, then an ellipsis.
 
-    ``title_parts`` is (title, optional suffix); ``sentences`` are (text, essential) in order.
+    ``title_parts`` are (text, rank) as ``fit_title`` takes them; ``sentences`` are
+    (text, essential) in order: optional sentences are dropped from the last one back.
     """
     max_title, max_body = PUSH_LIMITS[lang]
-    base, suffix = title_parts
-    title = marker + base + suffix
-    if len(title) > max_title:
-        title = _fit(marker + base, max_title)
+    title = fit_title(title_parts, max_title, short)
     kept = [(t, e) for t, e in sentences if t]
     while len(_join(lang, [t for t, _ in kept])) > max_body and any(not e for _, e in kept):
         last_optional = max(i for i, (_, e) in enumerate(kept) if not e)
@@ -811,44 +854,53 @@ def fit_push(lang: str, title_parts: tuple[str, str], sentences: list[tuple[str,
 
 def _push(kinds: tuple[str, ...], ctx: NoticeContext, lang: str, s: _Sentences,
           flags: Mapping[str, Any], full_title: str) -> tuple[str, str]:
-    """The phone-sized title and body of a notice in one language (issue 8 §4)."""
+    """The phone-sized title and body of a notice in one language (issue 8 §4).
+
+    The body leads with the shaking estimated where the resident is and its one action, so a
+    collapsed notification (title and one or two lines) already says what it means for them;
+    the title carries the same shaking (rank 0 in ``fit_title``: never shortened).
+    """
     k = kinds[0]
+    short = ""
     recipient = flags["has_recipient"]
     band = [(s[f"push.band.{flags['band']}"], True)] if recipient else []
-    # the resident's own shaking belongs to a report of this quake, not to a sequence summary
-    suffix = s["push.shake_suffix"] if recipient and k in ("quick_report", "official_report") else ""
-    marker = s["title.exercise_prefix"] if ctx.exercise else ""
+    folded = [(s[flags["folded_key"]], True)] if flags["folded_key"] else []
+    marker = (s["title.exercise_prefix"], 0) if ctx.exercise else ("", 0)
     if k in ("quick_report", "official_report"):
         strong = "strong_guidance" in kinds
-        title = s["push.title.auto" if flags["automatic"] and not strong
-                  else "push.title.strong" if strong else "push.title.felt"]
+        which = ("auto" if flags["automatic"] and not strong else "strong" if strong
+                 else "felt")
+        # the resident's own shaking belongs to a report of this quake, not to a summary
+        shake = s["push.shake_suffix"] if recipient else ""
+        parts = [marker, (s[f"push.label.{which}"], 2), (s[f"push.title.{which}"], 1),
+                 (shake, 0)]
+        short = s[f"push.title_short.{which}"]
         if ctx.same_swarm:
             report = s["push.same_swarm"]
         else:
             report = s["push.report_auto" if flags["automatic"] else "push.report_official"]
         distance = s["s.distance"] if flags["has_distance"] else ""
-        sentences = [(report, True), (distance, False), *band]
+        sentences = [*band, *folded, (report, True), (distance, False)]
     elif k == "swarm_advisory":
-        title = full_title
+        parts = [marker, (full_title, 1)]
         swarm = "push.swarm_official" if flags["type_official"] else "push.swarm"
-        sentences = [(s[swarm], True), (s["push.swarm_action"], True)]
+        sentences = [*folded, (s[swarm], True), (s["push.swarm_action"], True)]
     elif k == "update":
-        title = full_title
-        sentences = [(s["push.update"] if flags["has_changes"] else s["s.update"], True), *band]
+        parts = [marker, (full_title, 1)]
+        sentences = [*band, (s["push.update"] if flags["has_changes"] else s["s.update"], True)]
     elif k == "cancel":
-        title = full_title
+        parts = [marker, (full_title, 1)]
         sentences = [(s["s.cancel"], True)]
         if ctx.cancel_reason == "not_earthquake":  # the one thing the resident must learn
             sentences.append((s[flags["cancel_reason_key"]], True))
     else:
-        title = full_title
+        parts = [marker, (full_title, 1)]
         sentences = [(s["s.test"], True)]
-    if not title:  # bo held: the sourced report title stands in
-        title = s["title.official_report"] if k != "test" else s["event"]
-        suffix = ""
+    if not "".join(t for t, r in parts if r):  # bo held: the sourced report title stands in
+        parts = [marker, (s["title.official_report"] if k != "test" else s["event"], 1)]
     if s.glossary.lang == "bo" and s.glossary.options.bo_composed == "hold":
         sentences.append((s["s.held"], True))
-    return fit_push(lang, (title, suffix), sentences, marker)
+    return fit_push(lang, parts, sentences, short)
 
 
 def render_notice(
@@ -919,7 +971,7 @@ def push_texts(message: Message, *, exercise: bool = False) -> tuple[str, str]:
         title, body = message.push_title, message.push_body
     else:
         title, body = fit_push(message.lang if message.lang in PUSH_LIMITS else "en",
-                               (message.title, ""), [(message.body, True)])
+                               [(message.title, 1)], [(message.body, True)])
     if exercise:
         limit = PUSH_LIMITS.get(message.lang, PUSH_LIMITS["en"])[0]
         title = _fit(exercise_title(title, message.lang), limit)

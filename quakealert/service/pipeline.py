@@ -33,7 +33,7 @@ from quakealert.config import Settings
 from quakealert.core.classify import Classification, sequence_to_json
 from quakealert.core.context import regional_context
 from quakealert.core.geo import distances_km
-from quakealert.core.intensity import upper_intensity_many
+from quakealert.core.intensity import roman, upper_intensity_many
 from quakealert.core.policy import (
     Decision,
     EventView,
@@ -43,6 +43,7 @@ from quakealert.core.policy import (
     SubscriberView,
     ThreadState,
     Told,
+    felt_words,
     plan,
 )
 from quakealert.core.render import (
@@ -230,6 +231,8 @@ def thread_from_json(raw: str) -> ThreadState:
         last_sent_at=at(d["last_sent_at"]), last_summary_at=at(d["last_summary_at"]),
         member_count_told=d["member_count_told"], last_felt_at=at(d.get("last_felt_at")),
         last_update_at=at(d.get("last_update_at")),
+        folded_count=d.get("folded_count", 0), folded_magnitude=d.get("folded_magnitude"),
+        folded_at=at(d.get("folded_at")),
     )
 
 
@@ -959,7 +962,9 @@ class Pipeline:
 
             def notice_id(d: Decision, _area: str | None = area) -> str:
                 key = json.dumps([seq.id, d.event_id, d.kinds, d.msg_type, d.urgency,
-                                  list(d.references), d.degree, _area, at.isoformat()])
+                                  list(d.references), d.degree, _area, at.isoformat()]
+                                 + ([d.folded.count, d.folded.magnitude, d.folded.at.isoformat()]
+                                    if d.folded else []))
                 return "qa-n-" + hashlib.blake2s(key.encode(), digest_size=8).hexdigest()
 
             p = plan(ctx, thread, sub, self.policy, now=at, notice_id=notice_id)
@@ -1105,11 +1110,13 @@ class Pipeline:
             rows.append(dec.DecisionRow(
                 at=at, sequence_id=seq_id, event_id=event.id, send=False,
                 reason_code="below_threshold",
-                reason_en=(f"Not felt here: M{event.magnitude:.1f}, predicted intensity degree "
-                           f"{degree} (A12 mean+{self.policy.sigma_factor:g}σ) is below each "
-                           "resident's threshold."),
-                reason_zh=(f"本地预计无感：{event.magnitude:.1f}级地震，预计烈度{degree}度"
-                           f"（A12均值+{self.policy.sigma_factor:g}σ），低于用户的通知阈值。"),
+                reason_en=(f"Predicted {felt_words(degree)[0]} here ({roman(degree)}): "
+                           f"M{event.magnitude:.1f}, predicted intensity degree {degree} (A12 "
+                           f"mean+{self.policy.sigma_factor:g}σ) is below each resident's "
+                           "threshold."),
+                reason_zh=(f"本地预计{felt_words(degree)[1]}（{roman(degree, 'zh')}度）："
+                           f"{event.magnitude:.1f}级地震，预计烈度{degree}度（A12均值+"
+                           f"{self.policy.sigma_factor:g}σ），低于用户的通知阈值。"),
                 area=area, degree=degree, count=n,
                 members=rec.ids[g].astype("<i8").tobytes()))
         dec.save_decisions(self.store.conn, rows)
@@ -1148,6 +1155,8 @@ class Pipeline:
             recent=RecentActivity(24.0, len(day), max((m.magnitude or 0) for m in day))
             if day else None,
             summary=d.reason_code == "daily_summary", context=context, previous=previous,
+            folded_count=d.folded.count if d.folded else 0,
+            folded_largest=NotableEvent(d.folded.at, d.folded.magnitude) if d.folded else None,
             exercise=self.exercise, url=f"{self.base_url}/n/{pl.notice_id}",
         )
         self._store_notice(pl, ctx, seq.id, at)

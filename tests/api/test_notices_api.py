@@ -75,8 +75,8 @@ async def test_sequence_notices_detail(scenario, api):
     assert "M4.5" in sent[0]["reason_en"] and "首次有感" in sent[0]["reason_zh"]
     passed = [d for d in felt["decisions"] if not d["send"]]
     assert [(d["reason_code"], d["count"]) for d in passed] == [("below_threshold", 1)]
-    assert passed[0]["reason_en"].startswith("Not felt here")
-    assert passed[0]["reason_zh"].startswith("本地预计无感")
+    assert passed[0]["reason_en"].startswith("Predicted not felt here (I)")
+    assert passed[0]["reason_zh"].startswith("本地预计无感（Ⅰ度）")
 
     assert swarm["state"] == "pending_approval" and swarm["references"] == [scenario.felt_id]
     stored = load_stored_notice(scenario.store.conn, scenario.swarm_id)
@@ -89,7 +89,8 @@ async def test_sequence_notices_detail(scenario, api):
     assert without[("below_threshold", "chengguan")]["count"] == 2 * 3
     assert len(without[("below_threshold", "chengguan")]["events"]) == 2
     assert without[("below_threshold", "chengguan")]["area_names"]["bo"] == "ཁྲེང་ཀོན་ཆུས"
-    assert without[("below_threshold", "chengguan")]["reason_zh"].startswith("本地预计无感")
+    # II in Chengguan: barely felt (微有感), below the threshold III
+    assert without[("below_threshold", "chengguan")]["reason_zh"].startswith("本地预计微有感")
     assert sum(g["count"] for g in body["not_sent_without_notice"]
                if g["reason_code"] == "below_threshold") == 2 * 4
     for secret in NEVER_SHOWN:

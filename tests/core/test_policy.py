@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,12 +11,15 @@ from quakealert.core.intensity import epicentral_km, predict_intensity
 from quakealert.core.policy import (
     Decision,
     EventView,
+    Folded,
     PolicyInput,
     PolicyParams,
     SubscriberView,
     ThreadState,
     advance,
+    below_threshold_words,
     decide,
+    felt_words,
     in_quiet_hours,
     plan,
 )
@@ -30,6 +34,10 @@ SCENARIO = [
     ("e40", datetime(2024, 11, 8, 5, 0, tzinfo=UTC), 29.81, 92.26, 4.0, "swarm"),
 ]
 PARAMS = PolicyParams()
+DAGZE = (29.67315, 91.34278)  # Dagze District seat, Lhasa (messages/places.toml)
+# the real M4.4 and M4.1 of 2024-11-18 15:01:56 / 15:06:24 BJT (catalogs/scenarios CENC list)
+M44 = ("cenc-sb-20241118150156", datetime(2024, 11, 18, 7, 1, 56, tzinfo=UTC), 29.83, 92.26, 4.4)
+M41 = ("cenc-sb-20241118150624", datetime(2024, 11, 18, 7, 6, 24, tzinfo=UTC), 29.83, 92.25, 4.1)
 
 
 def view(
@@ -100,7 +108,8 @@ def test_maizhokunggar_chengdu_gets_nothing_with_reasons() -> None:
         assert len(decisions) == 1
         (d,) = decisions
         assert not d.send and d.reason_code == "below_threshold" and d.degree == 1
-        assert d.reason_en.startswith("Not felt here") and d.reason_zh.startswith("本地预计无感")
+        assert d.reason_en.startswith("Predicted not felt here (I)")
+        assert d.reason_zh.startswith("本地预计无感（Ⅰ度）")
 
 
 def _thread_after_m45() -> tuple[ThreadState, EventView]:
@@ -113,52 +122,75 @@ def _thread_after_m45() -> tuple[ThreadState, EventView]:
     return p.thread, ev
 
 
-def test_daily_swarm_summary_at_most_once_per_day_and_only_with_news() -> None:
-    """A daily tick sends a summary only after 24 h, while active, with new events; never twice a day."""
+def test_daily_summary_only_for_felt_quakes_the_budget_held() -> None:
+    """No summary for quakes nobody here felt (the M4.0 of 11-08 is II in Lhasa), however many:
+    a summary goes out only when a felt quake was folded, an hour after the last notice at the
+    earliest, at most once a day, and it names the folded quake."""
     thread, m45 = _thread_after_m45()
     m40 = view(*SCENARIO[2][:5], LHASA)
+    assert m40.degree == 2
     sub = SubscriberView("s")
-    tick = lambda now, n, last: PolicyInput(
-        "seq1", "daily", m40, m45, "swarm", member_count=n, last_event_at=last
-    )
-    early = decide(
-        tick(m45.origin_at + timedelta(hours=16), 2, m45.origin_at),
-        thread,
-        sub,
-        PARAMS,
-        now=m45.origin_at + timedelta(hours=16),
-    )
-    assert (early.send, early.reason_code) == (False, "summary_too_soon")
-    due_at = m45.origin_at + timedelta(hours=40)
-    due = decide(tick(due_at, 3, m40.origin_at), thread, sub, PARAMS, now=due_at)
+    tick = lambda n, last: PolicyInput(
+        "seq1", "daily", m40, m45, "swarm", member_count=n, last_event_at=last)
+    due_at = m45.origin_at + timedelta(hours=40)  # what used to send a summary of 3 quakes
+    unfelt = decide(tick(3, m40.origin_at), thread, sub, PARAMS, now=due_at)
+    assert (unfelt.send, unfelt.reason_code) == (False, "summary_nothing_felt")
+    assert "not pushed" in unfelt.reason_en and "本地无感的地震不推送" in unfelt.reason_zh
+    # the real M4.4 and M4.1 of 2024-11-18, 4.5 min apart, both felt in Dagze (III)
+    m44, m41 = view(*M44, DAGZE), view(*M41, DAGZE)
+    assert (m44.degree, m41.degree) == (3, 3)
+    p44 = plan(PolicyInput("seq1", "new", m44, m45, "swarm", member_count=14,
+                           last_event_at=M44[1]), thread, sub, PARAMS, now=M44[1],
+               notice_id=lambda d: "n44")
+    assert p44.decisions[0].reason_code == "felt_in_swarm" and p44.thread is not None
+    p41 = plan(PolicyInput("seq1", "new", m41, m45, "swarm", member_count=15,
+                           last_event_at=M41[1]), p44.thread, sub, PARAMS, now=M41[1],
+               notice_id=lambda d: "n41")
+    assert [d.reason_code for d in p41.decisions] == ["felt_folded"]
+    held = p41.thread
+    assert held is not None and held.folded == Folded(1, 4.1, M41[1])
+    soon = decide(tick(15, M41[1]), held, sub, PARAMS, now=M41[1] + timedelta(minutes=30))
+    assert (soon.send, soon.reason_code) == (False, "summary_too_soon")
+    at = M41[1] + timedelta(hours=3)
+    due = decide(tick(15, M41[1]), held, sub, PARAMS, now=at)
     assert (due.send, due.kind, due.reason_code, due.msg_type) == (
-        True,
-        "swarm_advisory",
-        "daily_summary",
-        "Update",
-    )
-    thread2 = advance(
-        thread, tick(due_at, 3, m40.origin_at), due, sub, notice_id="sum1", now=due_at
-    )
-    again = decide(
-        tick(due_at + timedelta(hours=2), 3, m40.origin_at),
-        thread2,
-        sub,
-        PARAMS,
-        now=due_at + timedelta(hours=2),
-    )
+        True, "swarm_advisory", "daily_summary", "Update")
+    assert due.folded == Folded(1, 4.1, M41[1]) and due.references == ("n44",)
+    told = advance(held, tick(15, M41[1]), due, sub, notice_id="sum1", now=at)
+    assert told is not None and told.folded is None
+    later = decide(tick(15, M41[1]), told, sub, PARAMS, now=at + timedelta(hours=25))
+    assert (later.send, later.reason_code) == (False, "summary_nothing_felt")
+    # one summary a day even when felt quakes keep being folded
+    again = decide(tick(16, M41[1]), replace(told, folded_count=1, folded_magnitude=3.9,
+                                             folded_at=M41[1]), sub, PARAMS,
+                   now=at + timedelta(hours=5))
     assert (again.send, again.reason_code) == (False, "summary_too_soon")
-    nothing = decide(
-        tick(due_at + timedelta(hours=25), 3, m40.origin_at),
-        thread2,
-        sub,
-        PARAMS,
-        now=due_at + timedelta(hours=25),
-    )
-    assert (nothing.send, nothing.reason_code) == (False, "summary_nothing_new")
-    quiet_at = m40.origin_at + timedelta(days=5)
-    stale = decide(tick(quiet_at, 4, m40.origin_at), thread2, sub, PARAMS, now=quiet_at)
-    assert (stale.send, stale.reason_code) == (False, "summary_swarm_quiet")
+    quiet = decide(tick(16, M41[1]), replace(told, folded_count=1, folded_magnitude=3.9,
+                                             folded_at=M41[1]), sub, PARAMS,
+                   now=M41[1] + timedelta(days=5))
+    assert (quiet.send, quiet.reason_code) == (False, "summary_swarm_quiet")
+
+
+def test_folded_felt_quake_is_named_in_the_next_short_notice() -> None:
+    """After the real M4.4, the M4.1 4.5 min later is folded; the next felt quake of the swarm
+    (here an M4.2 two hours on) is a short notice that names it, and names it only once."""
+    thread, m45 = _thread_after_m45()
+    sub = SubscriberView("s")
+    t = thread
+    for i, (ev, at) in enumerate(((view(*M44, DAGZE), M44[1]), (view(*M41, DAGZE), M41[1]))):
+        t = plan(PolicyInput("seq1", "new", ev, m45, "swarm", member_count=14 + i,
+                             last_event_at=at), t, sub, PARAMS, now=at,
+                 notice_id=lambda d, i=i: f"n{i}").thread
+    assert t is not None and t.folded_count == 1
+    t3 = M44[1] + timedelta(hours=2)
+    ctx3 = PolicyInput("seq1", "new", view("e42", t3, 29.83, 92.25, 4.2, DAGZE), m45, "swarm",
+                       member_count=16, last_event_at=t3)
+    p3 = plan(ctx3, t, sub, PARAMS, now=t3, notice_id=lambda d: "n42")
+    (d3,) = p3.decisions
+    assert (d3.send, d3.reason_code) == (True, "felt_in_swarm")
+    assert d3.folded == Folded(1, 4.1, M41[1])
+    assert "1 earlier felt quake(s)" in d3.reason_en and "1次有感地震" in d3.reason_zh
+    assert p3.thread is not None and p3.thread.folded is None
 
 
 def test_larger_felt_event_is_notified_again() -> None:
@@ -203,7 +235,7 @@ def test_felt_quake_of_a_swarm_is_explained_within_the_flood_budget() -> None:
     ctx2 = PolicyInput("seq1", "new", e41, m45, "swarm", member_count=10, last_event_at=t2)
     d2 = decide(ctx2, thread, sub, PARAMS, now=t2)
     assert (d2.send, d2.reason_code) == (False, "felt_folded")
-    assert "20 min ago" in d2.reason_en and "daily" in d2.reason_en
+    assert "20 min ago" in d2.reason_en and "next notice names it" in d2.reason_en
     t3 = t1 + timedelta(minutes=61)
     d3 = decide(PolicyInput("seq1", "new", view("e42", t3, 29.85, 92.25, 4.2, here), m45,
                             "swarm", member_count=11, last_event_at=t3), thread, sub, PARAMS,
@@ -355,7 +387,23 @@ def test_subscriber_threshold_overrides_default() -> None:
         PARAMS,
         now=ev.origin_at,
     )
-    assert (d.send, d.reason_code) == (False, "below_threshold")
+    assert (d.send, d.reason_code, d.degree) == (False, "below_threshold", 3)
+    # a III is felt by few (少有感), not "not felt": it is below this resident's own IV
+    assert d.reason_zh.startswith("本地预计少有感（Ⅲ度），低于该用户的通知阈值Ⅳ度")
+    assert d.reason_en.startswith("Predicted felt by few here (III), below this subscriber's "
+                                  "threshold IV")
+
+
+@pytest.mark.parametrize(("degree", "zh"), [(1, "无感"), (2, "微有感"), (3, "少有感"),
+                                            (4, "多有感"), (5, "惊醒"), (6, "惊慌")])
+def test_not_sent_reasons_say_what_each_degree_means(degree: int, zh: str) -> None:
+    """The reason's word for a degree is the GB/T 17742 label the notices use (zh glossary)."""
+    from quakealert.core.render import default_catalog
+
+    assert felt_words(degree)[1] == zh
+    assert default_catalog().glossary["zh"][f"intensity.{degree}.label"].text == zh
+    _, words = below_threshold_words(degree, 4)
+    assert words.startswith(f"本地预计{zh}")
 
 
 def test_quiet_hours_window_wraps_midnight() -> None:

@@ -14,6 +14,7 @@ from quakealert.core.render import (
     MESSAGES_DIR,
     PUSH_LIMITS,
     CatalogError,
+    NotableEvent,
     NoticeContext,
     RecentActivity,
     RegionalContext,
@@ -22,11 +23,13 @@ from quakealert.core.render import (
     bo_locative,
     check_budget,
     fit_push,
+    fit_title,
     has_cjk,
     load_catalog,
     nearest_place,
     render_notice,
     review_entries,
+    shake_key,
     sms_segments,
     to_tibetan_digits,
     webpush_payload,
@@ -312,24 +315,86 @@ def test_bo_never_carries_chinese_and_pushes_fit(kind: str, hold: str, exercise:
 
 
 def test_push_leads_with_the_residents_shaking_and_one_action(m45) -> None:  # type: ignore[no-untyped-def]
-    """The zh push is the issue's example: place, magnitude, own shaking in the title; report,
-    distance, estimated intensity and one action in the body."""
-    zh, en = render_notice(("official_report", "felt_guidance"), m45, ("zh", "en"), now=NOW)
+    """The issue's example: the title names the quake and the resident's own shaking; the body
+    opens with that shaking and its one action (what a collapsed notification shows), then the
+    official report and the distance, in zh, bo and en alike."""
+    zh, bo, en = render_notice(("official_report", "felt_guidance"), m45, ("zh", "bo", "en"),
+                               now=NOW)
     assert zh.push_title == "【有感地震】墨竹工卡县4.5级地震，城关区震感轻微"
     assert zh.push_body == (
+        "城关区估计烈度Ⅲ度，不会造成破坏。请保持冷静。"
         "中国地震台网正式测定：11月7日04时19分墨竹工卡县发生4.5级地震，震源深度10千米。"
-        "震中距拉萨市约110千米。城关区估计烈度Ⅲ度，不会造成破坏。请保持冷静。")
-    assert en.push_title == "M4.5 earthquake, Maizhokunggar County; weak shaking in Chengguan District"
-    assert en.push_body.endswith("Estimated intensity in Chengguan District: III; no damage. Stay calm.")
+        "震中距拉萨市约110千米。")
+    assert bo.push_title == ("མལ་གྲོ་གུང་དཀར་རྫོང་ས་ཡོམ་རིམ་པ་༤.༥། "
+                             "ཁྲེང་ཀོན་ཆུས་སུ་འགུལ་སྐྱོམ་ཅུང་ཙམ་བྱུང་།")
+    assert bo.push_body.startswith("ཁྲེང་ཀོན་ཆུས་སུ་འགུལ་སྐྱོམ་ཅུང་ཙམ་ལས་མེད་པས་")
+    assert en.push_title == "M4.5 quake, Maizhokunggar County; weak shaking in Chengguan District"
+    assert en.push_body.startswith("Estimated intensity in Chengguan District: III; no damage. "
+                                   "Stay calm. Official, CENC: M4.5 earthquake")
+    # the first screenful (about 40 characters of zh) already holds the own shaking and action
+    assert "城关区" in zh.push_body[:40] and "请保持冷静" in zh.push_body[:40]
+
+
+@pytest.mark.parametrize("degree", [3, 4, 5, 6, 7])
+@pytest.mark.parametrize("status", ["automatic", "reviewed"])
+@pytest.mark.parametrize("place", ["chengguan", "doilungdeqen", "damxung"])
+@pytest.mark.parametrize("exercise", [False, True])
+def test_push_title_never_drops_the_residents_shaking(degree: int, status: str, place: str,
+                                                       exercise: bool, m45) -> None:  # type: ignore[no-untyped-def]
+    """Whatever the district, degree, drill marker or solution status, every language's push
+    title ends (zh, en, bo) with the resident's own shaking, whole, within the title limit."""
+    cat = load_catalog()
+    ctx = dataclasses.replace(m45, recipient_degree=degree, status=status,
+                              recipient_place_key=place, exercise=exercise)
+    kinds = ("official_report", "strong_guidance" if degree >= 6 else "felt_guidance")
+    for m in render_notice(kinds, ctx, ("zh", "bo", "en"), now=NOW):
+        g = cat.glossary[m.lang]
+        recipient = getattr(cat.places[place], m.lang)
+        own = g["push.shake_suffix"].text.format(
+            recipient_place=recipient, shake=g[shake_key(degree)].text,
+            recipient_place_loc=bo_locative(recipient) if m.lang == "bo" else recipient)
+        assert m.push_title.endswith(own), (m.lang, m.push_title, own)
+        assert len(m.push_title) <= PUSH_LIMITS[m.lang][0]
+        assert m.push_body.startswith(recipient) or m.push_body.startswith(
+            "Estimated intensity in " + recipient), (m.lang, m.push_body)
 
 
 def test_push_shortens_instead_of_dropping(m45) -> None:  # type: ignore[no-untyped-def]
-    """Optional sentences go first and an ellipsis ends what is still too long: nothing is empty."""
-    title, body = fit_push("zh", ("【有感地震】" + "很长的地名" * 8, "，城关区震感轻微"),
+    """Optional sentences go first and an ellipsis ends what is still too long; in a title the
+    label goes first, then the quake's name is cut, and the resident's shaking stays whole."""
+    title, body = fit_push("zh", [("【有感地震】", 2), ("很长的地名" * 8, 1), ("，城关区震感轻微", 0)],
                            [("正式测定" * 30 + "。", True), ("震中距拉萨市约110千米。", False),
                             ("城关区估计烈度Ⅲ度。", True)])
-    assert len(title) == 30 and title.endswith("…")
+    assert len(title) == 30 and title.endswith("…，城关区震感轻微")
+    assert "【有感地震】" not in title
     assert len(body) == 120 and "距拉萨" not in body and body.endswith("…")
+    assert fit_title([("【演练】", 0), ("【自动测定】", 2), ("墨竹工卡县4.8级左右地震", 1),
+                      ("，城关区震感轻微", 0)], 30) == "【演练】墨竹工卡县4.8级左右地震，城关区震感轻微"
+    assert fit_title([("【有感地震】", 2), ("墨竹工卡县4.5级地震", 1), ("，城关区震感轻微", 0)],
+                     30) == "【有感地震】墨竹工卡县4.5级地震，城关区震感轻微"
+
+
+def test_folded_felt_quakes_are_named_in_the_next_notice(m45) -> None:  # type: ignore[no-untyped-def]
+    """The M4.1 of 2024-11-18 15:06, folded by the hourly budget, is named in the next notice:
+    its time and magnitude when it is one, the count and the largest when there are more."""
+    m41 = NotableEvent(datetime(2024, 11, 18, 7, 6, 40, tzinfo=UTC), 4.1)
+    one = dataclasses.replace(m45, folded_count=1, folded_largest=m41)
+    zh, bo, en = render_notice("swarm_advisory", dataclasses.replace(one, summary=True),
+                               ("zh", "bo", "en"), now=NOW)
+    assert zh.push_body.startswith("此前还有1次有感地震（11月18日15时06分，4.1级），属同一震群活动。")
+    assert "此前还有1次有感地震" in zh.body
+    assert bo.push_body.startswith("དེའི་སྔོན་དུ་ཟླ་༡༡པའི་ཚེས་༡༨ཉིན་གྱི་ཆུ་ཚོད་༡༥དང་སྐར་མ་༦སྟེང་")
+    assert not has_cjk(bo.push_body + bo.body)
+    assert en.push_body.startswith("Earlier, one more felt earthquake (15:06 Beijing time, 18 Nov,"
+                                   " M4.1) was part of the same swarm.")
+    three = dataclasses.replace(m45, folded_count=3, folded_largest=m41, same_swarm=True)
+    zh, en = render_notice(("official_report", "felt_guidance"), three, ("zh", "en"), now=NOW)
+    assert "此前还有3次有感地震（最大4.1级），属同一震群活动。" in zh.push_body
+    assert zh.push_body.startswith("城关区估计烈度Ⅲ度")  # the own shaking still leads
+    assert "Earlier, 3 more felt earthquakes (largest M4.1)" in en.push_body
+    for m in render_notice(("official_report", "felt_guidance"), three, ("zh", "bo", "en"),
+                           now=NOW):
+        assert len(m.push_body) <= PUSH_LIMITS[m.lang][1] and not m.push_body.endswith("…")
 
 
 def test_place_is_named_everywhere_never_by_coordinates() -> None:
@@ -416,7 +481,8 @@ def test_felt_quake_of_the_swarm_is_explained_in_a_short_notice(m45) -> None:  #
     zh, bo, en = render_notice(("official_report", "felt_guidance"), ctx, ("zh", "bo", "en"),
                                now=NOW)
     assert zh.push_title == "【有感地震】墨竹工卡县4.4级地震，城关区震感轻微"
-    assert zh.push_body.startswith("11月18日15时01分墨竹工卡县发生4.4级地震，属同一震群活动。")
+    assert zh.push_body.startswith("城关区估计烈度Ⅲ度，不会造成破坏。请保持冷静。"
+                                   "11月18日15时01分墨竹工卡县发生4.4级地震，属同一震群活动。")
     assert "此次地震属同一震群活动。" in zh.body
     assert "part of the same swarm" in en.push_body
     assert "ས་ཡོམ་ཐེངས་མང་པོའི་ནང་གི་གཅིག" in bo.push_body and not has_cjk(bo.push_body)
