@@ -29,7 +29,7 @@ from quakealert.core import intensity
 from quakealert.core.classify import TYPE_ZH
 from quakealert.core.durations import say_duration
 from quakealert.core.geo import distance_km
-from quakealert.core.render import Place, default_catalog
+from quakealert.core.render import Place, default_catalog, review_entries
 from quakealert.errors import InvalidRequest, NotFound
 from quakealert.model import event_type_zh
 from quakealert.store import approvals as ap
@@ -158,6 +158,18 @@ UI: dict[str, dict[str, str]] = {
         "within_days": "{d}天内：概率 · 预计次数（范围）",
         "forecast_cells": "概率为发生至少一次的概率；预计次数为中位数及范围。",
         "forecast_stale": "趋势估计已过时（计算于{at}），不再显示，待下次计算。",
+        "review_title": "藏文待审条目", "review_link": "藏文待审（{n}条）",
+        "review_intro": "共{total}条藏文条目，其中{n}条为本系统根据已有出处的词语和句式组合而成"
+                        "（组合），须经藏语母语译者审核；{sourced}条直接引自官方藏文（有出处）。",
+        "review_setting_send": "当前设置：组合藏文照常发送给居民（[messages] bo_composed = \"send\"）。",
+        "review_setting_hold": "当前设置：组合藏文暂不发送给居民，藏文通知只含有出处的句子和一行指向全文的链接"
+                               "（[messages] bo_composed = \"hold\"）。",
+        "review_how": "审核方法：导出 quakealert messages export --lang bo -o bo.po，译者在 Poedit 或"
+                      " Weblate 中修改并确认后，用 quakealert messages import bo.po --reviewer 姓名"
+                      " 导入；确认的条目即改为“有出处”。",
+        "review_key": "条目", "review_zh": "中文", "review_bo": "藏文", "review_en": "英文",
+        "review_status": "出处", "review_terms": "所用词语及出处",
+        "review_composed": "组合（待审）", "review_none": "所有藏文条目均有出处，无待审条目。",
     },
     "en": {
         "title": "Earthquake sequence duty desk", "sequences": "Recent earthquake sequences",
@@ -235,6 +247,22 @@ UI: dict[str, dict[str, str]] = {
         "forecast_cells": "Probability of at least one; expected number as median and range.",
         "forecast_stale": "The forecast is out of date (computed for {at}) and hidden until the"
                           " next one.",
+        "review_title": "Tibetan awaiting review", "review_link": "Tibetan review ({n})",
+        "review_intro": "{total} Tibetan entries: {n} composed by us from attested terms and"
+                        " sentence frames, awaiting a native translator; {sourced} quoted from"
+                        " official Tibetan text (sourced).",
+        "review_setting_send": "Current setting: composed Tibetan is sent to residents"
+                               " ([messages] bo_composed = \"send\").",
+        "review_setting_hold": "Current setting: composed Tibetan is held back; Tibetan notices"
+                               " carry only sourced sentences and a line pointing to the full text"
+                               " ([messages] bo_composed = \"hold\").",
+        "review_how": "How to review: quakealert messages export --lang bo -o bo.po; the translator"
+                      " corrects and confirms in Poedit or Weblate; quakealert messages import"
+                      " bo.po --reviewer NAME makes confirmed entries sourced.",
+        "review_key": "Key", "review_zh": "Chinese", "review_bo": "Tibetan", "review_en": "English",
+        "review_status": "Provenance", "review_terms": "Attested terms used",
+        "review_composed": "composed (awaiting review)",
+        "review_none": "Every Tibetan entry is sourced; nothing awaits review.",
     },
 }
 
@@ -755,9 +783,33 @@ async def dashboard_index(request: web.Request) -> web.Response:
         headline=newest_felt(store, lang, now), pending=pending_messages(request, lang),
         not_earthquakes=not_earthquake_rows(store.conn, lang),
         recent=recent_messages(request, lang, wall), sources=sources_view(request, lang, wall),
+        n_review=len(review_rows()[0]),
         page_path=_page_path(request), flash=flash(request, lang),
         can_decide=principal is not None and role_rank(principal.role) >= role_rank("duty"),
         principal=principal, refresh_s=REFRESH_S, now=now.isoformat())
+
+
+def review_rows() -> tuple[list[dict[str, Any]], int]:
+    """Composed bo glossary entries (core.render.review_entries) with the zh and en wording of the
+    same key, and how many bo entries there are in all."""
+    cat = default_catalog()
+    zh, en = cat.glossary["zh"], cat.glossary["en"]
+    rows = [{"key": key, "bo": e.text, "zh": zh[key].text if key in zh else "",
+             "en": en[key].text if key in en else "", "status": e.status, "terms": e.terms}
+            for key, e in review_entries(cat).items()]
+    return rows, len(cat.glossary["bo"])
+
+
+@routes.get("/dashboard/tibetan-review")
+async def dashboard_tibetan_review(request: web.Request) -> web.Response:
+    """Tibetan wording still awaiting a translator: every composed bo entry with its Chinese,
+    its provenance and the attested terms it is built from (issue 8 §3)."""
+    lang = _lang(request)
+    rows, total = review_rows()
+    hold = request.app[SETTINGS].section("messages").get("bo_composed", "send") == "hold"
+    return _render("tibetan_review.html.j2", lang, rows=rows, total=total,
+                   sourced=total - len(rows), hold=hold, banner=mode_banner(request, lang),
+                   principal=request.get(PRINCIPAL))
 
 
 def setup(app: web.Application) -> None:
@@ -997,6 +1049,10 @@ OPENAPI_PATHS: dict[str, dict[str, Any]] = {
         "responses": {"200": {"description": "SVG image (a placeholder when the plot cannot be"
                                              " drawn)", "content": {"image/svg+xml": {
             "schema": {"type": "string"}}}}, **_NOT_FOUND}}},
+    "/dashboard/tibetan-review": {"get": {
+        **_html_op("Duty dashboard: Tibetan glossary entries still composed, awaiting a"
+                   " translator (key, Chinese, Tibetan, provenance, attested terms)"),
+        "responses": dict(_PAGE)}},
     "/dashboard/console.js": {"get": {
         "summary": "The console's script (approval countdowns, self-refresh)",
         "tags": ["dashboard"],

@@ -546,3 +546,68 @@ async def test_overlong_note_or_reason_is_refused(client, tokens, store):
                                  else {field: "x" * 501}, headers=duty, allow_redirects=False)
         assert resp.status == 400, (action, field)
     assert load_stored_notice(store.conn, "ntc-mz-swarm").state == "pending_approval"
+
+
+async def test_tibetan_review_page_lists_every_composed_entry(client, tmp_path):
+    """/dashboard/tibetan-review (zh by default): one row per composed bo entry, with its key,
+    the Chinese it renders, the Tibetan (marked lang=bo, no Chinese in it), its provenance and
+    the attested terms with their sources; the front page links to it with the count."""
+    from quakealert.core.render import has_cjk, load_catalog, review_entries
+
+    text, doc = await page(client, "/dashboard/tibetan-review")
+    composed = review_entries()
+    bo = load_catalog().glossary["bo"]
+    assert 0 < len(composed) < len(bo)
+    assert doc.get("lang") == "zh-Hans" and "藏文待审条目" in doc.findtext(".//title")
+    intro = doc.get_element_by_id("review-intro").text_content()
+    assert f"共{len(bo)}条藏文条目，其中{len(composed)}条" in intro
+    assert "组合藏文照常发送" in doc.get_element_by_id("review-setting").text_content()
+    rows = doc.xpath("//table[contains(@class,'review')]/tbody/tr")
+    assert [r.get("id") for r in rows] == [f"entry-{k}" for k in composed]
+    zh = load_catalog().glossary["zh"]
+    for row in rows:
+        key = row.get("id").removeprefix("entry-")
+        cells = row.xpath("./td")
+        assert cells[0].text_content() == key
+        assert cells[1].text_content() == zh[key].text
+        assert cells[2].get("lang") == "bo" and cells[2].text_content() == bo[key].text
+        assert not has_cjk(cells[2].text_content())
+        assert cells[3].text_content() == "组合（待审）"
+        assert [li.text_content() for li in cells[4].xpath(".//li")] == list(bo[key].terms)
+    # the new bo push title part that carries the resident's shaking, with the frame it follows
+    shake = doc.get_element_by_id("entry-push.shake_suffix").text_content()
+    assert "TT:2015-11-24-142072" in shake
+    assert bo["source.cenc"].status == "sourced" and "entry-source.cenc" not in text
+    _, fdoc = await page(client, "/dashboard")
+    link = fdoc.get_element_by_id("review-link")
+    assert link.get("href") == "/dashboard/tibetan-review?lang=zh"
+    assert link.text_content() == f"藏文待审（{len(composed)}条）"
+
+
+async def test_tibetan_review_page_in_english_and_held_setting(store, tokens, aiohttp_client,
+                                                               tmp_path):
+    """?lang=en shows the English wording beside the Chinese; with bo_composed = "hold" the page
+    says composed Tibetan is held back from residents."""
+    from quakealert.core.render import review_entries
+
+    app = make_app(Settings(store_path=tmp_path / "unused.sqlite",
+                            sections={"messages": {"bo_composed": "hold"}}), store=store)
+    headers = {"Authorization": f"Bearer {tokens['read']}"} if tokens else {}
+    c = await aiohttp_client(app, headers=headers)
+    _, doc = await page(c, "/dashboard/tibetan-review", lang="en")
+    assert doc.get("lang") == "en"
+    assert "is held back" in doc.get_element_by_id("review-setting").text_content()
+    row = doc.get_element_by_id("entry-shake.weak")
+    assert row.xpath("./td")[1].text_content().startswith("weak shaking")
+    assert len(doc.xpath("//table[contains(@class,'review')]/tbody/tr")) == len(review_entries())
+
+
+@pytest.mark.skipif(create_token is None, reason="no auth module in this tree")
+async def test_tibetan_review_page_needs_read_role(store, aiohttp_client, tmp_path):
+    """Like every console page: 401 without credentials, a redirect to /login for browsers."""
+    c = await aiohttp_client(make_app(Settings(store_path=tmp_path / "unused.sqlite"),
+                                      store=store))
+    assert (await c.get("/dashboard/tibetan-review")).status == 401
+    resp = await c.get("/dashboard/tibetan-review", headers={"Accept": "text/html"},
+                       allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"].startswith("/login?next=")
