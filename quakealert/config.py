@@ -187,7 +187,7 @@ class PolicyTable(Table):
     revision_distance_km: Annotated[float, doc("epicentre shift that makes an Update")] = 10.0
     revision_time_s: Annotated[float, doc("origin-time shift that makes an Update")] = 60.0
     revision_depth_km: Annotated[float, doc("depth shift that makes an Update")] = 20.0
-    summary_interval_h: Annotated[float, doc("at most one swarm summary per this many hours")] = 24.0
+    summary_interval_h: Annotated[float, doc("at most one swarm summary per this many hours, and only when a felt quake the hourly budget held is still untold")] = 24.0
     swarm_active_h: Annotated[float, doc("a swarm quiet this long gets no summary")] = 72.0
     advise_types: Annotated[tuple[str, ...], doc("sequence types that earn one advisory")] = (
         "swarm",)
@@ -201,7 +201,7 @@ class PolicyTable(Table):
         pattern=r"^\d\d:\d\d$")] = "07:30"
     felt_in_swarm_interval_h: Annotated[float, doc(
         "at most one short 'you felt an M… of the same swarm' notice per sequence per this many "
-        "hours; later ones fold into the daily summary", gt=0)] = 1.0
+        "hours; later ones are named in the resident's next notice", gt=0)] = 1.0
     update_interval_min: Annotated[float, doc(
         "at most one Update per resident thread per this many minutes (a drifting origin)",
         ge=0)] = 30.0

@@ -61,6 +61,13 @@ def test_scenario_text_report(capsys: pytest.CaptureFixture[str]) -> None:
     assert "[zh] 【演练】【正式测定】墨竹工卡县4.5级地震" in out[m45:advisory]
     # the bodies, not only the titles
     assert "据中国地震台网正式测定，北京时间11月7日04时19分" in out[m45:advisory]
+    # and what the phone shows: the resident's own shaking and its action first
+    assert ("on the phone: 【演练】【有感地震】墨竹工卡县4.5级地震，城关区震感轻微 / "
+            "城关区估计烈度Ⅲ度，不会造成破坏。请保持冷静。中国地震台网正式测定：") in out[m45:advisory]
+    phone_en = ("on the phone: EXERCISE: M4.5 quake, Maizhokunggar County; weak shaking in "
+                "Chengguan District / Estimated intensity in Chengguan District: III; no damage."
+                " Stay calm.")
+    assert phone_en in out[m45:advisory]
     assert "latency: 30 min after the origin (scenario time)" in out[advisory:]
     assert "1801 s" not in out and "1801.0" not in out
     not_sent = out[out.index("NOT SENT"):out.index("SEQUENCE TYPE HISTORY")]

@@ -411,10 +411,13 @@ def build_report(store: Store, pipeline: TimedPipeline, recorders: dict[str, Rec
                 titles.append(m.title)
         area_keys = [r["area"] for r in rows]
         for m in n.messages:
-            text = next((x for x in g["texts"] if (x["lang"], x["title"], x["body"])
-                         == (m.lang, m.title, m.body)), None)
+            text = next((x for x in g["texts"] if (x["lang"], x["title"], x["body"],
+                                                    x["push_title"], x["push_body"])
+                         == (m.lang, m.title, m.body, m.push_title, m.push_body)), None)
             if text is None:
-                text = {"lang": m.lang, "title": m.title, "body": m.body, "areas": []}
+                # what the phone shows (Message.push_title/push_body) beside the full notice
+                text = {"lang": m.lang, "title": m.title, "body": m.body,
+                        "push_title": m.push_title, "push_body": m.push_body, "areas": []}
                 g["texts"].append(text)
             text["areas"] += [_area(k, names, 0) for k in area_keys]
         by_lang = {m.lang: m for m in n.messages}
@@ -560,6 +563,7 @@ LABELS: dict[str, dict[str, str]] = {
         "held": "曾等待值班人员批准；演练按其{t}时限自动发布",
         "latency": "时延：发震后{delay}（场景时间）；处理用时{ms}毫秒（{how}）",
         "rule": "规则到期→入队", "ingest": "接收→入队", "texts": "通知文本：",
+        "phone": "手机通知：",
         "for_areas": "发往：{areas}",
         "bo_same": "⚠ 藏文文本与中文文本相同：藏文标签下是中文，须由藏文译者处理（{ids}）",
         "bo_han": "⚠ 藏文文本中有{n}行是中文，须由藏文译者处理",
@@ -591,6 +595,7 @@ LABELS: dict[str, dict[str, str]] = {
         "held": "held for a duty officer; the drill released it as its {t} timeout would",
         "latency": "latency: {delay} after the origin (scenario time); processing {ms} ms ({how})",
         "rule": "rule fell due -> enqueued", "ingest": "ingest -> enqueued", "texts": "texts:",
+        "phone": "on the phone: ",
         "for_areas": "for {areas}",
         "bo_same": "WARNING: the bo text equals the zh text: Chinese under a Tibetan label;"
                    " needs the Tibetan translator ({ids})",
@@ -730,6 +735,8 @@ def format_text(report: dict[str, Any], lang: str = "en") -> str:
             lines.append(f"       [{x['lang']}] {x['title']}")
             for body_line in x["body"].splitlines():
                 lines.append(f"            {body_line}")
+            if x.get("push_title") and x.get("push_body"):
+                lines.append(f"            {t['phone']}{x['push_title']} / {x['push_body']}")
             if by_area:
                 lines.append("            " + t["for_areas"].format(
                     areas=t["sep"].join(_area_name(a, lang) for a in x["areas"])))

@@ -561,8 +561,8 @@ def decide(
             if since_h < params.summary_interval_h:
                 return _no(
                     "summary_too_soon",
-                    f"Daily summary: last swarm notice {since_h:.1f} h ago (< {params.summary_interval_h:g} h).",
-                    f"每日动态：距上次震群信息{since_h:.1f}小时（不足{params.summary_interval_h:g}小时）。",
+                    f"Daily summary: last swarm advisory or summary {since_h:.1f} h ago (< {params.summary_interval_h:g} h).",
+                    f"每日动态：距上次震群提示或动态{since_h:.1f}小时（不足{params.summary_interval_h:g}小时）。",
                     ev,
                 )
             if last_h < params.felt_in_swarm_interval_h:
@@ -582,10 +582,10 @@ def decide(
                 reason_code="daily_summary",
                 reason_en=f"Daily swarm summary: {folded.count} felt quake(s) here (largest "
                 f"M{folded.magnitude:.1f}) not yet told, held by the hourly budget; last swarm "
-                f"notice {since_h:.0f} h ago; swarm active (last event {quiet_for_h:.0f} h ago)."
+                f"advisory or summary {since_h:.0f} h ago; swarm active (last event {quiet_for_h:.0f} h ago)."
                 f"{quiet_en}{defer_en}",
                 reason_zh=f"震群每日动态：本地有{folded.count}次有感地震（最大{folded.magnitude:.1f}级）"
-                f"因每小时限额未单独告知；距上次震群信息{since_h:.0f}小时；震群仍活跃"
+                f"因每小时限额未单独告知；距上次震群提示或动态{since_h:.0f}小时；震群仍活跃"
                 f"（最近一次地震在{quiet_for_h:.0f}小时前）。{quiet_zh}{defer_zh}",
                 references=thread.notice_ids[-1:],
                 event_id=ev.event_id,
