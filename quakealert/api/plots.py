@@ -93,7 +93,7 @@ def fontconfig_files(lang: str) -> list[str]:
         out = subprocess.run([fc_list, f":lang={lang}", "file"], capture_output=True, text=True,
                              timeout=FC_TIMEOUT_S, check=True).stdout
     except (OSError, subprocess.SubprocessError) as err:
-        log.warning("fc-list :lang=%s failed: %s", lang, err)
+        log.warning("fc-list failed: %s", err, extra={"lang": lang})
         return []
     files = {line.strip().rstrip(":").strip() for line in out.splitlines()}
     return sorted(f for f in files if f.lower().endswith(FONT_SUFFIXES))
@@ -109,8 +109,8 @@ def register_system_fonts() -> tuple[str, ...]:
     for lang in FONTCONFIG_LANGS:
         files = fontconfig_files(lang)
         if not files:
-            log.warning("fontconfig has no font for lang=%s: %s plot labels fall back to English",
-                        lang, lang)
+            log.warning("fontconfig has no font: plot labels fall back to English",
+                        extra={"lang": lang})
         for path in files:
             if path in known:
                 continue

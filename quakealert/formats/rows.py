@@ -268,11 +268,8 @@ def finish(source: str, reports: list[Report], skipped: list[str]) -> ParseResul
     for reason in skipped[:LOG_SKIPPED_MAX]:
         log.warning("skipped row: %s", scrub(reason), extra={"source": source})
     if len(skipped) > LOG_SKIPPED_MAX:
-        log.warning(
-            "source=%s skipped %d more rows (not logged one by one)",
-            source,
-            len(skipped) - LOG_SKIPPED_MAX,
-        )
+        log.warning("skipped more rows (not logged one by one)",
+                    extra={"source": source, "rows": len(skipped) - LOG_SKIPPED_MAX})
     return ParseResult(reports=reports, skipped=skipped)
 
 

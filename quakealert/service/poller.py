@@ -120,6 +120,7 @@ def ingest_chunked(store: Store, reports: list[Report], now: datetime,
     # reach the pipeline after one chunk, not after years of history (bench_backlog.py).
     for i in reversed(range(0, len(ordered), BIG_BATCH)):
         part = store.ingest(ordered[i : i + BIG_BATCH], now=now, priorities=priorities)
+        kill_point("ingested")  # fault tests: a chunk stored, its work queued, none processed
         out.created += part.created
         out.revised += part.revised
         out.deleted += part.deleted

@@ -375,7 +375,7 @@ class OutboxWaker:
                     connect_timeout=5)
                 await self._conn.execute(f"LISTEN {CHANNEL}")
             except (psycopg.Error, OSError) as err:
-                log.warning("outbox waker cannot listen error=%s", type(err).__name__)
+                log.warning("outbox waker cannot listen", extra={"error": type(err).__name__})
                 self._conn = None
                 await asyncio.sleep(timeout_s)
             return True
@@ -383,7 +383,7 @@ class OutboxWaker:
             async for _ in self._conn.notifies(timeout=timeout_s, stop_after=1):
                 return True
         except (psycopg.Error, OSError) as err:
-            log.warning("outbox waker connection lost error=%s", type(err).__name__)
+            log.warning("outbox waker connection lost", extra={"error": type(err).__name__})
             await self.close()
             return True
         return False
