@@ -126,7 +126,7 @@ async def run_ours(db: Path, var: Path, concurrency: int, workers: int) -> dict[
     async with aiohttp.ClientSession(connector=connector) as session:
         channel = WebPushChannel(vapid, ttl_s=3600, crypto_workers=workers,
                                  allow_insecure=True)  # the bench push service is local
-        box = Outbox(store.conn, {"webpush": channel}, session,
+        box = Outbox(store, {"webpush": channel}, session,
                      settings=OutboxSettings(concurrency=concurrency, poll_s=0.2))
         if workers:  # start the pool's processes before the clock starts
             await asyncio.gather(*(channel._batcher.encrypt(  # type: ignore[union-attr]

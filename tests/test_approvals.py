@@ -102,7 +102,7 @@ def scenario(tmp_path: Path):
 async def outbox(scenario: Scenario):
     channel = FakeConsole()
     async with aiohttp.ClientSession() as session:
-        yield Outbox(scenario.store.conn, {"console": channel}, session, settings=OUTBOX), channel
+        yield Outbox(scenario.store, {"console": channel}, session, settings=OUTBOX), channel
 
 
 def outbox_rows(store: Store, notice_id: str) -> list[dict]:

@@ -194,7 +194,7 @@ async def test_delivery_failures_log_ids_only(store: Store, aiohttp_server, aioh
                                    messages=(Message("zh", "地震", "请保持冷静"),)), "released")
     ob.enqueue_subscribers(store.conn, "n1", ids, now=NOW)
     session_holder = await aiohttp_client(web.Application())
-    box = Outbox(store.conn, {"webhook": WebhookChannel(timeout_s=5, allow_insecure=True),
+    box = Outbox(store, {"webhook": WebhookChannel(timeout_s=5, allow_insecure=True),
                               "webpush": RaisingChannel()},  # type: ignore[dict-item]
                  session_holder.session,
                  settings=OutboxSettings(retry=RetryPolicy(max_attempts=1)),

@@ -134,7 +134,7 @@ def test_counts_include_recipients_folded_in_fanout_rows(store):
                                            "webpush": {"pending": 1}}
     assert ob.counts(store.conn)["webhook"] == {"pending": len(ids) + 3}
     metrics = Metrics.create()
-    refresh_store(metrics, store.conn)
+    refresh_store(metrics, store)
     assert metrics.registry.get_sample_value("quakealert_outbox_depth") == len(recipients) + 3
     store.conn.execute("DELETE FROM subscribers WHERE id = ?", (ids[-1],))
     claimed = ob.claim(store.conn, 10, NOW)  # expands the first FANOUT_CHUNK members
@@ -202,7 +202,7 @@ async def make_outbox(store, aiohttp_client, **kw):
     client = await aiohttp_client(web.Application())  # only for its ClientSession
     settings = OutboxSettings(retry=RetryPolicy(base_s=10, cap_s=100, jitter=0.0,
                                                 max_attempts=kw.pop("max_attempts", 5)), **kw)
-    return Outbox(store.conn, {"webhook": WebhookChannel(timeout_s=5, allow_insecure=True)}, client.session,
+    return Outbox(store, {"webhook": WebhookChannel(timeout_s=5, allow_insecure=True)}, client.session,
                   settings=settings, rng=random.Random(0))
 
 

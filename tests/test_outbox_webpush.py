@@ -61,7 +61,7 @@ async def test_push_fanout_and_gone(store, aiohttp_server, aiohttp_client):
     ob.enqueue_subscribers(store.conn, "n1", ids, now=NOW)
     client = await aiohttp_client(web.Application())
     vapid = Vapid(ec.generate_private_key(ec.SECP256R1()))
-    box = Outbox(store.conn, {"webpush": WebPushChannel(vapid, allow_insecure=True)}, client.session,
+    box = Outbox(store, {"webpush": WebPushChannel(vapid, allow_insecure=True)}, client.session,
                  settings=OutboxSettings())
     assert await box.drain_once(NOW) == 3
     headers, body = bodies["ok"]
@@ -97,7 +97,7 @@ async def test_crypto_pool_gives_same_result(store, aiohttp_server, aiohttp_clie
     client = await aiohttp_client(web.Application())
     channel = WebPushChannel(Vapid(ec.generate_private_key(ec.SECP256R1())), crypto_workers=1, allow_insecure=True)
     try:
-        box = Outbox(store.conn, {"webpush": channel}, client.session)
+        box = Outbox(store, {"webpush": channel}, client.session)
         assert await box.drain_once(NOW) == 3
     finally:
         channel.close()

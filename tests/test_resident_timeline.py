@@ -124,7 +124,7 @@ async def test_the_swarm_on_four_phones(tmp_path: Path, aiohttp_server, aiohttp_
 
     vapid = Vapid(ec.generate_private_key(ec.SECP256R1()), "mailto:duty@example.org")
     async with aiohttp.ClientSession() as session:
-        outbox = Outbox(store.conn, make_channels(settings, vapid=vapid), session)
+        outbox = Outbox(store, make_channels(settings, vapid=vapid), session)
         # deliver everything, including notices policy kept until 07:30 (quiet hours)
         while await outbox.drain_once(datetime.now(UTC) + timedelta(hours=12)):
             pass

@@ -65,7 +65,7 @@ async def gateway(aiohttp_server):  # type: ignore[no-untyped-def]
 
 async def drain(store: Store, settings: Settings) -> None:
     async with aiohttp.ClientSession() as session:
-        outbox = Outbox(store.conn, make_channels(settings), session)
+        outbox = Outbox(store, make_channels(settings), session)
         while await outbox.drain_once(datetime.now(UTC)):
             pass
 

@@ -85,7 +85,7 @@ async def test_scenario_reaches_every_channel(receiver: Receiver, tmp_path: Path
     import aiohttp
 
     async with aiohttp.ClientSession() as session:
-        outbox = Outbox(store.conn, make_channels(settings, vapid=vapid), session)
+        outbox = Outbox(store, make_channels(settings, vapid=vapid), session)
         while await outbox.drain_once(datetime.now(UTC)):
             pass
         # the M4.5 struck at 04:19 Beijing time: the felt report goes now; the swarm advisory

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import ipaddress
 import json
 import logging
 import re
-import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from functools import partial
@@ -25,8 +23,9 @@ from quakealert.api.problems import problem_middleware
 from quakealert.config import Settings
 from quakealert.errors import ConfigError
 from quakealert.logs import client_ref
+from quakealert.store import open_store
+from quakealert.store.base import Store, StoreBusy
 from quakealert.store.instants import iso_epoch as _iso
-from quakealert.store.sqlite import Store, write_lock_free
 
 log = logging.getLogger(__name__)
 
@@ -113,22 +112,15 @@ def public_error(last_error: str | None) -> str | None:
     return ": ".join(words)
 
 
-def _stored_health(app: web.Application) -> tuple[list[dict[str, Any]], int | None, bool]:
+async def _stored_health(app: web.Application
+                         ) -> tuple[list[dict[str, Any]], int | None, bool]:
     """Source health, the event count, and whether the write lock is held elsewhere past
     BUSY_PROBE_S; read on a connection of its own (a worker thread: a write lock held
     elsewhere must not stall the event loop, issue 9; WAL readers never wait for a writer)."""
-    store = app[STORE]
-    if str(store.path) == ":memory:":
-        return source_health(app), store.count_events(), False
-    conn = sqlite3.connect(f"file:{store.path}?mode=ro", uri=True, timeout=1.0,
-                           check_same_thread=False)
-    try:
-        conn.row_factory = sqlite3.Row
-        stored = {r["name"]: dict(r) for r in conn.execute("SELECT * FROM source_health")}
-        count = int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
-    finally:
-        conn.close()
-    return _health_rows(app, stored), count, not write_lock_free(store.path, BUSY_PROBE_S)
+    stored, count, free = await app[STORE].off_loop(
+        lambda s: (s.load_health(), s.count_events(), s.write_lock_free(BUSY_PROBE_S)),
+        busy_wait_s=1.0, read_only=True)
+    return _health_rows(app, stored), count, not free
 
 
 @routes.get("/healthz")
@@ -137,9 +129,9 @@ async def healthz(request: web.Request) -> web.Response:
     store fails. Upstream error bodies are not echoed here (see :func:`public_error`)."""
     app = request.app
     try:
-        sources, events, busy = await asyncio.to_thread(_stored_health, app)
+        sources, events, busy = await _stored_health(app)
         store_ok = True
-    except sqlite3.Error as err:
+    except (StoreBusy, *app[STORE].failures) as err:
         log.warning("healthz: store unreadable", extra={"error": str(err)})
         sources, events, store_ok, busy = _health_rows(app, {}), None, False, False
     for s in sources:
@@ -235,7 +227,7 @@ def make_app(
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         own = store is None
-        app[STORE] = store if store is not None else Store.open(settings.store_path)
+        app[STORE] = store if store is not None else open_store(settings)
         yield
         if own:
             app[STORE].close()

@@ -33,26 +33,12 @@ from quakealert.api.ratelimit import (
 )
 from quakealert.errors import ConfigError, InvalidRequest
 from quakealert.logs import client_ref
-from quakealert.store.auth import (
-    ROLES,
-    Principal,
-    Role,
-    TokenInfo,
-    audit,
-    audit_log,
-    authenticate,
-    create_session,
-    create_token,
-    end_session,
-    list_tokens,
-    revoke_token,
-    role_rank,
-    session_principal,
-)
+from quakealert.store.auth import ROLES, Principal, Role, TokenInfo, role_rank
+from quakealert.store.base import Store
 
 log = logging.getLogger(__name__)
 
-__all__ = ["POLICY", "PRINCIPAL", "Principal", "audit", "required_role", "routes", "setup"]
+__all__ = ["POLICY", "PRINCIPAL", "Principal", "required_role", "routes", "setup"]
 
 PRINCIPAL = web.RequestKey("principal", Principal)  # set on every authenticated request
 COOKIE = "quakealert_session"
@@ -191,7 +177,7 @@ def auth_middleware(
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        conn = request.app[STORE].conn
+        store = request.app[STORE]
         need = required_role(request.method, route_of(request))
         now = datetime.now(UTC)
         principal = None
@@ -205,7 +191,7 @@ def auth_middleware(
             if scheme.lower() == "bearer" and secret and secret.isascii() and (
                     secret.isprintable()):
                 principal = await in_thread(
-                    request.app, lambda c: authenticate(c, secret, now=now))
+                    request.app, lambda s: s.auth.authenticate(secret, now=now))
             # Public routes ignore unknown tokens: DELETE /api/v1/subscriptions/{id} takes
             # the subscription's own management token in this header.
             if principal is None and need is not None:
@@ -223,7 +209,7 @@ def auth_middleware(
         else:
             session_id = request.cookies.get(COOKIE)
             if session_id:
-                principal = session_principal(conn, session_id, now=now)
+                principal = store.auth.session_principal(session_id, now=now)
                 if principal is not None and request.method not in SAFE_METHODS and (
                         not _same_origin(request)):
                     return problem(403, "cross-site request refused", instance=request.path)
@@ -338,15 +324,15 @@ async def login(request: web.Request) -> web.Response:
     config = request.app[AUTH_CONFIG]
     remote = request.remote
 
-    def login_in_store(conn: Any) -> tuple[Any, str | None]:
+    def login_in_store(store: Store) -> tuple[Any, str | None]:
         if not isinstance(secret, str) or not secret.strip().isascii():
             return None, None
-        principal = authenticate(conn, secret.strip(), now=now)
+        principal = store.auth.authenticate(secret.strip(), now=now)
         if principal is None:
             return None, None
-        session_id = create_session(conn, principal.token_id, ttl_s=config.session_ttl_s,
-                                    now=now)
-        audit(conn, principal, "login", detail=f"from {remote}", now=now)
+        session_id = store.auth.create_session(principal.token_id,
+                                               ttl_s=config.session_ttl_s, now=now)
+        store.auth.audit(principal, "login", detail=f"from {remote}", now=now)
         return principal, session_id
 
     principal, session_id = await in_thread(request.app, login_in_store)
@@ -369,11 +355,11 @@ async def logout(request: web.Request) -> web.Response:
     principal = request.get(PRINCIPAL)
     session_id = request.cookies.get(COOKIE)
 
-    def logout_in_store(conn: Any) -> None:
+    def logout_in_store(store: Store) -> None:
         if session_id:
-            end_session(conn, session_id)
+            store.auth.end_session(session_id)
         if principal is not None:
-            audit(conn, principal, "logout")
+            store.auth.audit(principal, "logout")
 
     await in_thread(request.app, logout_in_store)
     resp = web.HTTPSeeOther("/login")
@@ -396,7 +382,7 @@ def token_to_json(t: TokenInfo) -> dict[str, Any]:
 @routes.get("/api/v1/tokens")
 async def get_tokens(request: web.Request) -> web.Response:
     """Every API token (admin), without secrets."""
-    tokens = list_tokens(request.app[STORE].conn)
+    tokens = request.app[STORE].auth.list_tokens()
     return web.json_response({"tokens": [token_to_json(t) for t in tokens]})
 
 
@@ -412,9 +398,10 @@ async def post_token(request: web.Request) -> web.Response:
         raise InvalidRequest(f"body must be a JSON object with role ({', '.join(ROLES)}) and name")
     actor = request[PRINCIPAL]
 
-    def create_in_store(conn: Any) -> tuple[TokenInfo, str]:
-        info, secret = create_token(conn, body["role"], body["name"], now=datetime.now(UTC))
-        audit(conn, actor, "token.create", target=info.id,
+    def create_in_store(store: Store) -> tuple[TokenInfo, str]:
+        info, secret = store.auth.create_token(body["role"], body["name"],
+                                               now=datetime.now(UTC))
+        store.auth.audit(actor, "token.create", target=info.id,
               detail=f"role={info.role} name={info.name}")
         return info, secret
 
@@ -429,9 +416,9 @@ async def delete_token(request: web.Request) -> web.Response:
     """Revoke a token by its exact id (admin); its login sessions end too."""
     actor, token_id = request[PRINCIPAL], request.match_info["id"]
 
-    def revoke_in_store(conn: Any) -> TokenInfo:
-        info = revoke_token(conn, token_id, now=datetime.now(UTC))
-        audit(conn, actor, "token.revoke", target=info.id, detail="via api")
+    def revoke_in_store(store: Store) -> TokenInfo:
+        info = store.auth.revoke_token(token_id, now=datetime.now(UTC))
+        store.auth.audit(actor, "token.revoke", target=info.id, detail="via api")
         return info
 
     info = await in_thread(request.app, revoke_in_store)
@@ -448,5 +435,5 @@ async def get_audit(request: web.Request) -> web.Response:
         raise InvalidRequest(f"limit: {raw!r} is not an integer") from None
     if not 1 <= limit <= 1000:
         raise InvalidRequest(f"limit: {limit} is outside [1, 1000]")
-    return web.json_response({"audit": audit_log(request.app[STORE].conn, limit=limit)},
+    return web.json_response({"audit": request.app[STORE].auth.audit_log(limit=limit)},
                              dumps=lambda o: json.dumps(o, ensure_ascii=False))

@@ -19,8 +19,8 @@ from quakealert.config import Settings
 from quakealert.core.cap import CapReference, build_atom_feed, build_cap
 from quakealert.core.render import NoticeContext, agency_place, epicentre_place_key, exercise_title
 from quakealert.errors import NotFound
-from quakealert.store.notices import StoredNotice, list_notices, load_cap, load_stored_notice
-from quakealert.store.sqlite import Store
+from quakealert.store.base import Store
+from quakealert.store.notices import StoredNotice
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ async def alerts_feed(request: web.Request) -> web.Response:
     """Atom feed of released notices, newest first, each linking to its CAP message."""
     section = request.app[SETTINGS].section("cap")
     limit = int(section.get("feed_limit", DEFAULT_FEED_LIMIT))
-    notices = list_notices(request.app[STORE].conn, state="released", limit=limit)
+    notices = request.app[STORE].notices.list_notices(state="released", limit=limit)
     base = _base_url(request)
     entries = [
         (s.notice.id, _title(s), s.released_at or s.state_at, f"{base}/cap/{s.notice.id}.xml")
@@ -87,11 +87,11 @@ async def alerts_feed(request: web.Request) -> web.Response:
 async def cap_message(request: web.Request) -> web.Response:
     """One released notice as CAP 1.2 XML; 404 for unknown or unreleased notices."""
     notice_id = request.match_info["id"]
-    conn = request.app[STORE].conn
-    stored = load_stored_notice(conn, notice_id)
+    store = request.app[STORE]
+    stored = store.notices.load_stored_notice(notice_id)
     if stored.state not in PUBLISHED:
         raise NotFound(f"no notice {notice_id!r}")
-    body = load_cap(conn, notice_id)
+    body = store.notices.load_cap(notice_id)
     if body is None:
         body = build_cap_for(request, stored)
     return web.Response(body=body, content_type=CAP_TYPE, charset="utf-8",
@@ -131,7 +131,7 @@ def cap_for_notice(store: Store, stored: StoredNotice, *, sender: str,
     refs = []
     for ref_id in notice.references:
         try:
-            ref = load_stored_notice(store.conn, ref_id)
+            ref = store.notices.load_stored_notice(ref_id)
         except NotFound:
             continue
         refs.append(CapReference(sender=sender, identifier=ref_id,

@@ -33,11 +33,8 @@ from quakealert.core.render import Place, default_catalog, review_entries
 from quakealert.errors import InvalidRequest, NotFound
 from quakealert.model import event_type_zh
 from quakealert.store import approvals as ap
-from quakealert.store import decisions as dec
 from quakealert.store.auth import role_rank
-from quakealert.store.notices import list_notices
-from quakealert.store.outbox import counts
-from quakealert.store.sequences import get_sequence, list_sequences
+from quakealert.store.base import Store
 
 log = logging.getLogger(__name__)
 
@@ -440,8 +437,7 @@ def mode_banner(request: web.Request, lang: str) -> str | None:
     """The EXERCISE / REPLAY line when the daemon replays a catalogue or drills, else None."""
     runtime = request.app.get(RUNTIME)
     label = getattr(runtime, "replay_label", None)
-    exercise = request.app[STORE].conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM notices WHERE exercise = 1)").fetchone()[0]
+    exercise = request.app[STORE].views.any_exercise()
     if not label and not exercise:
         return None
     if lang == "zh":
@@ -563,7 +559,7 @@ def _event_line(store: Any, event_id: str, lang: str) -> dict[str, Any]:
             "place": nearest_seat(e.latitude, e.longitude)}
 
 
-def message_groups(conn: Any, store: Any, stored: list[Any], lang: str,
+def message_groups(store: Store, stored: list[Any], lang: str,
                    timeouts: dict[str, float], wall: datetime) -> list[dict[str, Any]]:
     """Notices grouped into messages (one per policy round, kind and event: their area variants
     together), with recipients per area, delivery counts and the approval deadline."""
@@ -582,13 +578,13 @@ def message_groups(conn: Any, store: Any, stored: list[Any], lang: str,
                 "deliveries": Counter(), "deadline": None, "variants": [],
                 "messages": {m.lang: m for m in n.messages}}
         g["ids"].append(n.id)
-        by_area = ap.recipients_by_area(conn, n.id)
+        by_area = store.approvals.recipients_by_area(n.id)
         g["variants"].append({"id": n.id, "messages": {m.lang: m for m in n.messages},
                               "state": s.state,
                               "areas": [area_label(k, lang) for k in sorted(by_area, key=str)]})
         for area, count in by_area.items():
             g["areas"][area] += count
-        for by in counts(conn, n.id).values():
+        for by in store.outbox.counts(n.id).values():
             g["deliveries"].update(by)
         if s.state == "pending_approval":
             due = s.state_at + timedelta(seconds=timeouts.get(n.kind.split("+")[0], 0.0))
@@ -614,11 +610,10 @@ def message_groups(conn: Any, store: Any, stored: list[Any], lang: str,
 def pending_messages(request: web.Request, lang: str, *, sequence_id: str | None = None
                      ) -> list[dict[str, Any]]:
     """Messages waiting for approval, the nearest deadline first."""
-    conn = request.app[STORE].conn
-    stored = ap.page_notices(conn, state="pending_approval", sequence_id=sequence_id,
-                             limit=MAX_PENDING)
-    groups = message_groups(conn, request.app[STORE], stored, lang, _timeouts(request),
-                            _now(request)[0])
+    store = request.app[STORE]
+    stored = store.approvals.page_notices(state="pending_approval", sequence_id=sequence_id,
+                                          limit=MAX_PENDING)
+    groups = message_groups(store, stored, lang, _timeouts(request), _now(request)[0])
     return sorted(groups, key=lambda g: (g["deadline"] or "", g["created_at"]))
 
 
@@ -626,17 +621,13 @@ def _timeouts(request: web.Request) -> dict[str, float]:
     return approval_timeouts(request.app[SETTINGS].section("approvals"))
 
 
-def newest_felt(store: Any, lang: str, now: datetime) -> dict[str, Any] | None:
+def newest_felt(store: Store, lang: str, now: datetime) -> dict[str, Any] | None:
     """The newest quake predicted to be felt (degree ≥ III) by any resident, or that anyone was
     notified about: its headline, the agencies' origins side by side, and a table per district."""
-    conn = store.conn
-    row = conn.execute(
-        "SELECT d.event_id FROM decisions d JOIN events e ON e.id = d.event_id"
-        " WHERE d.send = 1 OR d.degree >= ? ORDER BY e.origin_at DESC LIMIT 1",
-        (intensity.FELT_DEGREE,)).fetchone()
-    if row is None:
+    event_id = store.views.newest_felt_event(intensity.FELT_DEGREE)
+    if event_id is None:
         return None
-    e = store.event(row[0])
+    e = store.event(event_id)
     seat = nearest_seat(e.latitude, e.longitude)
     lhasa = default_catalog().places.get("lhasa")
     origins = [{
@@ -657,10 +648,7 @@ def newest_felt(store: Any, lang: str, now: datetime) -> dict[str, Any] | None:
                               "why": []}
         return districts[key]
 
-    for r in conn.execute(
-            "SELECT area, send, max(degree) AS degree, sum(count) AS n, reason_code,"
-            " max(reason_zh) AS zh, max(reason_en) AS en FROM decisions WHERE event_id = ?"
-            " GROUP BY area, send, reason_code", (e.id,)):
+    for r in store.views.event_decisions_by_area(e.id):
         d = district(r["area"])
         if r["degree"] is not None:
             d["degree"] = max(d["degree"] or 0, int(r["degree"]))
@@ -671,10 +659,7 @@ def newest_felt(store: Any, lang: str, now: datetime) -> dict[str, Any] | None:
             why = r["zh"] if lang == "zh" else r["en"]
             if why and why not in d["why"]:
                 d["why"].append(why)
-    for r in conn.execute(
-            "SELECT s.area, o.state, count(*) AS n FROM outbox o JOIN notices n ON"
-            " n.id = o.notice_id LEFT JOIN subscribers s ON s.id = o.subscriber_id"
-            " WHERE n.event_id = ? GROUP BY s.area, o.state", (e.id,)):
+    for r in store.views.event_deliveries_by_area(e.id):
         d = district(r["area"])
         key = {"sent": "delivered", "failed": "failed", "gone": "failed"}.get(r["state"],
                                                                             "waiting")
@@ -690,13 +675,7 @@ def newest_felt(store: Any, lang: str, now: datetime) -> dict[str, Any] | None:
         "lhasa_km": None if lhasa is None else round(
             distance_km(e.latitude, e.longitude, lhasa.lat, lhasa.lon), -1),
         "ago": fmt_ago(e.origin_at, now, lang), "origins": origins, "districts": table,
-        "sequence_id": _sequence_of(conn, e.id)}
-
-
-def _sequence_of(conn: Any, event_id: str) -> str | None:
-    row = conn.execute("SELECT sequence_id FROM sequence_members WHERE event_id = ?"
-                       " LIMIT 1", (event_id,)).fetchone()
-    return None if row is None else row[0]
+        "sequence_id": store.views.sequence_of_event(e.id)}
 
 
 def source_event_url(source: str, source_id: str) -> str | None:
@@ -725,10 +704,10 @@ def sources_view(request: web.Request, lang: str, wall: datetime) -> list[dict[s
 
 def recent_messages(request: web.Request, lang: str, wall: datetime) -> list[dict[str, Any]]:
     """The newest decided messages (released, rejected, withdrawn): what we told whom."""
-    conn = request.app[STORE].conn
-    stored = [s for s in ap.page_notices(conn, limit=RECENT_NOTICES)
+    store = request.app[STORE]
+    stored = [s for s in store.approvals.page_notices(limit=RECENT_NOTICES)
               if s.state != "pending_approval"]
-    groups = message_groups(conn, request.app[STORE], stored, lang, _timeouts(request), wall)
+    groups = message_groups(store, stored, lang, _timeouts(request), wall)
     return groups[:RECENT_MESSAGES]
 
 
@@ -749,15 +728,14 @@ def flash(request: web.Request, lang: str) -> str | None:
     return (zh if lang == "zh" else en).format(n=n if n.isdigit() else "0", state=state)
 
 
-def not_earthquake_rows(conn: Any, lang: str) -> list[dict[str, Any]]:
+def not_earthquake_rows(store: Store, lang: str) -> list[dict[str, Any]]:
     """The latest events residents were not told about because the agency typed them as an
     explosion, quarry blast, collapse...: they belong to no sequence, so they are listed here
     (issue 11)."""
     rows = []
-    for d in dec.not_earthquakes(conn, limit=NOT_EARTHQUAKES_SHOWN):
+    for d in store.decisions.not_earthquakes(limit=NOT_EARTHQUAKES_SHOWN):
         # the sequence a retyped quake left is linked while it exists (alone, it is gone)
-        linked = bool(d["sequence_id"]) and conn.execute(
-            "SELECT 1 FROM sequences WHERE id = ?", (d["sequence_id"],)).fetchone() is not None
+        linked = bool(d["sequence_id"]) and store.sequences.sequence_exists(d["sequence_id"])
         rows.append({**d, "reason": d["reason_zh"] if lang == "zh" else d["reason_en"],
                      "sequence_id": d["sequence_id"] if linked else "",
                      "type_name": event_type_zh(d["event_type"]) if lang == "zh"
@@ -773,7 +751,7 @@ async def dashboard_index(request: web.Request) -> web.Response:
     wall, now = _now(request)
     store = request.app[STORE]
     rows = []
-    for s in list_sequences(store.conn, limit=SEQUENCES_SHOWN):
+    for s in store.sequences.list_sequences(limit=SEQUENCES_SHOWN):
         lg = s["largest"] or {}
         rows.append({**s, "type_names": _type_names(s["type"]),
                      "place": nearest_seat(lg.get("latitude"), lg.get("longitude"))})
@@ -781,7 +759,7 @@ async def dashboard_index(request: web.Request) -> web.Response:
     return _render(
         "index.html.j2", lang, sequences=rows, banner=mode_banner(request, lang),
         headline=newest_felt(store, lang, now), pending=pending_messages(request, lang),
-        not_earthquakes=not_earthquake_rows(store.conn, lang),
+        not_earthquakes=not_earthquake_rows(store, lang),
         recent=recent_messages(request, lang, wall), sources=sources_view(request, lang, wall),
         n_review=len(review_rows()[0]),
         page_path=_page_path(request), flash=flash(request, lang),
@@ -853,7 +831,7 @@ def forecast_view(forecast: dict[str, Any] | None, now: datetime, lang: str
             "table": forecast_table(forecast)}
 
 
-def quake_cards(conn: Any, seq: dict[str, Any], messages: list[dict[str, Any]], lang: str
+def quake_cards(store: Store, seq: dict[str, Any], messages: list[dict[str, Any]], lang: str
                 ) -> list[dict[str, Any]]:
     """One card per quake that someone was (or was considered to be) told about, and the
     largest: its messages and, per district, who was notified and who was not and why."""
@@ -861,10 +839,7 @@ def quake_cards(conn: Any, seq: dict[str, Any], messages: list[dict[str, Any]], 
     for g in messages:
         by_event.setdefault(g["event"]["id"], []).append(g)
     decided: dict[str, dict[tuple[str | None, bool], dict[str, Any]]] = {}
-    for r in conn.execute(
-            "SELECT event_id, area, send, max(degree) AS degree, sum(count) AS n,"
-            " max(reason_zh) AS zh, max(reason_en) AS en FROM decisions WHERE sequence_id = ?"
-            " GROUP BY event_id, area, send, reason_code ORDER BY area", (seq["id"],)):
+    for r in store.views.sequence_decisions(seq["id"]):
         rows = decided.setdefault(r["event_id"], {})
         row = rows.setdefault((r["area"], bool(r["send"])), {
             "area": area_label(r["area"], lang), "send": bool(r["send"]), "residents": 0,
@@ -899,16 +874,15 @@ async def dashboard_sequence(request: web.Request) -> web.Response:
     lang = _lang(request)
     wall, now = _now(request)
     store = request.app[STORE]
-    conn = store.conn
-    seq = get_sequence(conn, request.match_info["id"])  # NotFound -> 404 problem
+    seq = store.sequences.get_sequence(request.match_info["id"])  # NotFound -> 404 problem
     lg = seq["largest"] or {}
     members = sorted((m for m in seq["members"] if m["magnitude"] is not None),
                      key=lambda m: (-m["magnitude"], m["time"]))[:MEMBERS_SHOWN]
     for m in members:
         m["role_name"] = _named(ROLE_NAMES, m["role"], lang)
     history = [{**h, "type_names": _type_names(h["type"])} for h in seq["type_history"]]
-    stored = list_notices(conn, sequence_id=seq["id"], limit=None)
-    messages = message_groups(conn, store, stored, lang, _timeouts(request), wall)
+    stored = store.notices.list_notices(sequence_id=seq["id"], limit=None)
+    messages = message_groups(store, stored, lang, _timeouts(request), wall)
     principal = request.get(PRINCIPAL)
     return _render(
         "sequence.html.j2", lang, seq=seq, type_names=_type_names(seq["type"]),
@@ -916,7 +890,7 @@ async def dashboard_sequence(request: web.Request) -> web.Response:
         history=history, plot_names=PLOT_NAMES, banner=mode_banner(request, lang),
         pending=sorted((g for g in messages if g["state"] == "pending_approval"),
                        key=lambda g: g["deadline"] or ""),
-        cards=quake_cards(conn, seq, messages, lang), n_messages=len(messages),
+        cards=quake_cards(store, seq, messages, lang), n_messages=len(messages),
         forecast=forecast_view(seq.get("forecast"), now, lang),
         page_path=_page_path(request), flash=flash(request, lang),
         can_decide=principal is not None and role_rank(principal.role) >= role_rank("duty"),
@@ -955,7 +929,7 @@ async def dashboard_plot(request: web.Request) -> web.Response:
     if name not in PLOT_NAMES:
         raise web.HTTPNotFound(text=f"no plot named {name!r}; plots: {', '.join(PLOT_NAMES)}")
     lang = _lang(request)
-    seq = get_sequence(request.app[STORE].conn, request.match_info["id"])
+    seq = request.app[STORE].sequences.get_sequence(request.match_info["id"])
     cache = "private, max-age=60"
     try:
         body = await asyncio.to_thread(_plot_builder(name, seq, lang))
@@ -992,7 +966,7 @@ async def dashboard_decide(request: web.Request) -> web.Response:
         if isinstance(value, str) and len(value.strip()) > ap.MAX_REASON_CHARS:
             raise InvalidRequest(f"{field} is longer than {ap.MAX_REASON_CHARS} characters")
     back = _local_next(form.get("next"))
-    conn = request.app[STORE].conn
+    store = request.app[STORE]
     actor = request[PRINCIPAL]
     notice_id = request.match_info["id"]
     now = datetime.now(UTC)
@@ -1001,13 +975,14 @@ async def dashboard_decide(request: web.Request) -> web.Response:
             note = form.get("note")
             note = (ap.clean_text(note, "note", max_chars=ap.MAX_REASON_CHARS)
                     if isinstance(note, str) and note.strip() else None)
-            done = ap.approve_message(conn, notice_id, actor=actor, now=now, note=note)
+            done = store.approvals.approve_message(notice_id, actor=actor, now=now, note=note)
             outcome = "approved"
         else:
             reason = form.get("reason")
             if not isinstance(reason, str) or not reason.strip():
                 raise web.HTTPSeeOther(_with_outcome(back, "reason_missing", 0))
-            done = ap.reject_message(conn, notice_id, actor=actor, reason=reason, now=now)
+            done = store.approvals.reject_message(notice_id, actor=actor, reason=reason,
+                                                  now=now)
             outcome = "rejected"
     except ap.NotPending as err:
         raise web.HTTPSeeOther(_with_outcome(back, "not_pending", 0, err.state)) from None

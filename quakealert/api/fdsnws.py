@@ -33,7 +33,7 @@ from quakealert.formats.fdsn_out import (
     served_type,
 )
 from quakealert.model import Event
-from quakealert.store.sqlite import Store
+from quakealert.store.base import Store
 
 SERVICE_VERSION = "1.2.0"
 PREFIX = "/fdsnws/event/1"
@@ -71,14 +71,6 @@ class ResponseCache:
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
-
-
-def store_version(store: Store) -> tuple[int, int] | None:
-    """Counters that change on any write (ours or another process's); None mid-transaction."""
-    conn = store.conn
-    if conn.in_transaction:
-        return None
-    return (conn.total_changes, conn.execute("PRAGMA data_version").fetchone()[0])
 
 
 MAX_EVENTS = web.AppKey("fdsnws_max_events", int)
@@ -443,7 +435,7 @@ async def query(request: web.Request) -> web.StreamResponse:
     store, cache = request.app[STORE], request.app[CACHE]
     try:
         q = parse_query(request.query.items())
-        version = store_version(store)
+        version = store.version()
         key = (q, version)
         hit = cache.get(key) if version is not None else None
         if hit is None:
@@ -494,14 +486,8 @@ async def catalogs(request: web.Request) -> web.Response:
 async def contributors(request: web.Request) -> web.Response:
     """The contributors: every source that has reports in the store."""
     return web.Response(body=_names_xml("Contributors", "Contributor",
-                                        store_sources(request.app[STORE])),
+                                        request.app[STORE].sources()),
                         content_type="application/xml")
-
-
-def store_sources(store: Store) -> list[str]:
-    """Distinct sources with a current report (the store has no public method for this yet)."""
-    rows = store.conn.execute("SELECT DISTINCT source FROM report_current ORDER BY source")
-    return [r[0] for r in rows]
 
 
 @routes.get(PREFIX)

@@ -8,7 +8,7 @@ import aiohttp
 from aiohttp import web
 
 from quakealert.config import Settings
-from quakealert.store.sqlite import Store
+from quakealert.store.base import Store
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)

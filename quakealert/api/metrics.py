@@ -22,7 +22,6 @@ from quakealert.api.app import source_health
 from quakealert.api.keys import RUNTIME, STORE
 from quakealert.api.params import json_response
 from quakealert.api.problems import Handler
-from quakealert.store.outbox import unexpanded
 
 # Seconds from a catalogue answering to the push leaving: the 1 s .. 10 min range that matters.
 ALERT_LATENCY_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
@@ -152,14 +151,12 @@ def refresh_sources(metrics: Metrics, sources: list[dict[str, Any]]) -> None:
             metrics.source_last_success.labels(name).set(last_ok.timestamp())
 
 
-def refresh_store(metrics: Metrics, conn: Any) -> None:
+def refresh_store(metrics: Metrics, store: Any) -> None:
     """Sequences by type and outbox depth, read from the store at scrape time."""
     metrics.sequences.clear()
-    for kind, n in conn.execute("SELECT type, count(*) FROM sequences GROUP BY type"):
+    for kind, n in store.views.sequences_by_type().items():
         metrics.sequences.labels(kind.replace("-", "_")).set(n)
-    depth = conn.execute(
-        "SELECT count(*) FROM outbox WHERE state IN ('pending', 'in_flight')").fetchone()[0]
-    metrics.outbox_depth.set(depth + unexpanded(conn))  # + recipients still in fan-out rows
+    metrics.outbox_depth.set(store.views.outbox_depth())
 
 
 @routes.get("/metrics")
@@ -167,7 +164,7 @@ async def get_metrics(request: web.Request) -> web.Response:
     """Prometheus exposition of this app's registry (read role)."""
     metrics = request.app[METRICS]
     refresh_sources(metrics, source_health(request.app))
-    refresh_store(metrics, request.app[STORE].conn)
+    refresh_store(metrics, request.app[STORE])
     encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
     return web.Response(body=encoder(metrics.registry), headers={"Content-Type": content_type})
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -31,10 +30,9 @@ from quakealert.api.params import (
 from quakealert.core.render import default_catalog
 from quakealert.errors import InvalidRequest, NotFound
 from quakealert.store import approvals as ap
-from quakealert.store import decisions as dec
+from quakealert.store.base import Store
 from quakealert.store.instants import iso as _iso
-from quakealert.store.notices import STATES, StoredNotice, load_stored_notice
-from quakealert.store.outbox import counts
+from quakealert.store.notices import STATES, StoredNotice
 
 routes = web.RouteTableDef()
 
@@ -65,14 +63,14 @@ def _by_area(by_area: dict[str | None, int]) -> list[dict[str, Any]]:
             for key, n in sorted(by_area.items(), key=lambda kv: (-kv[1], str(kv[0])))]
 
 
-def deliveries_json(conn: sqlite3.Connection, notice_id: str) -> dict[str, Any]:
+def deliveries_json(store: Store, notice_id: str) -> dict[str, Any]:
     """Outbox rows of a notice by channel and state, plus totals per state."""
-    by_channel = counts(conn, notice_id)
+    by_channel = store.outbox.counts(notice_id)
     by_state = {s: sum(c.get(s, 0) for c in by_channel.values()) for s in DELIVERY_STATES}
     return {"by_channel": by_channel, "by_state": by_state, "total": sum(by_state.values())}
 
 
-def notice_summary(conn: sqlite3.Connection, stored: StoredNotice,
+def notice_summary(store: Store, stored: StoredNotice,
                    timeouts: dict[str, float]) -> dict[str, Any]:
     """A notice's text, state, the Cancels that withdrew it, and delivery counts."""
     n = stored.notice
@@ -90,26 +88,26 @@ def notice_summary(conn: sqlite3.Connection, stored: StoredNotice,
         "released_at": _iso(stored.released_at), "approval_deadline": _iso(deadline),
         # a notice withdrawn later (deleted event, or retyped as an explosion...) names the
         # Cancel that withdrew it; its state stays "released" (residents did get it)
-        "cancelled_by": ap.cancelled_by(conn, n.id),
+        "cancelled_by": store.approvals.cancelled_by(n.id),
         "languages": [m.lang for m in n.messages],
         "messages": {m.lang: {"title": m.title, "body": m.body} for m in n.messages},
-        "deliveries": deliveries_json(conn, n.id),
+        "deliveries": deliveries_json(store, n.id),
     }
 
 
-def notice_detail(conn: sqlite3.Connection, stored: StoredNotice,
+def notice_detail(store: Store, stored: StoredNotice,
                   timeouts: dict[str, float]) -> dict[str, Any]:
     """The summary plus decisions with reasons, recipients per area, budgets and edits."""
-    body = notice_summary(conn, stored, timeouts)
-    decisions = ap.notice_decisions(conn, stored)
+    body = notice_summary(store, stored, timeouts)
+    decisions = store.approvals.notice_decisions(stored)
     for d in decisions:
         d["area_names"] = area_names(d["area"])
-    by_area = ap.recipients_by_area(conn, stored.notice.id)
+    by_area = store.approvals.recipients_by_area(stored.notice.id)
     body.update({
         "decisions": decisions,
         "recipients": {"total": sum(by_area.values()), "by_area": _by_area(by_area)},
         "budgets": ap.budgets(stored.notice.messages),
-        "edits": ap.list_edits(conn, stored.notice.id),
+        "edits": store.approvals.list_edits(stored.notice.id),
     })
     return body
 
@@ -121,23 +119,18 @@ def _timeouts(request: web.Request) -> dict[str, float]:
 @routes.get("/api/v1/sequences/{id}/notices")
 async def sequence_notices(request: web.Request) -> web.Response:
     """Every notice of a sequence with its decisions, plus not-sent decisions without a notice."""
-    conn = request.app[STORE].conn
+    store = request.app[STORE]
     seq_id = request.match_info["id"]
-    known = conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM sequences WHERE id = ?)"
-        " OR EXISTS (SELECT 1 FROM notices WHERE sequence_id = ?)"
-        " OR EXISTS (SELECT 1 FROM decisions WHERE sequence_id = ?)",
-        (seq_id, seq_id, seq_id)).fetchone()[0]
-    if not known:
+    if not store.views.sequence_known(seq_id):
         raise NotFound(f"no sequence {seq_id!r}")
     timeouts = _timeouts(request)
-    stored = ap.page_notices(conn, sequence_id=seq_id, limit=MAX_SEQUENCE_NOTICES)
+    stored = store.approvals.page_notices(sequence_id=seq_id, limit=MAX_SEQUENCE_NOTICES)
     return json_response(request, {
         "sequence_id": seq_id,
-        "notices": [notice_detail(conn, s, timeouts) for s in reversed(stored)],
+        "notices": [notice_detail(store, s, timeouts) for s in reversed(stored)],
         "not_sent_without_notice": [
             {**g, "area_names": area_names(g["area"])}
-            for g in ap.not_sent_without_notice(conn, seq_id)],
+            for g in store.approvals.not_sent_without_notice(seq_id)],
     })
 
 
@@ -148,14 +141,12 @@ async def event_notices(request: web.Request) -> web.Response:
     left; this is where duty staff find both."""
     store = request.app[STORE]
     event = store.event(request.match_info["id"])
-    conn = store.conn
     timeouts = _timeouts(request)
-    stored = [load_stored_notice(conn, r[0]) for r in conn.execute(
-        "SELECT id FROM notices WHERE event_id = ? ORDER BY created_at, id", (event.id,))]
+    stored = store.notices.event_notices(event.id)
     return json_response(request, {
         "event_id": event.id, "event_type": event.event_type,
-        "notices": [notice_summary(conn, s, timeouts) for s in stored],
-        "decisions": dec.event_decisions(conn, event.id)})
+        "notices": [notice_summary(store, s, timeouts) for s in stored],
+        "decisions": store.decisions.event_decisions(event.id)})
 
 
 @routes.get("/api/v1/notices")
@@ -174,11 +165,12 @@ async def list_notices(request: web.Request) -> web.Response:
                 or not isinstance(vals[0], int | float) or not isinstance(vals[1], str)):
             raise InvalidRequest("cursor: not a cursor this service issued")
         after = (float(vals[0]), vals[1])
-    conn = request.app[STORE].conn
-    stored = ap.page_notices(conn, state=state, kind=kind, sequence_id=q.get("sequence_id"),
-                             after=after, limit=limit + 1)
+    store = request.app[STORE]
+    stored = store.approvals.page_notices(state=state, kind=kind,
+                                          sequence_id=q.get("sequence_id"), after=after,
+                                          limit=limit + 1)
     timeouts = _timeouts(request)
-    body: dict[str, Any] = {"notices": [notice_summary(conn, s, timeouts)
+    body: dict[str, Any] = {"notices": [notice_summary(store, s, timeouts)
                                         for s in stored[:limit]]}
     if len(stored) > limit:
         last = stored[limit - 1].notice
@@ -189,9 +181,9 @@ async def list_notices(request: web.Request) -> web.Response:
 @routes.get("/api/v1/notices/{id}")
 async def get_notice(request: web.Request) -> web.Response:
     """One notice with its decisions, deliveries, recipients per area, budgets and edits."""
-    conn = request.app[STORE].conn
-    stored = load_stored_notice(conn, request.match_info["id"])
-    return json_response(request, {"notice": notice_detail(conn, stored, _timeouts(request))})
+    store = request.app[STORE]
+    stored = store.notices.load_stored_notice(request.match_info["id"])
+    return json_response(request, {"notice": notice_detail(store, stored, _timeouts(request))})
 
 
 # -- actions --------------------------------------------------------------------------------
@@ -250,8 +242,7 @@ def _done(request: web.Request, stored: StoredNotice, form: bool, data: dict[str
         back = f"/dashboard/sequences/{quote(stored.notice.sequence_id, safe='')}"
         lang = _next_lang((data or {}).get("next"))
         raise web.HTTPSeeOther(back + (f"?lang={lang}" if lang else ""))
-    conn = request.app[STORE].conn
-    body = {"notice": notice_detail(conn, stored, _timeouts(request)), **extra}
+    body = {"notice": notice_detail(request.app[STORE], stored, _timeouts(request)), **extra}
     return web.Response(text=json.dumps(body, ensure_ascii=False), content_type="application/json",
                         headers={"Cache-Control": "no-store"})
 
@@ -272,8 +263,8 @@ async def approve_notice(request: web.Request) -> web.Response:
         _only(data, {"note"})
     note = data.get("note")
     note = ap.clean_text(note, "note", max_chars=ap.MAX_REASON_CHARS) if note else None
-    stored = ap.approve(request.app[STORE].conn, request.match_info["id"], actor=actor,
-                        now=datetime.now(UTC), note=note)
+    stored = request.app[STORE].approvals.approve(request.match_info["id"], actor=actor,
+                                                  now=datetime.now(UTC), note=note)
     return _done(request, stored, form, data)
 
 
@@ -286,8 +277,8 @@ async def reject_notice(request: web.Request) -> web.Response:
         _only(data, {"reason"})
     if data.get("reason") is None:
         raise InvalidRequest("reason is required: say why the notice must not go out")
-    stored = ap.reject(request.app[STORE].conn, request.match_info["id"], actor=actor,
-                       reason=data["reason"], now=datetime.now(UTC))
+    stored = request.app[STORE].approvals.reject(request.match_info["id"], actor=actor,
+                                                 reason=data["reason"], now=datetime.now(UTC))
     return _done(request, stored, form, data)
 
 
@@ -301,8 +292,8 @@ async def edit_notice(request: web.Request) -> web.Response:
     else:
         _only(data, {"messages"})
         messages = data.get("messages")
-    result = ap.edit(request.app[STORE].conn, request.match_info["id"], messages,
-                     actor=actor, now=datetime.now(UTC))
+    result = request.app[STORE].approvals.edit(request.match_info["id"], messages,
+                                               actor=actor, now=datetime.now(UTC))
     return _done(request, result.stored, form, data, budgets=result.budgets)
 
 

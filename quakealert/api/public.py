@@ -23,7 +23,6 @@ from aiohttp import web
 from quakealert.api.keys import STORE
 from quakealert.core.render import Place, default_catalog
 from quakealert.errors import NotFound
-from quakealert.store.notices import load_stored_notice
 
 routes = web.RouteTableDef()
 
@@ -234,7 +233,7 @@ NOTICE_LANGS = {"zh": "zh-Hans", "bo": "bo", "en": "en"}
 @routes.get("/n/{id}")
 async def notice_page(request: web.Request) -> web.Response:
     """A released notice as a readable page (where a tapped notification leads); ?lang= first."""
-    stored = load_stored_notice(request.app[STORE].conn, request.match_info["id"])
+    stored = request.app[STORE].notices.load_stored_notice(request.match_info["id"])
     if stored.state not in ("released", "expired"):
         raise NotFound(f"no notice {request.match_info['id']!r}")
     notice = stored.notice

@@ -1,7 +1,7 @@
 """Sequences for duty staff: `GET /api/v1/sequences` and `GET /api/v1/sequences/{id}`.
 
 The list is the hot path (dashboards poll it): its body is joined from list entries the store
-keeps rendered, and kept per query until the database changes (``fdsnws.store_version``), so
+keeps rendered, and kept per query until the database changes (``Store.version``), so
 a repeated request costs a dictionary look-up. ETag and 304 are those of ``json_response``.
 """
 
@@ -12,7 +12,7 @@ from weakref import WeakKeyDictionary
 
 from aiohttp import web
 
-from quakealert.api.fdsnws import ResponseCache, store_version
+from quakealert.api.fdsnws import ResponseCache
 from quakealert.api.keys import STORE
 from quakealert.api.params import (
     decode_cursor,
@@ -25,8 +25,7 @@ from quakealert.api.params import (
 )
 from quakealert.core.classify import TYPES
 from quakealert.errors import InvalidRequest
-from quakealert.store.sequences import get_sequence, list_sequences_body
-from quakealert.store.sqlite import Store
+from quakealert.store.base import Store
 
 routes = web.RouteTableDef()
 
@@ -57,13 +56,13 @@ async def get_sequences(request: web.Request) -> web.Response:
     cache = _CACHES.get(store)
     if cache is None:
         cache = _CACHES[store] = ResponseCache()
-    version = store_version(store)
+    version = store.version()
     key = (since, min_magnitude, kind, limit, after, version)
     hit = cache.get(key) if version is not None else None
     if hit is None:
-        body = list_sequences_body(store.conn, since=since, min_magnitude=min_magnitude,
-                                   type=kind, limit=limit, after=after,
-                                   cursor=lambda last_at, seq_id: encode_cursor([last_at, seq_id]))
+        body = store.sequences.list_sequences_body(
+            since=since, min_magnitude=min_magnitude, type=kind, limit=limit, after=after,
+            cursor=lambda last_at, seq_id: encode_cursor([last_at, seq_id]))
         hit = (body, _etag(body))
         if version is not None:
             cache.put(key, hit)
@@ -78,5 +77,5 @@ async def get_sequences(request: web.Request) -> web.Response:
 @routes.get("/api/v1/sequences/{id}")
 async def get_one_sequence(request: web.Request) -> web.Response:
     """One sequence with members, type history, statistics and forecast (404 if unknown)."""
-    seq = get_sequence(request.app[STORE].conn, request.match_info["id"])
+    seq = request.app[STORE].sequences.get_sequence(request.match_info["id"])
     return json_response(request, {"sequence": seq})

@@ -19,13 +19,7 @@ from aiohttp import web
 from quakealert.api.keys import RUNTIME, SETTINGS, STORE
 from quakealert.api.problems import problem
 from quakealert.errors import InvalidRequest
-from quakealert.store.subscribers import (
-    add_subscriber,
-    count_by_area,
-    count_by_channel,
-    delete_subscriber,
-    parse_subscriber,
-)
+from quakealert.store.subscribers import parse_subscriber
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +111,7 @@ async def subscribe(request: web.Request) -> web.Response:
         return limited
     data = await _json_body(request)
     sub = parse_subscriber(data, allow_insecure=_allow_insecure(request))
-    created = add_subscriber(request.app[STORE].conn, sub, now=datetime.now(UTC))
+    created = request.app[STORE].subscribers.add_subscriber(sub, now=datetime.now(UTC))
     log.info("subscriber created", extra={"subscriber_id": created.id, "channel": sub.channel})
     body = {"id": created.id, "token": created.token}
     if created.secret is not None:
@@ -138,7 +132,7 @@ async def unsubscribe(request: web.Request) -> web.Response:
         resp.headers["WWW-Authenticate"] = 'Bearer realm="subscriptions"'
         return resp
     public_id = request.match_info["id"]
-    if not delete_subscriber(request.app[STORE].conn, public_id, token.strip()):
+    if not request.app[STORE].subscribers.delete_subscriber(public_id, token.strip()):
         return problem(404, "no such subscription, or the token does not match",
                        instance=request.path)
     log.info("subscriber deleted by its owner", extra={"subscriber_id": public_id})
@@ -162,8 +156,8 @@ async def vapid_public_key(request: web.Request) -> web.Response:
 @routes.get("/api/v1/subscribers/counts")
 async def subscriber_counts(request: web.Request) -> web.Response:
     """Duty staff: subscriber counts by channel and by area (never places)."""
-    conn = request.app[STORE].conn
-    by_channel = count_by_channel(conn)
+    subscribers = request.app[STORE].subscribers
+    by_channel = subscribers.count_by_channel()
     return web.json_response({"total": sum(by_channel.values()), "by_channel": by_channel,
-                              "by_area": count_by_area(conn)})
+                              "by_area": subscribers.count_by_area()})
 

@@ -49,17 +49,10 @@ from quakealert.formats.rows import parse_utc
 from quakealert.model import Event, Message, Notice, Report
 from quakealert.service.dispatch import Outbox, OutboxSettings
 from quakealert.service.pipeline import Pipeline
-from quakealert.store import notices as nt
-from quakealert.store import outbox as ob
-from quakealert.store.sequences import get_sequence
-from quakealert.store.sqlite import Store
-from quakealert.store.subscribers import (
-    NewSubscriber,
-    Places,
-    add_subscribers,
-    coarsen,
-    load_places,
-)
+from quakealert.store import open_file
+from quakealert.store.base import Store
+from quakealert.store.notices import StoredNotice
+from quakealert.store.subscribers import NewSubscriber, Places, coarsen, load_places
 
 BEIJING = timezone(timedelta(hours=BEIJING_OFFSET_H))
 SEAT_KINDS = ("county", "district")
@@ -186,13 +179,11 @@ class TimedPipeline(Pipeline):
         played faster than real time must do the same at the same scenario moment, or the
         next summary would find it still pending and withdraw it as superseded.
         """
-        conn = self.store.conn
-        for row in conn.execute("SELECT id, kind, created_at FROM notices"
-                                " WHERE state = 'pending_approval'").fetchall():
+        for row in self.store.notices.pending_approval():
             rule = self.approvals.get(row["kind"].split("+")[0])
             timeout = rule.timeout_s if rule else 0.0
             if row["created_at"] + timeout <= at.timestamp():
-                nt.set_notice_state(conn, row["id"], "released", at=datetime.now(UTC),
+                self.store.notices.set_notice_state(row["id"], "released", at=datetime.now(UTC),
                                     reason=f"auto-released after {timeout:.0f} s without a duty"
                                            " decision (pre-approved template)")
                 self.held[row["id"]] = timeout
@@ -215,7 +206,7 @@ class TimedPipeline(Pipeline):
 
     def _note(self, ids: list[str], trigger: str, started: float, done: float) -> None:
         for nid in ids:
-            ingested = self.ingested_at.get(nt.load_notice(self.store.conn, nid).event_id)
+            ingested = self.ingested_at.get(self.store.notices.load_notice(nid).event_id)
             taken_up = ingested if trigger != "tick" and ingested is not None else started
             self.timings[nid] = NoticeTiming(trigger, taken_up, done, ingested)
 
@@ -306,7 +297,7 @@ def release_held(pipeline: Pipeline) -> tuple[float, list[str]]:
 # -- CAP ------------------------------------------------------------------------------------
 
 
-def cap_for(store: Store, stored: nt.StoredNotice, *, sender: str) -> bytes | None:
+def cap_for(store: Store, stored: StoredNotice, *, sender: str) -> bytes | None:
     """The CAP 1.2 message the feed would serve for a notice (None when it cannot be built)."""
     try:
         return cap_for_notice(store, stored, sender=sender)
@@ -365,7 +356,6 @@ def build_report(store: Store, pipeline: TimedPipeline, recorders: dict[str, Rec
                  speed: float, held_s: float, held: list[str], cap_dir: Path | None = None,
                  sender: str = CAP_SENDER) -> dict[str, Any]:
     """Everything the drill found, as JSON-ready values."""
-    conn = store.conn
     names = population.names
     events = {e.id: e for e in store.events(order="time-asc", limit=None)}
     recorded: dict[str, Counter[str]] = defaultdict(Counter)
@@ -374,13 +364,9 @@ def build_report(store: Store, pipeline: TimedPipeline, recorders: dict[str, Rec
             recorded[nid][name] += 1
 
     notices: dict[tuple[datetime, str, str, str], dict[str, Any]] = {}
-    for stored in nt.list_notices(conn, limit=None, newest_first=False):
+    for stored in store.notices.list_notices(limit=None, newest_first=False):
         n = stored.notice
-        rows = conn.execute(
-            "SELECT area, sum(count) AS n, group_concat(DISTINCT reason_code) AS why,"
-            " max(reason_zh) AS why_zh, max(reason_en) AS why_en FROM"
-            " decisions WHERE notice_id = ? AND send = 1 GROUP BY area ORDER BY area",
-            (n.id,)).fetchall()
+        rows = store.views.notice_sent_areas(n.id)
         timing = pipeline.timings.get(n.id)
         event = events.get(n.event_id)
         xml = cap_for(store, stored, sender=sender)
@@ -464,10 +450,7 @@ def build_report(store: Store, pipeline: TimedPipeline, recorders: dict[str, Rec
 
     # A reason repeated at many moments (each daily-summary tick) is one line with its span.
     groups: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for r in conn.execute(
-            "SELECT event_id, reason_code, reason_en, reason_zh, area, at, sum(count) AS n"
-            " FROM decisions WHERE send = 0"
-            " GROUP BY event_id, reason_code, reason_en, reason_zh, area, at ORDER BY at, area"):
+    for r in store.views.not_sent_reasons():
         reason_key = (r["event_id"], r["reason_code"], r["reason_en"])
         g = groups.get(reason_key)
         if g is None:
@@ -491,14 +474,13 @@ def build_report(store: Store, pipeline: TimedPipeline, recorders: dict[str, Rec
 
     # Only the sequences residents were decided about (sent or not); the others (background
     # history, quakes far from everyone) are counted, not listed: there were ~66 of them.
-    concern = {r[0] for r in conn.execute(
-        "SELECT DISTINCT sequence_id FROM decisions UNION SELECT sequence_id FROM notices")}
+    concern = store.views.decided_sequences()
     sequences, other_sequences = [], 0
-    for (seq_id,) in conn.execute("SELECT id FROM sequences ORDER BY first_at, id"):
+    for seq_id in store.sequences.sequence_ids():
         if seq_id not in concern:
             other_sequences += 1
             continue
-        s = get_sequence(conn, seq_id)
+        s = store.sequences.get_sequence(seq_id)
         sequences.append({
             "id": seq_id, "type": s["type"], "type_zh": s["type_zh"], "final": s["final"],
             "events": s["n_events"], "delta_m": s["delta_m"], "energy_ratio": s["energy_ratio"],
@@ -507,8 +489,7 @@ def build_report(store: Store, pipeline: TimedPipeline, recorders: dict[str, Rec
                         for h in s["type_history"]]})
 
     population_areas = [
-        _area(r[0], names, int(r[1])) for r in conn.execute(
-            "SELECT area, count(*) FROM subscribers GROUP BY area ORDER BY area")]
+        _area(area, names, n) for area, n in store.views.subscribers_per_area()]
     processing = [x["latency"]["processing_ms"] for x in sent
                   if x["latency"]["processing_ms"] is not None]
     deliveries = Counter({name: len(rec.delivered) for name, rec in recorders.items()})
@@ -537,7 +518,7 @@ def build_report(store: Store, pipeline: TimedPipeline, recorders: dict[str, Rec
             "residents_reached": len({sid for rec in recorders.values()
                                       for _, sid in rec.delivered}),
             "not_sent_decisions": sum(g["decisions"] for g in not_sent),
-            "outbox": ob.counts(conn),
+            "outbox": store.outbox.counts(),
             "processing_ms_median": round(statistics.median(processing), 2) if processing else None,
             "processing_ms_max": max(processing, default=None),
         },
@@ -860,14 +841,14 @@ async def drill(reports: list[Report], skipped: list[str], population: Populatio
                 start: datetime | None = None) -> dict[str, Any]:
     """Run one drill on a fresh store at ``store_path`` and return its report; reports before
     ``start`` are absorbed as background history first (never notified)."""
-    store = Store.open(store_path)
+    store = open_file(store_path)  # a throw-away file, never the settings' store
     try:
         history = [r for r in reports if start is not None and r.origin_at < start]
         reports = [r for r in reports if start is None or r.origin_at >= start]
         if not reports:
             raise DrillInputError(f"{file}: no earthquakes after --start to replay")
         first = min(r.origin_at for r in reports)
-        add_subscribers(store.conn, population.subscribers, now=first - timedelta(days=1),
+        store.subscribers.add_subscribers(population.subscribers, now=first - timedelta(days=1),
                         places=population.places)
         pipeline = TimedPipeline(store, settings)
         if history and start is not None:
@@ -875,7 +856,7 @@ async def drill(reports: list[Report], skipped: list[str], population: Populatio
         recorders = {name: RecorderChannel(name) for name in CHANNELS}
         box_settings = OutboxSettings.from_section(settings.section("outbox"))
         # The recorders never use the session; None proves no HTTP can happen.
-        outbox = Outbox(store.conn, recorders, None, settings=box_settings)  # type: ignore[arg-type]
+        outbox = Outbox(store, recorders, None, settings=box_settings)  # type: ignore[arg-type]
         end = until or max(r.origin_at for r in reports) + DEFAULT_AFTER
         played = await play(pipeline, reports, until=end, speed=speed,
                             deliver=lambda: drain(outbox, datetime.now(UTC)))

@@ -16,14 +16,8 @@ from typing import Any
 
 from quakealert.config import load_settings
 from quakealert.errors import InvalidRequest, QuakealertError
-from quakealert.store.sqlite import Store
-from quakealert.store.subscribers import (
-    NewSubscriber,
-    add_subscribers,
-    count_by_area,
-    count_by_channel,
-    parse_subscriber,
-)
+from quakealert.store import open_store
+from quakealert.store.subscribers import NewSubscriber, parse_subscriber
 
 COLUMNS = ("latitude", "longitude", "languages", "channel", "url", "endpoint", "p256dh", "auth",
            "min_intensity", "secret")
@@ -82,14 +76,14 @@ def run(args: argparse.Namespace) -> int:
     except QuakealertError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    store = Store.open(settings.store_path)
+    store = open_store(settings)
     try:
         if args.action == "count":
-            by_channel = count_by_channel(store.conn)
+            by_channel = store.subscribers.count_by_channel()
             print(f"total: {sum(by_channel.values())}")
             for name, n in by_channel.items():
                 print(f"channel.{name}: {n}")
-            for area, n in count_by_area(store.conn).items():
+            for area, n in store.subscribers.count_by_area().items():
                 print(f"area.{area}: {n}")
             return 0
         try:
@@ -99,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
             return 2
         allow = bool(settings.section("webpush").get("allow_insecure_endpoints", False))
         good, bad = parse_csv(text, allow_insecure=allow)
-        created = add_subscribers(store.conn, [s for _, s in good], now=datetime.now(UTC))
+        created = store.subscribers.add_subscribers([s for _, s in good],
+                                                    now=datetime.now(UTC))
         for (line, _), c in zip(good, created):
             if c.secret is not None:  # the office needs it to configure its gateway
                 print(f"line {line}: id={c.id} secret={c.secret}")

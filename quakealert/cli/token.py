@@ -10,15 +10,8 @@ from pathlib import Path
 
 from quakealert.config import load_settings
 from quakealert.errors import QuakealertError
-from quakealert.store.auth import (
-    ROLES,
-    audit,
-    create_token,
-    find_token_id,
-    list_tokens,
-    revoke_token,
-)
-from quakealert.store.sqlite import Store
+from quakealert.store import open_store
+from quakealert.store.auth import ROLES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,24 +38,24 @@ def _actor() -> str:
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
-    store = Store.open(settings.store_path)
+    store = open_store(settings)
     now = datetime.now(UTC)
     try:
-        conn = store.conn
+        tokens = store.auth
         if args.token_command == "create":
-            info, secret = create_token(conn, args.role, args.name or args.role, now=now)
-            audit(conn, _actor(), "token.create", target=info.id,
-                  detail=f"role={info.role} name={info.name}", now=now)
+            info, secret = tokens.create_token(args.role, args.name or args.role, now=now)
+            tokens.audit(_actor(), "token.create", target=info.id,
+                         detail=f"role={info.role} name={info.name}", now=now)
             print(f"created token {info.id} ({info.role}, {info.name}); it is shown only once",
                   file=sys.stderr)
             print(secret)
         elif args.token_command == "revoke":
-            info = revoke_token(conn, find_token_id(conn, args.id).id, now=now)
-            audit(conn, _actor(), "token.revoke", target=info.id, detail="via cli", now=now)
+            info = tokens.revoke_token(tokens.find_token_id(args.id).id, now=now)
+            tokens.audit(_actor(), "token.revoke", target=info.id, detail="via cli", now=now)
             print(f"revoked token {info.id} ({info.role}, {info.name})", file=sys.stderr)
         else:
             print(f"{'ID':<8}  {'ROLE':<5}  {'STATE':<7}  {'CREATED':<20}  {'LAST USED':<20}  NAME")
-            for t in list_tokens(conn):
+            for t in tokens.list_tokens():
                 state = "revoked" if t.revoked_at else "active"
                 used = t.last_used_at.strftime("%Y-%m-%dT%H:%M:%SZ") if t.last_used_at else "-"
                 print(f"{t.id:<8}  {t.role:<5}  {state:<7}  "

@@ -37,7 +37,8 @@ from quakealert.sources.backfill import (
     window,
 )
 from quakealert.sources.base import Source
-from quakealert.store.sqlite import Store
+from quakealert.store import open_store
+from quakealert.store.base import Store
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ async def start(settings: Settings, *, stop: asyncio.Event) -> Runtime:
     from quakealert.service.pipeline import Pipeline
 
     sources = {cfg.name: make_source(cfg) for cfg in settings.sources}
-    store = Store.open(settings.store_path, verify=True)  # a damaged store: exit 2, clearly
+    store = open_store(settings, verify=True)  # a damaged store: exit 2, clearly
     session = aiohttp.ClientSession(
         headers={"User-Agent": f"quakealert/{__version__} (+earthquake alerts)"})
     try:
@@ -120,13 +121,12 @@ DEMO_TARGET = "demo-resident-lhasa"
 
 def ensure_demo_subscriber(store: Store) -> None:
     """The demo's resident: Lhasa (Chengguan), zh + bo + en, on the console channel."""
-    from quakealert.store.subscribers import NewSubscriber, add_subscriber
+    from quakealert.store.subscribers import NewSubscriber
 
-    exists = store.conn.execute("SELECT 1 FROM subscribers WHERE channel = 'console' AND"
-                                " target = ?", (DEMO_TARGET,)).fetchone()
-    if exists is None:
-        add_subscriber(store.conn, NewSubscriber(29.65, 91.13, ("zh", "bo", "en"), "console",
-                                                 DEMO_TARGET), now=datetime.now(UTC))
+    if not store.subscribers.has_target("console", DEMO_TARGET):
+        store.subscribers.add_subscriber(
+            NewSubscriber(29.65, 91.13, ("zh", "bo", "en"), "console", DEMO_TARGET),
+            now=datetime.now(UTC))
         log.info("demo subscriber added: a Lhasa resident on the console channel (zh, bo, en)")
 
 

@@ -16,7 +16,6 @@ import asyncio
 import logging
 import random
 import signal
-import sqlite3
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,8 +31,8 @@ from quakealert.errors import ConfigError, NotFound, SubscriptionGone
 from quakealert.logs import scrub, trace_only
 from quakealert.model import Notice
 from quakealert.store import outbox as ob
-from quakealert.store.notices import load_stored_notice
-from quakealert.store.subscribers import SubscriberPoints, delete_subscriber
+from quakealert.store.base import Store
+from quakealert.store.subscribers import SubscriberPoints
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +94,7 @@ class Outbox:
 
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        store: Store,
         channels: Mapping[str, Channel],
         session: aiohttp.ClientSession,
         *,
@@ -103,7 +102,7 @@ class Outbox:
         rng: random.Random | None = None,
         clock: Callable[[], datetime] | None = None,
     ):
-        self.conn = conn
+        self.store = store
         self.channels = dict(channels)
         self.session = session
         self.settings = settings or OutboxSettings()
@@ -124,7 +123,7 @@ class Outbox:
         retry_jitter, retry_max_attempts, retry_max_retry_after_s)."""
         from quakealert.channels import make_channels
 
-        return cls(store.conn, channels if channels is not None else make_channels(settings),
+        return cls(store, channels if channels is not None else make_channels(settings),
                    session, settings=OutboxSettings.from_section(settings.section("outbox")))
 
     def close(self) -> None:
@@ -145,7 +144,8 @@ class Outbox:
 
         Returns the number of rows handled (0 when nothing was due). Tests call this directly.
         """
-        rows = ob.claim(self.conn, self.settings.concurrency, now, lease_s=self.settings.lease_s)
+        rows = self.store.outbox.claim(self.settings.concurrency, now,
+                                       lease_s=self.settings.lease_s)
         if not rows:
             return 0
         self.counters["claimed"] += len(rows)
@@ -160,7 +160,7 @@ class Outbox:
     async def run(self, stop: asyncio.Event, *, until_empty: bool = False) -> None:
         """Deliver until ``stop`` is set (then finish what is in flight), keeping at most
         ``concurrency`` rows in flight; ``until_empty`` returns once nothing is left to do."""
-        recovered = ob.recover(self.conn, self.clock(), all_in_flight=True)
+        recovered = self.store.outbox.recover(self.clock(), all_in_flight=True)
         if recovered:
             log.info("outbox: in-flight rows from a previous run returned to pending", extra={
                 "rows": recovered})
@@ -190,8 +190,8 @@ class Outbox:
                          or loop.time() - claimed_at >= self.settings.poll_s)):
                 self._wake.clear()
                 try:
-                    rows = ob.claim(self.conn, free, now, lease_s=self.settings.lease_s)
-                except sqlite3.OperationalError as err:  # locked past busy_timeout: next round
+                    rows = self.store.outbox.claim(free, now, lease_s=self.settings.lease_s)
+                except self.store.failures as err:  # locked past busy_timeout: next round
                     log.warning("outbox claim failed, trying again", extra={"error": str(err)})
                     rows = []
                 # Fewer than asked: nothing more is due; look again after poll_s or a wake()
@@ -228,10 +228,10 @@ class Outbox:
             if stop.is_set():
                 return
             if (now - last_recover).total_seconds() > self.settings.lease_s:
-                ob.recover(self.conn, now)  # leases of tasks that never came back
+                self.store.outbox.recover(now)  # leases of tasks that never came back
                 last_recover = now
-            due = ob.next_due_at(self.conn)
-            if due is None and until_empty and not _any_in_flight(self.conn):
+            due = self.store.outbox.next_due_at()
+            if due is None and until_empty and not self.store.outbox.any_in_flight():
                 return
             wait_s = self.settings.poll_s
             if due is not None:
@@ -246,7 +246,7 @@ class Outbox:
         found: dict[str, Any] = {}
         for nid in {r.notice_id for r in rows}:
             try:
-                found[nid] = load_stored_notice(self.conn, nid)
+                found[nid] = self.store.notices.load_stored_notice(nid)
             except NotFound:
                 found[nid] = None
         return found
@@ -340,20 +340,16 @@ class Outbox:
                     "subscriber_id": m.row.subscriber_id, "channel": m.row.channel,
                     "status": m.status, "error": scrub((m.error or "")[:120])})
             counts[f"{m.row.channel}.{state}"] += 1
-        with ob.transaction(self.conn):
-            ob.finish_many(self.conn, params, at=now)
+        with self.store.transaction() as tx:
+            tx.outbox.finish_many(params, at=now)
             for sid in gone_subscribers:
-                delete_subscriber(self.conn, sid)
+                tx.subscribers.delete_subscriber(sid)
         self.counters.update(counts)
         for sid in gone_subscribers:
             log.info("subscriber removed: the push service says gone", extra={"subscriber_id": sid})
         if self.on_result is not None:
             for m in marks:
                 self.on_result(m.row, m.state, now)
-
-
-def _any_in_flight(conn: sqlite3.Connection) -> bool:
-    return conn.execute("SELECT 1 FROM outbox WHERE state = 'in_flight' LIMIT 1").fetchone() is not None
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:
@@ -429,7 +425,7 @@ async def _main(args: argparse.Namespace) -> int:
     from quakealert.channels import make_channels
     from quakealert.channels.guard import delivery_session
     from quakealert.config import Settings, load_settings
-    from quakealert.store.sqlite import Store
+    from quakealert.store import open_file
 
     if args.config is not None:
         settings = load_settings(args.config)
@@ -438,7 +434,7 @@ async def _main(args: argparse.Namespace) -> int:
     section = settings.section("outbox")
     if args.concurrency is not None:
         section["concurrency"] = args.concurrency
-    store = Store.open(args.db)
+    store = open_file(args.db)  # --db, whatever the config names
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -446,7 +442,7 @@ async def _main(args: argparse.Namespace) -> int:
     insecure = bool(settings.section("webpush").get("allow_insecure_endpoints", False))
     async with delivery_session(allow_insecure=insecure, limit=args.connections,
                                 limit_per_host=0) as session:
-        box = Outbox(store.conn, make_channels(settings), session,
+        box = Outbox(store, make_channels(settings), session,
                      settings=OutboxSettings.from_section(section))
         try:
             await box.run(stop, until_empty=args.until_empty)

@@ -345,7 +345,7 @@ class Pipeline:
         # (channels.guard); the sources' session may reach a catalogue on the office network.
         insecure = bool(self.settings.section("webpush").get("allow_insecure_endpoints", False))
         self._delivery_session = delivery_session(allow_insecure=insecure)
-        self.outbox = Outbox(self.runtime.store.conn, make_channels(self.settings),
+        self.outbox = Outbox(self.runtime.store, make_channels(self.settings),
                              self._delivery_session,
                              settings=OutboxSettings.from_section(self.settings.section("outbox")))
         self.outbox.on_result = self._delivered

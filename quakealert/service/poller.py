@@ -10,7 +10,6 @@ import asyncio
 import gc
 import logging
 import random
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -27,9 +26,9 @@ from quakealert.logs import scrub
 from quakealert.model import ParseResult, Report
 from quakealert.service.faults import kill_point
 from quakealert.sources.base import Source
+from quakealert.store.base import IngestResult, Store, StoreBusy, latest_versions
 from quakealert.store.instants import epoch_or_none as ts
 from quakealert.store.instants import from_epoch as dt
-from quakealert.store.sqlite import IngestResult, Store, latest_versions
 
 log = logging.getLogger(__name__)
 
@@ -129,23 +128,6 @@ def ingest_chunked(store: Store, reports: list[Report], now: datetime,
     return out
 
 
-def _ingest_apart(kind: type[Store], path: Any, parsed: ParseResult, now: datetime,
-                  priorities: Priorities) -> IngestResult:
-    store = kind.open(path)
-    try:
-        return ingest_chunked(store, parsed.reports, now, priorities)
-    finally:
-        store.close()
-
-
-def _save_health(path: Any, row: dict[str, object]) -> None:
-    store = Store(sqlite3.connect(str(path), isolation_level=None, timeout=5.0), path)
-    try:
-        store.save_health(row)
-    finally:
-        store.close()
-
-
 def _parse_paused(source: Source, body: bytes) -> ParseResult:
     with gc_paused():
         return source.parse(body)
@@ -179,10 +161,8 @@ class Poller:
     async def _save_health_apart(self, h: SourceHealth) -> None:
         """Save a failure's health record on a connection of its own, off the loop: the store
         may be what failed (a held lock would otherwise stall the loop for busy_timeout)."""
-        if str(self.store.path) == ":memory:":
-            self.store.save_health(h.to_row())
-        else:
-            await asyncio.to_thread(_save_health, self.store.path, h.to_row())
+        row = h.to_row()
+        await self.store.off_loop(lambda store: store.save_health(row))
 
     def health_of(self, name: str) -> SourceHealth:
         if name not in self.health:
@@ -223,13 +203,10 @@ class Poller:
         h = self.health_of(name)
         parsed = screen_future(parsed, datetime.now(UTC))  # the wall clock: `now` may be a replay's
         async with self.lock:
-            if str(self.store.path) != ":memory:":
-                # Off the loop, on a connection of its own: the pipeline's thread may hold the
-                # write lock for a moment, and the loop's connection serves the API meanwhile.
-                result = await asyncio.to_thread(_ingest_apart, type(self.store), self.store.path,
-                                                 parsed, now, self.priorities)
-            else:
-                result = ingest_chunked(self.store, parsed.reports, now, self.priorities)
+            # Off the loop, on a connection of its own: the pipeline's thread may hold the
+            # write lock for a moment, and the loop's connection serves the API meanwhile.
+            result = await self.store.off_loop(
+                lambda store: ingest_chunked(store, parsed.reports, now, self.priorities))
             h.last_ok_at = now
             if since is not None:
                 h.last_since = since
@@ -271,7 +248,8 @@ class Poller:
         h.backoff_until = now + timedelta(seconds=delay)
         try:
             await self._save_health_apart(h)
-        except sqlite3.Error as save_err:  # the store is failing (full disk, lock): kept in memory
+        except (StoreBusy, *self.store.failures) as save_err:
+            # the store is failing (full disk, lock): the record is kept in memory
             log.warning("cannot save health", extra={"source": source.name, "error": str(save_err)})
         if self.metrics is not None:
             self.metrics.poll_duration.labels(source.name).observe(time.perf_counter() - started)

@@ -207,3 +207,10 @@ def save_thread(conn: sqlite3.Connection, subscriber_id: int, sequence_id: str, 
         " updated_at = excluded.updated_at",
         (subscriber_id, sequence_id, state, at.timestamp()),
     )
+
+
+def has_threads(conn: sqlite3.Connection, sequence_id: str) -> bool:
+    """Whether any resident has a thread (own or shared) in this sequence: was told of it."""
+    return conn.execute(
+        "SELECT 1 FROM threads WHERE sequence_id = ? UNION ALL SELECT 1 FROM thread_states"
+        " WHERE sequence_id = ? LIMIT 1", (sequence_id, sequence_id)).fetchone() is not None

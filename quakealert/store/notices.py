@@ -210,3 +210,16 @@ def list_notices(
     if limit is not None:
         sql += f" LIMIT {int(limit):d}"
     return [_stored_from_row(r) for r in conn.execute(sql, args)]
+
+
+def pending_approval(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Notices awaiting approval: id, kind, created_at and state_at (epoch seconds)."""
+    return [dict(r) for r in conn.execute(
+        "SELECT id, kind, created_at, state_at FROM notices WHERE state = 'pending_approval'"
+    ).fetchall()]
+
+
+def event_notices(conn: sqlite3.Connection, event_id: str) -> list[StoredNotice]:
+    """Every notice about one event, oldest first (by creation)."""
+    return [_stored_from_row(r) for r in conn.execute(
+        "SELECT * FROM notices WHERE event_id = ? ORDER BY created_at, id", (event_id,))]

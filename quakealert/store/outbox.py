@@ -388,3 +388,9 @@ def deliveries(conn: sqlite3.Connection, notice_id: str, *, limit: int = 100,
     return out
 
 
+
+
+def any_in_flight(conn: sqlite3.Connection) -> bool:
+    """Whether any row is claimed and not finished yet."""
+    return conn.execute(
+        "SELECT 1 FROM outbox WHERE state = 'in_flight' LIMIT 1").fetchone() is not None

@@ -252,3 +252,13 @@ def get_sequence(conn: sqlite3.Connection, seq_id: str) -> dict[str, Any]:
             "SELECT * FROM sequence_type_history WHERE sequence_id = ? ORDER BY id", (seq_id,))
     ]
     return d
+
+
+def sequence_ids(conn: sqlite3.Connection) -> list[str]:
+    """Every stored sequence id, oldest first."""
+    return [str(r[0]) for r in conn.execute("SELECT id FROM sequences ORDER BY first_at, id")]
+
+
+def sequence_exists(conn: sqlite3.Connection, seq_id: str) -> bool:
+    """Whether the sequence is stored (a sequence left alone by a retyped quake is gone)."""
+    return conn.execute("SELECT 1 FROM sequences WHERE id = ?", (seq_id,)).fetchone() is not None

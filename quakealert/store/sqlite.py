@@ -7,6 +7,7 @@ large batches go through ``asyncio.to_thread`` in the poller. Migrations are the
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import logging
@@ -15,12 +16,12 @@ import os
 import re
 import sqlite3
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from quakealert.core.associate import (
     AssociationParams,
@@ -36,10 +37,23 @@ from quakealert.core.associate import (
 from quakealert.core.geo import distance_km
 from quakealert.errors import NotFound, StoreCorrupt
 from quakealert.model import Contributor, Event, Report
+from quakealert.store import (
+    approvals,
+    auth,
+    decisions,
+    notices,
+    outbox,
+    sequences,
+    subscribers,
+    views,
+    work,
+)
+from quakealert.store.base import GROUPS, IngestResult, StoreBusy, bind
 from quakealert.store.instants import epoch_or_none as ts
 from quakealert.store.instants import iso_epoch as _iso
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_PRIORITIES = Priorities()
 DEFAULT_ASSOCIATION = AssociationParams()
@@ -61,24 +75,6 @@ def migrations() -> list[tuple[int, str, str]]:
         if m:
             found.append((int(m.group(1)), entry.name, entry.read_text(encoding="utf-8")))
     return sorted(found)
-
-
-@dataclass(slots=True)
-class IngestResult:
-    """What one batch changed: ids of created, revised and deleted events, and unchanged reports."""
-
-    created: list[str] = field(default_factory=list)
-    revised: list[str] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
-    unchanged: int = 0
-    flags: dict[str, tuple[str, ...]] = field(default_factory=dict)
-
-    @property
-    def changed(self) -> list[str]:
-        seen: dict[str, None] = {}
-        for eid in (*self.created, *self.revised, *self.deleted):
-            seen.setdefault(eid, None)
-        return list(seen)
 
 
 _REPORT_FIELDS = (
@@ -137,12 +133,106 @@ def _quick_check(conn: sqlite3.Connection, path: Path | str) -> None:
         raise StoreCorrupt(_corrupt_message(path, "; ".join(rows)[:300]))
 
 
+# The store modules behind each group of the interface (store/base.py).
+MODULES = {"notices": notices, "outbox": outbox, "approvals": approvals,
+           "subscribers": subscribers, "sequences": sequences, "decisions": decisions,
+           "auth": auth, "work": work, "views": views}
+
+
+def _configure(conn: sqlite3.Connection, *, busy_wait_s: float = 5.0) -> None:
+    """Per-connection settings (WAL itself is a property of the database file)."""
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(f"PRAGMA busy_timeout={int(busy_wait_s * 1000):d}")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA cache_size=-65536")  # 64 MiB: bulk ingests stay in memory
+
+
+def _is_busy(err: sqlite3.OperationalError) -> bool:
+    return "locked" in str(err) or "busy" in str(err)
+
+
 class Store:
-    """The SQLite database: open with :meth:`open`, close with :meth:`close`."""
+    """The SQLite database: open with :meth:`open`, close with :meth:`close`.
+
+    Implements store/base.py's Store: the groups are the store modules bound to ``conn``.
+    """
+
+    failures: tuple[type[BaseException], ...] = (sqlite3.Error,)
 
     def __init__(self, conn: sqlite3.Connection, path: Path | str):
         self.conn = conn
         self.path = path
+        for name in GROUPS:
+            setattr(self, name, bind(GROUPS[name], MODULES[name], conn))
+
+    # -- unit of work and connections of their own ---------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[Store]:
+        """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error); inside a transaction already open
+        (a work item's, durable processing), part of that one."""
+        conn = self.conn
+        if conn.in_transaction:
+            yield self
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    @contextmanager
+    def apart(self, *, busy_wait_s: float = 5.0, read_only: bool = False) -> Iterator[Store]:
+        """The same database on a connection of its own (a store of this same class), closed
+        after; an in-memory database has only the one connection, so this store itself."""
+        if str(self.path) == ":memory:":
+            yield self
+            return
+        if read_only:
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=busy_wait_s,
+                                   check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+        else:
+            conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=busy_wait_s,
+                                   check_same_thread=False)
+        try:
+            if not read_only:
+                _configure(conn, busy_wait_s=busy_wait_s)
+            yield type(self)(conn, self.path)
+        finally:
+            conn.close()
+
+    async def off_loop(self, work: Callable[[Store], T], *, busy_wait_s: float = 5.0,
+                       read_only: bool = False) -> T:
+        """``work(store)`` in a worker thread on a connection of its own (inline for
+        ":memory:"); a write lock held past ``busy_wait_s`` raises StoreBusy."""
+
+        def run() -> T:
+            with self.apart(busy_wait_s=busy_wait_s, read_only=read_only) as store:
+                return work(store)
+
+        try:
+            if str(self.path) == ":memory:":
+                return run()
+            return await asyncio.to_thread(run)
+        except sqlite3.OperationalError as err:
+            if _is_busy(err):
+                raise StoreBusy(f"the store is busy: {err}") from err
+            raise
+
+    def write_lock_free(self, wait_s: float) -> bool:
+        """Whether a writer would get the write lock within ``wait_s`` (see write_lock_free)."""
+        return str(self.path) == ":memory:" or write_lock_free(self.path, wait_s)
+
+    def version(self) -> tuple[int, int] | None:
+        """Counters that change on any write (ours or another process's); None mid-transaction."""
+        if self.conn.in_transaction:
+            return None
+        return (self.conn.total_changes,
+                self.conn.execute("PRAGMA data_version").fetchone()[0])
 
     @classmethod
     def open(cls, path: Path | str, *, verify: bool = False) -> Store:
@@ -158,10 +248,7 @@ class Store:
         try:
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=5000")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA cache_size=-65536")  # 64 MiB: bulk ingests stay in memory
+            _configure(conn)
             if verify:
                 _quick_check(conn, path)
             store = cls(conn, path)
@@ -705,6 +792,11 @@ class Store:
     def count_events(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM events").fetchone()[0])
 
+    def sources(self) -> list[str]:
+        """Distinct sources with a current report."""
+        return [r[0] for r in self.conn.execute(
+            "SELECT DISTINCT source FROM report_current ORDER BY source")]
+
     # -- source health ----------------------------------------------------------------------
 
     def save_health(self, h: dict[str, Any]) -> None:
@@ -728,16 +820,6 @@ def _candidate_of(row: sqlite3.Row) -> Candidate:
                      row["longitude"], row["depth_km"], row["magnitude"], row["mag_type"],
                      frozenset(row["sources"].split(",")),
                      frozenset(row["ids"].split(" ")) if row["ids"] else frozenset())
-
-
-def latest_versions(reports: Iterable[Report]) -> list[Report]:
-    """One version per report key (the latest by ``updated``, else origin time), oldest first."""
-    latest: dict[tuple[str, str], Report] = {}
-    for r in reports:
-        prev = latest.get(r.key)
-        if prev is None or (r.updated_at or r.origin_at) >= (prev.updated_at or prev.origin_at):
-            latest[r.key] = r
-    return sorted(latest.values(), key=lambda r: (r.origin_at, r.source, r.source_id))
 
 
 def record_work(conn: sqlite3.Connection, result: IngestResult, now_s: float) -> None:

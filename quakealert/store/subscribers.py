@@ -402,3 +402,23 @@ def count_by_channel(conn: sqlite3.Connection) -> dict[str, int]:
     """Subscriber counts per channel."""
     return {row[0]: int(row[1]) for row in conn.execute(
         "SELECT channel, count(*) FROM subscribers GROUP BY channel ORDER BY channel")}
+
+
+def has_target(conn: sqlite3.Connection, channel: str, target: str) -> bool:
+    """Whether a subscriber on ``channel`` has this target."""
+    return conn.execute("SELECT 1 FROM subscribers WHERE channel = ? AND target = ?",
+                        (channel, target)).fetchone() is not None
+
+
+def recipient_rows(conn: sqlite3.Connection
+                   ) -> list[tuple[int, float, float, int, str | None, str]]:
+    """Every subscriber as (id, latitude, longitude, min_intensity, area, languages), by id."""
+    return [tuple(r) for r in conn.execute(  # type: ignore[misc]
+        "SELECT id, latitude, longitude, min_intensity, area, languages FROM subscribers"
+        " ORDER BY id").fetchall()]
+
+
+def recipients_key(conn: sqlite3.Connection) -> tuple[int, int]:
+    """(count, largest id) of the subscribers: changes whenever one is added or removed."""
+    row = conn.execute("SELECT count(*), coalesce(max(id), 0) FROM subscribers").fetchone()
+    return (int(row[0]), int(row[1]))

@@ -58,7 +58,7 @@ class Replay:
         # as the daemon's replay: approval timeouts run on the wall clock, so at speed the
         # held summaries of past days would pile up unless superseded ones withdraw themselves
         self.pipeline = TimedPipeline(self.store, self.settings, scenario_timeouts=False)
-        self.outbox = Outbox(self.store.conn, {n: RecorderChannel(n) for n in CHANNELS},
+        self.outbox = Outbox(self.store, {n: RecorderChannel(n) for n in CHANNELS},
                              None, settings=OUTBOX)  # type: ignore[arg-type]
         if history:
             self.pipeline.absorb(self.store.ingest(history, now=START), at=START)
