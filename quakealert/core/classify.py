@@ -722,4 +722,11 @@ def classify_events(
     from quakealert.core.sequences import build_sequences
 
     engine = build_sequences([e for e in events if e.origin_at <= now], params)
-    return [(s, engine.classify(s.id, now)) for s in engine.sequences()]
+    return [(s, classify_in(engine, s.id, now)) for s in engine.sequences()]
+
+
+def classify_in(engine: SequenceEngine, seq_id: str, now: datetime, *,
+                diagnostics: bool = True) -> Classification:
+    """Type one of ``engine``'s sequences at ``now``, its other events the regional context."""
+    return classify_sequence(engine.sequence(seq_id), engine.params, now, engine=engine,
+                             diagnostics=diagnostics)

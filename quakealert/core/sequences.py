@@ -24,16 +24,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from quakealert.core.geo import EARTH_RADIUS_KM, KM_PER_DEG, chord_for_km
 from quakealert.errors import ConfigError, NotFound
 from quakealert.model import Contributor, Event, Report
-
-if TYPE_CHECKING:
-    from quakealert.core.classify import Classification
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 US_PER_DAY = 86_400_000_000
@@ -629,14 +626,6 @@ class SequenceEngine:
                     if ev is not None:
                         found.append(ev)
         return sorted(found, key=lambda e: (e.origin_at, e.id))
-
-    def classify(self, seq_id: str, now: datetime, *, diagnostics: bool = True) -> Classification:
-        """Type one sequence at ``now`` with its regional context (see core.classify)."""
-        # imported here because classify.py imports this module's types
-        from quakealert.core.classify import classify_sequence
-
-        return classify_sequence(self.sequence(seq_id), self.params, now, engine=self,
-                                 diagnostics=diagnostics)
 
     # ---- internals ------------------------------------------------------------------------
     def _build(self, label: int) -> QuakeSequence:

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from quakealert.config import Settings
-from quakealert.core.classify import Classification, sequence_to_json
+from quakealert.core.classify import Classification, classify_in, sequence_to_json
 from quakealert.core.context import regional_context
 from quakealert.core.geo import distances_km
 from quakealert.core.intensity import roman, upper_intensity_many
@@ -825,7 +825,7 @@ class Pipeline:
 
     def _classify(self, seq_id: str, at: datetime, *, diagnostics: bool = True
                   ) -> Classification:
-        cls = self.engine.classify(seq_id, at, diagnostics=diagnostics)
+        cls = classify_in(self.engine, seq_id, at, diagnostics=diagnostics)
         if not self.context_ready and cls.context is not None:
             # The start-up back-fill is not complete: no count rather than a wrong one.
             cls = replace(cls, context=None)

@@ -12,6 +12,7 @@ from quakealert.core.classify import (
     SWARM,
     UNDETERMINED,
     classify_events,
+    classify_in,
     classify_sequence,
     sequence_to_json,
 )
@@ -165,7 +166,7 @@ def test_json_shape():
     now = datetime(2024, 11, 9, tzinfo=UTC)
     engine = build_sequences(cenc_news("maizhokunggar-2024"))
     seq = engine.sequences()[0]
-    js = sequence_to_json(seq, engine.classify(seq.id, now), now)
+    js = sequence_to_json(seq, classify_in(engine, seq.id, now), now)
     for key in ("id", "type", "final", "n_events", "largest", "delta_m", "energy_ratio",
                 "reasons", "context", "stats", "forecast", "members"):
         assert key in js
