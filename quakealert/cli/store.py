@@ -6,10 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-import psycopg
-
-from quakealert.store.postgres.copy import DEFAULT_BATCH, CopyError, copy_store, open_source
-from quakealert.store.postgres.db import mask
+from quakealert.store.transfer import (
+    DEFAULT_BATCH,
+    CopyError,
+    TargetFailed,
+    copy_to_postgres,
+    mask,
+)
 
 
 def _sqlite_source(text: str) -> Path:
@@ -51,21 +54,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        src = open_source(args.source)
+        results = copy_to_postgres(args.source, args.target, batch=args.batch)
     except CopyError as err:
         print(f"quakealert store copy: {err}", file=sys.stderr)
         return 2
-    try:
-        with psycopg.connect(args.target, autocommit=True, connect_timeout=10) as dst:
-            results = copy_store(src, dst, batch=args.batch)
-    except CopyError as err:
+    except TargetFailed as err:
         print(f"quakealert store copy: {err}", file=sys.stderr)
-        return 2
-    except psycopg.Error as err:
-        print(f"quakealert store copy: {mask(args.target)}: {str(err).strip()}", file=sys.stderr)
         return 1
-    finally:
-        src.close()
     width = max(len(r.table) for r in results)
     for r in results:
         mark = "ok" if r.ok else "MISMATCH"

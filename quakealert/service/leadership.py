@@ -21,15 +21,13 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-import psycopg
-from psycopg.rows import tuple_row
+from quakealert.store.locks import LockSession, holds_lock
 
 log = logging.getLogger(__name__)
 
 # The advisory lock key: a fixed 64-bit number for "quakealert leader" (any constant would do;
 # it only has to differ from the other advisory keys used on the same database).
 LEADER_KEY = 0x71616B650002
-_LISTEN_CHANNEL = "quakealert_leader"
 
 
 class Leadership(Protocol):
@@ -98,7 +96,7 @@ class PgLeadership:
         self.idle_timeout_s = idle_timeout_s
         self._on_change = on_change
         self._leading = False
-        self._conn: psycopg.AsyncConnection[tuple[object, ...]] | None = None
+        self._lock: LockSession | None = None
         self.backend_pid: int | None = None  # of the connection holding the lock, while leading
         self.gained_at: float | None = None  # time.monotonic() of the last gain
 
@@ -128,7 +126,7 @@ class PgLeadership:
             while not stop.is_set():
                 try:
                     await self._session(stop)
-                except (psycopg.Error, OSError, TimeoutError) as err:
+                except LockSession.failures as err:
                     self._set(False)  # first: nothing leader-only may run after this point
                     log.warning("leader connection lost", extra={
                         "leader": self.name, "error": type(err).__name__})
@@ -141,72 +139,36 @@ class PgLeadership:
             await self._close()
 
     async def _session(self, stop: asyncio.Event) -> None:
-        conn = await asyncio.wait_for(psycopg.AsyncConnection.connect(
-            self.url, autocommit=True, application_name=f"{self.name} leader",
-            connect_timeout=max(2, int(self.probe_timeout_s)),
-            # the client notices a silent peer; the server settings below make the server
-            # drop a vanished leader's session (and its lock) too
-            keepalives=1, keepalives_idle=5, keepalives_interval=2, keepalives_count=3,
-        ), timeout=self.probe_timeout_s + 5)
-        self._conn = conn
-        await conn.execute("SET tcp_keepalives_idle = 5")
-        await conn.execute("SET tcp_keepalives_interval = 2")
-        await conn.execute("SET tcp_keepalives_count = 3")
-        # A leader that stops probing (process stopped, event loop stuck) while its socket stays
-        # open would keep the lock for ever; the server ends a session idle this long, so the
-        # lock is freed and another instance leads. Healthy leaders probe every probe_s.
-        await conn.execute(f"SET idle_session_timeout = {int(self.idle_timeout_s * 1000):d}")
-        row = await (await conn.execute("SELECT pg_backend_pid()")).fetchone()
-        assert row is not None
-        self.backend_pid = int(str(row[0]))
+        session = await LockSession.connect(self.url, name=self.name,
+                                            timeout_s=self.probe_timeout_s)
+        self._lock = session
+        self.backend_pid = await session.prepare(idle_timeout_s=self.idle_timeout_s)
         while not stop.is_set():
-            got = await self._query("SELECT pg_try_advisory_lock(%s)", (self.key,))
-            if got:
+            if await session.try_lock(self.key):
                 break
             await _wait(stop, self.campaign_s)
         else:
             return
-        await conn.execute(f"LISTEN {_LISTEN_CHANNEL}")
+        await session.listen()
         self._set(True)
         while not stop.is_set():
-            # Reads the socket for up to probe_s: a terminated backend raises here at once.
-            async for _ in conn.notifies(timeout=self.probe_s, stop_after=1):
-                pass
-            if not await self._query(
-                    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'"
-                    " AND pid = pg_backend_pid() AND granted AND objsubid = 1"
-                    " AND ((classid::bigint << 32) | objid::bigint) = %s)",
-                    (self.key & 0xFFFFFFFFFFFFFFFF,)):
-                raise psycopg.OperationalError("advisory lock no longer held")
-        with contextlib.suppress(psycopg.Error, OSError, TimeoutError):
+            await session.wait(self.probe_s)
+            await session.check_held(self.key)
+        with contextlib.suppress(*LockSession.failures):
             self._set(False)
-            await asyncio.wait_for(conn.execute("SELECT pg_advisory_unlock(%s)", (self.key,)),
-                                   self.probe_timeout_s)
-
-    async def _query(self, sql: str, params: tuple[object, ...]) -> bool:
-        assert self._conn is not None
-        cur = await asyncio.wait_for(self._conn.execute(sql, params), self.probe_timeout_s)
-        row = await cur.fetchone()
-        return bool(row and row[0])
+            await session.unlock(self.key)
 
     async def _close(self) -> None:
-        conn, self._conn, self.backend_pid = self._conn, None, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.close(), self.probe_timeout_s)
+        session, self._lock, self.backend_pid = self._lock, None, None
+        if session is not None:
+            await session.close()
 
 
-def holds_leadership(conn: psycopg.Connection[Any], backend_pid: int,
-                     key: int = LEADER_KEY) -> bool:
+def holds_leadership(conn: Any, backend_pid: int, key: int = LEADER_KEY) -> bool:
     """Inside a leader-only transaction on any connection: does the leader's session (by its
     backend pid) still hold the lock? A fencing check: if the leader lost its session, the
     transaction can roll back instead of writing as a leader."""
-    with conn.cursor(row_factory=tuple_row) as cur:
-        row = cur.execute(
-            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = %s"
-            " AND granted AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = %s)",
-            (backend_pid, key & 0xFFFFFFFFFFFFFFFF)).fetchone()
-    return bool(row and row[0])
+    return holds_lock(conn, backend_pid, key)
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
