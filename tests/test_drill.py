@@ -356,7 +356,7 @@ def test_real_time_speed_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPa
                                     capsys: pytest.CaptureFixture[str]) -> None:
     """--speed 1 on two quakes a week apart: the gap is capped on the wall clock, the swarm
     rule fires while waiting, and the decisions are those of an as-fast-as-possible drill."""
-    monkeypatch.setattr(drill, "MAX_GAP_S", 0.4)
+    monkeypatch.setattr(drill.replay, "MAX_GAP_S", 0.4)  # play() reads it from there
     rows = DEFAULT_SCENARIO.read_text(encoding="utf-8").splitlines()
     short = tmp_path / "two.csv"
     # the M4.1 of 10-31 and the M4.5 of 11-07 (BJT): ΔM 0.4, a swarm after 24 h (§8.2)
