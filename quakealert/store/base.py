@@ -14,8 +14,10 @@ below. Each group is the functions of one store module with the connection fille
                                                 └─▶ postgres ──── postgres/notices.py ...  (psycopg)
 
 Transactions: ``with store.transaction() as tx:`` is one unit of work; ``tx`` is a Store whose
-operations all run in that transaction (SQLite: BEGIN IMMEDIATE on the store's connection, and
-inside an open one, part of it; PostgreSQL: one pooled connection in ``conn.transaction()``).
+operations all run in that transaction, and so do the store's own operations called on the same
+thread while it is open (the pipeline does not pass ``tx`` down to every helper). SQLite:
+BEGIN IMMEDIATE on the store's one connection, and inside an open transaction, part of it.
+PostgreSQL: one pooled connection in ``conn.transaction()``, kept for the thread until the end.
 """
 
 from __future__ import annotations
@@ -258,7 +260,8 @@ class Store(Protocol):
     failures: tuple[type[BaseException], ...]
 
     def transaction(self) -> AbstractContextManager[Store]:
-        """One unit of work: every operation on the yielded store commits together or not."""
+        """One unit of work: every operation on the yielded store (and on this one, from this
+        thread, until it ends) commits together or not at all; nested, part of the outer one."""
         ...
 
     async def off_loop(self, work: Callable[[Store], T], *, busy_wait_s: float = 5.0,
