@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from quakealert.config import DEFAULT_SCENARIO, Settings
+from quakealert.core.classify import classify_in
 from quakealert.errors import ConfigError
 from quakealert.formats.catalog import read_catalog_file
 from quakealert.model import Report
@@ -185,7 +186,7 @@ def test_a_far_sequence_typed_now_and_then_is_stored_whole_at_the_end(
     row = store.conn.execute("SELECT type, n_events FROM sequences WHERE id = ?",
                              (largest,)).fetchone()
     assert row["n_events"] == len(p.engine.sequence(largest).events) > 1000
-    assert row["type"] == p.engine.classify(largest, p.clock).type
+    assert row["type"] == classify_in(p.engine, largest, p.clock).type
 
 
 def test_large_and_regional_events_count_wherever_residents_are(tmp_path: Path) -> None:
