@@ -18,11 +18,9 @@ import hashlib
 import heapq
 import json
 import logging
-import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -63,12 +61,10 @@ from quakealert.errors import ConfigError, InvalidRequest, NotFound
 from quakealert.formats.rows import EARLIEST_AT, FUTURE_SLACK
 from quakealert.model import Event, Notice, event_type_zh
 from quakealert.service.faults import kill_point
-from quakealert.store import approvals
 from quakealert.store import decisions as dec
 from quakealert.store import notices as nt
-from quakealert.store import outbox as ob
-from quakealert.store import sequences as sq
-from quakealert.store.sqlite import IngestResult, Store
+from quakealert.store import open_file
+from quakealert.store.base import IngestResult, Store
 
 log = logging.getLogger(__name__)
 
@@ -172,11 +168,9 @@ class Recipients:
     lang_code: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
     @classmethod
-    def load(cls, conn: sqlite3.Connection) -> Recipients:
-        rows = conn.execute(
-            "SELECT id, latitude, longitude, min_intensity, area, languages FROM subscribers"
-            " ORDER BY id").fetchall()
-        key = conn.execute("SELECT count(*), coalesce(max(id), 0) FROM subscribers").fetchone()
+    def load(cls, store: Store) -> Recipients:
+        rows = store.subscribers.recipient_rows()
+        key = store.subscribers.recipients_key()
         area = [r[4] for r in rows]
         langs = [_langs(r[5]) for r in rows]
         areas: dict[str | None, int] = {}
@@ -186,7 +180,7 @@ class Recipients:
             lat=np.array([r[1] for r in rows], dtype=np.float64),
             lon=np.array([r[2] for r in rows], dtype=np.float64),
             min_intensity=np.array([r[3] for r in rows], dtype=np.int16),
-            area=area, langs=langs, key=(int(key[0]), int(key[1])),
+            area=area, langs=langs, key=key,
             area_code=np.array([areas.setdefault(a, len(areas)) for a in area], dtype=np.int64),
             lang_code=np.array([codes.setdefault(x, len(codes)) for x in langs], dtype=np.int64),
         )
@@ -317,7 +311,7 @@ class Pipeline:
         """
         replay = any(s.config.kind == "replay" for s in runtime.sources.values())
         own = str(runtime.store.path) != ":memory:"
-        store = Store.open(runtime.store.path) if own else runtime.store
+        store = open_file(runtime.store.path) if own else runtime.store
         try:
             p = cls(store, runtime.settings, exercise=replay)
             p.runtime = runtime
@@ -440,10 +434,9 @@ class Pipeline:
         return [e for e in events if EARLIEST_AT <= e.origin_at <= latest]
 
     def recipients(self) -> Recipients:
-        key = self.store.conn.execute(
-            "SELECT count(*), coalesce(max(id), 0) FROM subscribers").fetchone()
-        if self._recipients is None or self._recipients.key != (int(key[0]), int(key[1])):
-            self._recipients = Recipients.load(self.store.conn)
+        key = self.store.subscribers.recipients_key()
+        if self._recipients is None or self._recipients.key != key:
+            self._recipients = Recipients.load(self.store)
         return self._recipients
 
     def _schedule(self, seq: QuakeSequence, *, after: datetime, event: Event | None = None
@@ -475,9 +468,7 @@ class Pipeline:
                 log.warning("no daily tick (times out of range)", extra={"sequence_id": seq.id})
 
     def _has_threads(self, seq_id: str) -> bool:
-        return self.store.conn.execute(
-            "SELECT 1 FROM threads WHERE sequence_id = ? UNION ALL SELECT 1 FROM thread_states"
-            " WHERE sequence_id = ? LIMIT 1", (seq_id, seq_id)).fetchone() is not None
+        return self.store.decisions.has_threads(seq_id)
 
     def _push_daily(self, seq: QuakeSequence, after: datetime) -> None:
         """The next daily tick (swarm summaries) while the sequence is active."""
@@ -523,15 +514,11 @@ class Pipeline:
         for the rest, so a stop request or a newer urgent event waits at most that long).
         """
         started = time.perf_counter()
-        conn = self.store.conn
         notices: list[str] = []
         failed: set[str] = set()  # tried once in this call: next call (next step) again
         while budget_s is None or time.perf_counter() - started < budget_s:
             self.prioritise()  # anything stored meanwhile is placed before the next round
-            rows = [r for r in conn.execute(
-                "SELECT event_id, trigger, received_at, priority FROM work WHERE priority IS NULL"
-                " OR priority >= 0 ORDER BY priority DESC, origin_at, event_id LIMIT 200"
-            ).fetchall() if r[0] not in failed]
+            rows = [r for r in self.store.work.next_items(200) if r[0] not in failed]
             if not rows:
                 break
             far = [r for r in rows if r[3] == 0]
@@ -578,11 +565,7 @@ class Pipeline:
     def prioritise(self, limit: int = 50_000) -> int:
         """Mark queued events 1 when they can concern residents (felt at some resident's place,
         inside a configured region, or large), else 0; returns how many were marked."""
-        conn = self.store.conn
-        rows = conn.execute(
-            "SELECT w.event_id, w.trigger, e.latitude, e.longitude, e.depth_km, e.magnitude"
-            " FROM work w JOIN events e ON e.id = w.event_id WHERE w.priority IS NULL"
-            f" LIMIT {int(limit):d}").fetchall()
+        rows = self.store.work.unprioritised(limit)
         if not rows:
             return 0
         lat = np.array([r[2] for r in rows], dtype=np.float64)
@@ -599,9 +582,8 @@ class Pipeline:
         # 2: near residents or a region, in time order with the felt ones; 1: large elsewhere;
         # 0: far from everyone.
         level = np.where(near, 2, np.where(mag >= self.work.large_magnitude, 1, 0))
-        with self._transaction():
-            conn.executemany("UPDATE work SET priority = ? WHERE event_id = ?",
-                             [(int(level[k]), r[0]) for k, r in enumerate(rows)])
+        with self.store.transaction() as tx:
+            tx.work.set_priorities([(int(level[k]), r[0]) for k, r in enumerate(rows)])
         return len(rows)
 
     def concerns(self, lat: np.ndarray, lon: np.ndarray, depth_km: np.ndarray,
@@ -653,7 +635,6 @@ class Pipeline:
         # the loop's connection never waits long for it. A crash midway leaves the work rows,
         # and doing a far event again is harmless (the same membership, the same type).
         started = time.perf_counter()
-        conn = self.store.conn
         taken: list[str] = []
         by_seq: dict[str, list[Event]] = {}
         touched: set[str] = set()
@@ -672,7 +653,7 @@ class Pipeline:
         at = self.clock or now
         for seq_id in sorted(touched | set(by_seq)):
             if not self.engine.has(seq_id):
-                sq.delete_sequence(conn, seq_id)
+                self.store.sequences.delete_sequence(seq_id)
                 continue
             seq = self.engine.sequence(seq_id)
             if seq_id in self._scheduled:
@@ -686,21 +667,18 @@ class Pipeline:
                 continue
             self._far_typed[seq_id] = time.monotonic()
             self.evaluate(seq_id, at, "tick", None, policy=False)
-        with self._transaction():
-            conn.executemany("DELETE FROM work WHERE event_id = ?", [(e,) for e in taken])
+        with self.store.transaction() as tx:
+            tx.work.done(taken)
         return len(taken)
 
     def pending_work(self) -> int:
         """How many changed events wait for the pipeline (parked ones not counted)."""
-        return int(self.store.conn.execute(
-            "SELECT count(*) FROM work WHERE priority IS NULL OR priority >= 0").fetchone()[0])
+        return self.store.work.pending()
 
     def _failed(self, event_id: str, err: Exception) -> None:
         """Count a failed attempt; park the item after MAX_FAILURES so the queue goes on."""
-        self.store.conn.execute(
-            "UPDATE work SET failures = failures + 1, last_error = ?, priority = CASE WHEN"
-            " failures + 1 >= ? THEN -1 ELSE priority END WHERE event_id = ?",
-            (f"{type(err).__name__}: {err}"[:500], MAX_FAILURES, event_id))
+        self.store.work.failed(event_id, f"{type(err).__name__}: {err}"[:500],
+                               max_failures=MAX_FAILURES)
 
     def process_event(self, event: Event, trigger: str, *, now: datetime) -> list[str]:
         """One changed event: its sequences, decisions, notices and outbox rows, and the end of
@@ -710,7 +688,7 @@ class Pipeline:
         if self.clock is None or at > self.clock:
             notices += self.advance(at)
             self.clock = at
-        with self._transaction():
+        with self.store.transaction():
             made = self.apply(event, trigger, at=self.clock)
             self._done(event.id)
         if made:
@@ -718,22 +696,7 @@ class Pipeline:
         return notices + made
 
     def _done(self, event_id: str) -> None:
-        self.store.conn.execute("DELETE FROM work WHERE event_id = ?", (event_id,))
-
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        """BEGIN IMMEDIATE ... COMMIT; inside a work item's transaction, part of that one."""
-        conn = self.store.conn
-        if conn.in_transaction:
-            yield
-            return
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        self.store.work.done([event_id])
 
     def apply(self, event: Event, trigger: str, *, at: datetime) -> list[str]:
         """Put one event into the engine and evaluate every sequence it touched."""
@@ -745,11 +708,10 @@ class Pipeline:
         elif trigger == "revised" and before is None:
             trigger = "new"  # e.g. CENC's automatic 疑爆 revised to 天然地震: a quake, first seen
         touched = self.engine.upsert(event)
-        conn = self.store.conn
         notices: list[str] = []
         for seq_id in sorted(touched):
             if not self.engine.has(seq_id):
-                sq.delete_sequence(conn, seq_id)
+                self.store.sequences.delete_sequence(seq_id)
                 continue
             seq = self.engine.sequence(seq_id)
             inside = self.engine.sequence_of(event.id) == seq_id
@@ -809,7 +771,7 @@ class Pipeline:
         if full:
             cls = self._classify(seq_id, at)
         doc = sequence_to_json(seq, cls, at) if full else None  # CPU: before the write lock
-        with self._transaction():
+        with self.store.transaction():
             if doc is not None:
                 self._save(seq, cls, at, doc)
             else:
@@ -819,7 +781,7 @@ class Pipeline:
             result = self._policy_round(seq, cls, at, trigger, event)
             self._enqueue(result.notice_ids, at)
         for nid in result.notice_ids:  # yesterday's summary must not wait for an approval
-            for old in approvals.withdraw_superseded(self.store.conn, nid, now=datetime.now(UTC)):
+            for old in self.store.approvals.withdraw_superseded(nid, now=datetime.now(UTC)):
                 log.info("notice withdrawn: superseded", extra={"notice_id": old, "by": nid})
         return result.notice_ids
 
@@ -845,7 +807,7 @@ class Pipeline:
             touched |= self.engine.upsert(event)
         for seq_id in sorted(touched):
             if not self.engine.has(seq_id):
-                sq.delete_sequence(self.store.conn, seq_id)
+                self.store.sequences.delete_sequence(seq_id)
                 continue
             seq = self.engine.sequence(seq_id)
             self._save(seq, self._classify(seq_id, at), at)
@@ -876,7 +838,7 @@ class Pipeline:
 
     def _save(self, seq: QuakeSequence, cls: Classification, at: datetime,
               doc: dict[str, Any] | None = None) -> None:
-        if sq.save_sequence(self.store.conn, doc or sequence_to_json(seq, cls, at), at):
+        if self.store.sequences.save_sequence(doc or sequence_to_json(seq, cls, at), at):
             log.info("sequence typed", extra={
                 "sequence_id": seq.id, "type": cls.type, "final": cls.final, "at": at.isoformat()})
         self._full_at[seq.id] = at
@@ -906,7 +868,7 @@ class Pipeline:
         rec = self.recipients()
         if not len(rec.ids):
             return out
-        threads = dec.threads_for(self.store.conn, seq.id)
+        threads = self.store.decisions.threads_for(seq.id)
         up_event = upper_intensity_many(subject.magnitude, subject.depth_km or 10.0,
                                         subject.latitude, subject.longitude, rec.lat, rec.lon,
                                         sigma_factor=self.policy.sigma_factor)
@@ -936,7 +898,7 @@ class Pipeline:
         planned: dict[str, _Planned] = {}
         rows: list[dec.DecisionRow] = []
         ptype = policy_type(cls.type)
-        states = dec.thread_states(self.store.conn, seq.id) if threads else {}
+        states = self.store.decisions.thread_states(seq.id) if threads else {}
         parsed: dict[str, ThreadState] = {}
         chosen = idx
         for positions in self._groups(rec, chosen, threads, deg_event, dist):
@@ -983,7 +945,7 @@ class Pipeline:
         for pl in planned.values():
             self._make_notice(pl, seq, cls, at)
             out.notice_ids.append(pl.notice_id)
-        dec.save_decisions(self.store.conn, rows)
+        self.store.decisions.save_decisions(rows)
         self._count(rows)
         return out
 
@@ -1006,7 +968,7 @@ class Pipeline:
                 planned[nid].subscriber_ids.append(sid)
                 sent += 1
         if p.thread is not None and p.thread != thread:
-            dec.save_thread(self.store.conn, sid, seq_id, thread_to_json(p.thread), at)
+            self.store.decisions.save_thread(sid, seq_id, thread_to_json(p.thread), at)
         return sent
 
     def _groups(self, rec: Recipients, chosen: np.ndarray, threads: dict[int, str],
@@ -1068,7 +1030,7 @@ class Pipeline:
                 planned[nid].subscriber_ids.extend(ids)
                 sent += n
         if p.thread is not None and p.thread != thread:
-            dec.save_group_thread(self.store.conn, ids, seq_id, thread_to_json(p.thread), at)
+            self.store.decisions.save_group_thread(ids, seq_id, thread_to_json(p.thread), at)
         return sent
 
     def _count(self, rows: Sequence[dec.DecisionRow]) -> None:
@@ -1089,7 +1051,7 @@ class Pipeline:
                       "earthquake.",
             reason_zh=f"未发送：{event_type_zh(event.event_type)}（事件类型来自"
                       f"{event.preferred_source}），不是天然地震。")
-        dec.save_decisions(self.store.conn, [row])
+        self.store.decisions.save_decisions([row])
         self._count([row])
         log.info("not sent: not an earthquake", extra={"event_id": event.id, "type": kind})
 
@@ -1119,7 +1081,7 @@ class Pipeline:
                            f"{self.policy.sigma_factor:g}σ），低于用户的通知阈值。"),
                 area=area, degree=degree, count=n,
                 members=rec.ids[g].astype("<i8").tobytes()))
-        dec.save_decisions(self.store.conn, rows)
+        self.store.decisions.save_decisions(rows)
         self._count(rows)
 
     @staticmethod
@@ -1177,10 +1139,11 @@ class Pipeline:
         reason = (f"waits for a duty officer, at most {rule.timeout_s:.0f} s" if rule
                   else f"{d.reason_code}: {d.reason_en}")
         try:
-            nt.save_notice(self.store.conn, notice, state,  # type: ignore[arg-type]
-                           area=nt.AreaCircle(e.latitude, e.longitude, self._area_km(pl.degree),
-                                              e.place or ""),
-                           at=datetime.now(UTC), reason=reason)
+            self.store.notices.save_notice(
+                notice, state,  # type: ignore[arg-type]
+                area=nt.AreaCircle(e.latitude, e.longitude, self._area_km(pl.degree),
+                                   e.place or ""),
+                at=datetime.now(UTC), reason=reason)
         except InvalidRequest as err:  # the same notice id already stored: a replayed decision
             log.warning("notice not stored again: %s", err, extra={"notice_id": pl.notice_id})
             return
@@ -1198,7 +1161,7 @@ class Pipeline:
         if not refs:
             return None
         try:
-            stored = nt.load_stored_notice(self.store.conn, refs[-1])
+            stored = self.store.notices.load_stored_notice(refs[-1])
         except NotFound:
             return None
         n = stored.notice
@@ -1223,9 +1186,8 @@ class Pipeline:
                         retyped: bool = False) -> list[str]:
         """An agency deleted an event, or ``retyped`` it as a non-earthquake (an explosion...):
         residents who were told about it get a Cancel."""
-        conn = self.store.conn
-        threads = dec.threads_for(conn, seq_id)
-        states = dec.thread_states(conn, seq_id)
+        threads = self.store.decisions.threads_for(seq_id)
+        states = self.store.decisions.thread_states(seq_id)
         told = {sid: replace(thread_from_json(
                     states[int(raw[1:])] if raw.startswith("@") else raw), subscriber_id=str(sid))
                 for sid, raw in threads.items()}
@@ -1236,7 +1198,7 @@ class Pipeline:
         area = dict(zip(rec.ids.tolist(), rec.area))
         planned: dict[str, _Planned] = {}
         rows: list[dec.DecisionRow] = []
-        with self._transaction():
+        with self.store.transaction():
             for sid, thread in sorted(told.items()):
                 view = self._view(event, 0.0, 0.0)
                 ctx = PolicyInput(sequence_id=seq_id, trigger="retyped" if retyped else "deleted",
@@ -1249,7 +1211,7 @@ class Pipeline:
                 self._record(p, thread, sid, area.get(sid), seq_id, event, at, rows, planned)
             for pl in planned.values():
                 self._make_cancel(pl, seq_id, at, retyped=retyped)
-            dec.save_decisions(conn, rows)
+            self.store.decisions.save_decisions(rows)
             self._count(rows)
             self._enqueue(list(planned), at)
         return list(planned)
@@ -1276,7 +1238,7 @@ class Pipeline:
             ids, rule = pending
             due = wall + timedelta(seconds=rule.timeout_s) if rule else wall
             due += self._wall_delay(self._deferred.pop(nid, timedelta(0)))  # quiet hours
-            ob.enqueue_subscribers(self.store.conn, nid, ids, now=due)
+            self.store.outbox.enqueue_subscribers(nid, ids, now=due)
 
     def _wall_delay(self, scenario: timedelta) -> timedelta:
         """A wait in scenario time as wall time: a replay at speed N runs N times faster, and a
@@ -1291,15 +1253,14 @@ class Pipeline:
     def release_expired(self, wall: datetime) -> list[str]:
         """Approval timeouts: release the pre-approved template; nothing waits longer."""
         released = []
-        rows = self.store.conn.execute(
-            "SELECT id, kind, state_at FROM notices WHERE state = 'pending_approval'").fetchall()
-        for row in rows:
+        for row in self.store.notices.pending_approval():
             rule = self.approvals.get(row["kind"].split("+")[0])
             timeout = rule.timeout_s if rule else 0.0
             if row["state_at"] + timeout <= wall.timestamp():
-                nt.set_notice_state(self.store.conn, row["id"], "released", at=wall,
-                                    reason=f"auto-released after {timeout:.0f} s without a "
-                                           "duty decision (pre-approved template)")
+                self.store.notices.set_notice_state(
+                    row["id"], "released", at=wall,
+                    reason=f"auto-released after {timeout:.0f} s without a duty decision"
+                           " (pre-approved template)")
                 released.append(row["id"])
         return released
 
