@@ -167,7 +167,7 @@ def test_a_far_sequence_typed_now_and_then_is_stored_whole_at_the_end(
     """A far sequence growing through a backlog is typed at most every FAR_RETYPE_S (here:
     once, then never again during the backlog), yet once the queue is empty its stored row has
     every member and the type the engine gives it."""
-    monkeypatch.setattr("quakealert.service.pipeline.FAR_RETYPE_S", 3600.0)
+    monkeypatch.setattr("quakealert.service.pipeline.work.FAR_RETYPE_S", 3600.0)
     store.ingest(ridgecrest(1500), now=NOW)
     p = pipeline(store)
     typed: list[str] = []

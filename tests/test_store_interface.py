@@ -31,16 +31,16 @@ def test_a_unit_of_work_commits_all_or_nothing(store: Store) -> None:
     end of the work item roll back together."""
     store.ingest([Report("cenc", "c1", NOW, 29.85, 92.25, 10.0, 4.5, "M")], now=NOW)
     [sid] = [c.id for c in store.subscribers.add_subscribers([resident()], now=NOW)]
-    event_id = store.work.next_items()[0][0]
+    event_id = store.work.next_work()[0][0]
     with pytest.raises(RuntimeError), store.transaction() as tx:
         tx.notices.save_notice(notice(), "released")
         tx.outbox.enqueue_subscribers("n1", [store.subscribers.get_subscriber(sid)["id"]],
                                       now=NOW)
-        tx.work.done([event_id])
+        tx.work.finish_work([event_id])
         raise RuntimeError("crash before the commit")
     assert store.notices.list_notices() == []
     assert store.outbox.counts() == {}
-    assert store.work.pending() == 1
+    assert store.work.pending_work() == 1
 
 
 def test_operations_on_the_store_join_its_open_transaction(store: Store) -> None:
