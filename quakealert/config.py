@@ -50,8 +50,8 @@ class StoreTable(Table):
     """Where quakealert keeps its state."""
 
     url: Annotated[str | None, doc(
-        "PostgreSQL URL (shared store, docs/deploy.md); refused by `quakealert run` until the "
-        "daemon runs on it. Put the password in PGPASSFILE, not here")] = None
+        "PostgreSQL URL (shared store for several instances, docs/deploy.md); instead of "
+        "`path`. Put the password in PGPASSFILE, not here")] = None
     path: Annotated[str | None, doc(
         "SQLite database file (relative paths: to the config file's folder)")] = None
     var_dir: Annotated[str | None, doc(
@@ -446,6 +446,7 @@ class Settings:
 
     store_path: Path
     api_host: str = "127.0.0.1"
+    store_url: str | None = None  # PostgreSQL instead of store_path (never logged: may hold a password)
     api_port: int = 8080
     sources: tuple[SourceConfig, ...] = ()
     sections: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -519,12 +520,10 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 
 def refuse_unwired(config: Config, origin: str) -> None:
-    """Keys the schema knows but the daemon cannot honour yet stop start-up, never ignored."""
-    if config.store.url is not None:
-        # store/postgres exists (store copy, leadership, outbox) but the daemon's SQL has not
-        # moved behind the store interface yet: refuse rather than silently run on SQLite.
-        raise ConfigError(f"{origin}: [store] url (PostgreSQL) is not supported by "
-                          "`quakealert run` yet; use [store] path (SQLite). See docs/deploy.md")
+    """Keys the daemon cannot honour together stop start-up, never one ignored."""
+    if config.store.url is not None and config.store.path is not None:
+        raise ConfigError(f"{origin}: [store] url (PostgreSQL) and path (SQLite) name two "
+                          "stores; set one of them. See docs/deploy.md")
 
 
 def load_config(path: Path) -> Config:
@@ -635,6 +634,7 @@ def settings_from(config: Config, *, base_dir: Path, origin: str) -> Settings:
                 for name in TABLES if name not in ("sources", "store")}
     return Settings(
         store_path=path or var / DB_NAME,
+        store_url=store.url,
         api_host=config.api.host,
         api_port=config.api.port,
         sources=expand_sources(config, base_dir, origin),

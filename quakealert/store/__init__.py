@@ -13,11 +13,12 @@ if TYPE_CHECKING:
 
 
 def open_store(settings: Settings, *, verify: bool = False) -> Store:
-    """The store the settings name, opened and migrated: SQLite at ``[store] path``.
+    """The store the settings name, opened and migrated: PostgreSQL at ``[store] url``, else
+    SQLite at ``[store] path`` (``verify``: SQLite's quick_check; PostgreSQL checks itself)."""
+    if settings.store_url is not None:
+        from quakealert.store.postgres.backend import PgBackend
 
-    ``[store] url`` (PostgreSQL) is refused by the configuration until store/postgres
-    implements every operation of store/base.py (``base.missing``).
-    """
+        return PgBackend.open(settings.store_url)
     from quakealert.store.sqlite import Store as SqliteStore
 
     return SqliteStore.open(settings.store_path, verify=verify)

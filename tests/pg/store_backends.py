@@ -58,7 +58,7 @@ lite_work = SimpleNamespace(
         " ORDER BY w.origin_at, w.event_id LIMIT ?", (limit,)),
     set_priorities=lambda conn, levels: conn.executemany(
         "UPDATE work SET priority = ? WHERE event_id = ?",
-        [(p, e) for e, p in levels]).rowcount,
+        list(levels)).rowcount,
     # SQLite has one writer: the transaction itself (BEGIN IMMEDIATE) is the claim.
     claim_work=lambda conn, event_id: next(iter(r[0] for r in _rows(
         conn, "SELECT trigger FROM work WHERE event_id = ?", (event_id,))), None),

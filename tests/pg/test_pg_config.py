@@ -1,6 +1,8 @@
-"""`[store] url` is refused with a clear error until the daemon runs on PostgreSQL."""
+"""`[store] url` selects PostgreSQL; it never runs silently beside a SQLite path."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -8,11 +10,18 @@ from quakealert.config import load_settings
 from quakealert.errors import ConfigError
 
 
-def test_store_url_is_refused_not_ignored(tmp_path):
-    """A config naming a PostgreSQL URL fails to load instead of running on SQLite silently."""
+def test_store_url_reaches_the_settings(tmp_path):
+    """A config naming a PostgreSQL URL loads with that URL (open_store then opens it)."""
     path = tmp_path / "q.toml"
     path.write_text('[store]\nurl = "postgresql://qa@db/qa"\n')
-    with pytest.raises(ConfigError, match=r"\[store\] url .*not supported"):
+    assert load_settings(path).store_url == "postgresql://qa@db/qa"
+
+
+def test_url_and_path_together_are_refused(tmp_path):
+    """Two stores named at once fail to load instead of one being ignored."""
+    path = tmp_path / "q.toml"
+    path.write_text(f'[store]\nurl = "postgresql://qa@db/qa"\npath = "{tmp_path / "x.db"}"\n')
+    with pytest.raises(ConfigError, match=r"\[store\] url .*set one of them"):
         load_settings(path)
 
 
@@ -20,15 +29,12 @@ def test_store_path_still_loads(tmp_path):
     """The SQLite setting is unaffected."""
     path = tmp_path / "q.toml"
     path.write_text(f'[store]\npath = "{tmp_path / "x.sqlite"}"\n')
-    assert load_settings(path).store_path == tmp_path / "x.sqlite"
+    settings = load_settings(path)
+    assert settings.store_path == tmp_path / "x.sqlite" and settings.store_url is None
 
 
-def test_two_host_examples_are_refused_until_wired():
-    """The deploy/two-host configs are refused with the same clear error: an example never runs
-    silently on SQLite (flip this test when the daemon runs on PostgreSQL)."""
-    from pathlib import Path
-
+def test_two_host_examples_load_on_postgresql():
+    """The deploy/two-host configs load, both on the same PostgreSQL URL."""
     folder = Path(__file__).resolve().parents[2] / "deploy" / "two-host"
-    for name in ("host-a.toml", "host-b.toml"):
-        with pytest.raises(ConfigError, match="docs/deploy.md"):
-            load_settings(folder / name)
+    urls = {load_settings(folder / name).store_url for name in ("host-a.toml", "host-b.toml")}
+    assert len(urls) == 1 and next(iter(urls)).startswith("postgresql://")

@@ -324,3 +324,11 @@ def page_notices(
         query += " WHERE " + " AND ".join(where)
     query += f" ORDER BY created_at DESC, id DESC LIMIT {int(limit):d}"
     return [load_stored_notice(conn, r[0]) for r in _tuples(conn, query, args)]
+
+
+def cancelled_by(conn: psycopg.Connection[Any], notice_id: str) -> list[str]:
+    """The Cancels that withdrew a notice (their CAP <references> name it), oldest first."""
+    return [r[0] for r in _tuples(
+        conn, "SELECT n.id FROM notices n WHERE n.msg_type = 'Cancel'"
+        " AND n.refs::jsonb @> jsonb_build_array(%s::text) ORDER BY n.created_at, n.id",
+        (notice_id,))]

@@ -150,3 +150,47 @@ def save_thread(conn: psycopg.Connection[Any], subscriber_id: int, sequence_id: 
         " VALUES (%s, %s, %s, %s) ON CONFLICT (subscriber_id, sequence_id)"
         " DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
         (subscriber_id, sequence_id, state, at.timestamp()))
+
+
+def event_decisions(conn: psycopg.Connection[Any], event_id: str) -> list[dict[str, Any]]:
+    """Decisions about one event, oldest first, grouped by (decision, reason, sequence, kind)
+    (see :func:`quakealert.store.decisions.event_decisions`)."""
+    return [
+        {"send": bool(r["send"]), "reason_code": r["reason_code"], "reason_en": r["reason_en"],
+         "reason_zh": r["reason_zh"], "sequence_id": r["sequence_id"], "kind": r["kind"],
+         "msg_type": r["msg_type"], "count": int(r["n"]), "first_at": _iso(r["first_at"]),
+         "last_at": _iso(r["last_at"])}
+        for r in _rows(
+            conn, "SELECT g.*, l.reason_en, l.reason_zh, l.msg_type FROM ("
+            " SELECT send, reason_code, sequence_id, kind, sum(count) AS n, max(id) AS last,"
+            " min(at) AS first_at, max(at) AS last_at FROM decisions"
+            " WHERE event_id = %s GROUP BY send, reason_code, sequence_id, kind) g"
+            " JOIN decisions l ON l.id = g.last ORDER BY g.first_at, g.last", (event_id,))
+    ]
+
+
+def not_earthquakes(conn: psycopg.Connection[Any], *, limit: int = 20) -> list[dict[str, Any]]:
+    """The latest "not sent: not an earthquake" decisions, newest first, with the event and
+    how many residents got a Cancel for it (see the SQLite module)."""
+    return [
+        {"at": _iso(r["at"]), "event_id": r["event_id"], "sequence_id": r["sequence_id"],
+         "reason_en": r["reason_en"], "reason_zh": r["reason_zh"], "event_type": r["event_type"],
+         "time": _iso(r["origin_at"]), "magnitude": r["magnitude"],
+         "latitude": r["latitude"], "longitude": r["longitude"], "place": r["place"],
+         "cancelled_for": int(r["cancelled"] or 0)}
+        for r in _rows(
+            conn, "SELECT d.at, d.event_id, d.sequence_id, d.reason_en, d.reason_zh,"
+            " e.event_type, e.origin_at, e.magnitude, e.latitude, e.longitude, e.place,"
+            " (SELECT sum(c.count) FROM decisions c WHERE c.event_id = d.event_id AND c.send"
+            "  AND c.reason_code = 'event_not_earthquake') AS cancelled"
+            " FROM decisions d LEFT JOIN events e ON e.id = d.event_id"
+            " WHERE d.reason_code = 'not_earthquake'"
+            " ORDER BY d.at DESC, d.id DESC LIMIT %s", (int(limit),))
+    ]
+
+
+def has_threads(conn: psycopg.Connection[Any], sequence_id: str) -> bool:
+    """Whether any resident has a thread (own or shared) in this sequence: was told of it."""
+    return bool(_tuples(
+        conn, "SELECT 1 FROM threads WHERE sequence_id = %s UNION ALL SELECT 1"
+        " FROM thread_states WHERE sequence_id = %s LIMIT 1", (sequence_id, sequence_id)))

@@ -53,8 +53,10 @@ from quakealert.store.sqlite import (
     _report_row_tuple,
 )
 
-# pg_advisory_xact_lock key serialising ingests (db.MIGRATION_LOCK is ...0001).
-INGEST_LOCK = 0x71616B650002
+# pg_advisory_xact_lock key serialising ingests (db.MIGRATION_LOCK is ...0001). Not ...0002:
+# that is leadership.LEADER_KEY, which the leader's session holds all along (an ingest on the
+# same key would wait for ever).
+INGEST_LOCK = 0x71616B650003
 _NO_MATCH = Match(None)
 _HEALTH_COLUMNS = frozenset({
     "name", "last_ok_at", "last_error_at", "last_error", "consecutive_failures", "backoff_until",
@@ -679,3 +681,9 @@ def load_health(conn: psycopg.Connection[Any]) -> dict[str, dict[str, Any]]:
     """Every source's health record by name."""
     return {row["name"]: row for row in _rows(conn, "SELECT * FROM source_health")}
 
+
+
+def sources(conn: psycopg.Connection[Any]) -> list[str]:
+    """Distinct sources with a current report."""
+    return [r[0] for r in _tuples(conn, "SELECT DISTINCT source FROM report_current"
+                                        " ORDER BY source")]

@@ -127,3 +127,18 @@ def list_notices(
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(sql, args).fetchall()
     return [_stored_from_row(r) for r in rows]  # type: ignore[arg-type]
+
+
+def event_notices(conn: psycopg.Connection[Any], event_id: str) -> list[StoredNotice]:
+    """Every notice about one event, oldest first (by creation)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute("SELECT * FROM notices WHERE event_id = %s ORDER BY created_at, id",
+                           (event_id,)).fetchall()
+    return [_stored_from_row(r) for r in rows]  # type: ignore[arg-type]
+
+
+def pending_approval(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+    """Notices awaiting approval: id, kind, created_at and state_at (epoch seconds)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute("SELECT id, kind, created_at, state_at FROM notices"
+                           " WHERE state = 'pending_approval'").fetchall()

@@ -275,11 +275,12 @@ def mark_failed(conn: psycopg.Connection[Any], row_id: int, *, at: datetime, err
     return finish_many(conn, [(row_id, "failed", status, error, None)], at=at) > 0
 
 
-def recover(conn: psycopg.Connection[Any], now: datetime) -> int:
+def recover(conn: psycopg.Connection[Any], now: datetime, *, all_in_flight: bool = False) -> int:
     """Return in-flight rows whose lease expired to pending; returns how many.
 
-    Unlike SQLite's, there is no "all in flight" variant: other instances' workers hold live
-    leases on the same table, so only an expired lease says a worker is gone.
+    ``all_in_flight`` (SQLite's "this process is the only worker, so every claim is stale")
+    is accepted and ignored: other instances' workers hold live leases on the same table, so
+    only an expired lease says a worker is gone.
     """
     at = _ts(now)
     cur = conn.execute(
@@ -291,6 +292,13 @@ def recover(conn: psycopg.Connection[Any], now: datetime) -> int:
     if recovered:
         conn.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
     return recovered
+
+
+def any_in_flight(conn: psycopg.Connection[Any]) -> bool:
+    """Whether any row is claimed and not finished yet (by any instance)."""
+    with conn.cursor(row_factory=tuple_row) as cur:
+        return cur.execute("SELECT 1 FROM outbox WHERE state = 'in_flight' LIMIT 1"
+                           ).fetchone() is not None
 
 
 def next_due_at(conn: psycopg.Connection[Any]) -> datetime | None:

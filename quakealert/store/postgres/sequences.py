@@ -161,3 +161,15 @@ def get_sequence(conn: psycopg.Connection[Any], seq_id: str) -> dict[str, Any]:
          "reasons": json.loads(h["reasons_json"])}
         for h in history]
     return d
+
+
+def sequence_ids(conn: psycopg.Connection[Any]) -> list[str]:
+    """Every stored sequence id, oldest first."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return [str(r["id"]) for r in cur.execute("SELECT id FROM sequences"
+                                                  " ORDER BY first_at, id").fetchall()]
+
+
+def sequence_exists(conn: psycopg.Connection[Any], seq_id: str) -> bool:
+    """Whether the sequence is stored (a sequence left alone by a retyped quake is gone)."""
+    return _one(conn, "SELECT 1 AS one FROM sequences WHERE id = %s", (seq_id,)) is not None

@@ -120,3 +120,27 @@ def count_by_channel(conn: psycopg.Connection[Any]) -> dict[str, int]:
         rows = cur.execute("SELECT channel, count(*) FROM subscribers GROUP BY channel"
                            " ORDER BY channel").fetchall()
     return {channel: int(n) for channel, n in rows}
+
+
+def has_target(conn: psycopg.Connection[Any], channel: str, target: str) -> bool:
+    """Whether a subscriber on ``channel`` has this target."""
+    with conn.cursor(row_factory=tuple_row) as cur:
+        return cur.execute("SELECT 1 FROM subscribers WHERE channel = %s AND target = %s",
+                           (channel, target)).fetchone() is not None
+
+
+def recipient_rows(conn: psycopg.Connection[Any]
+                   ) -> list[tuple[int, float, float, int, str | None, str]]:
+    """Every subscriber as (id, latitude, longitude, min_intensity, area, languages), by id."""
+    with conn.cursor(row_factory=tuple_row) as cur:
+        return cur.execute(  # type: ignore[return-value]
+            "SELECT id, latitude, longitude, min_intensity, area, languages FROM subscribers"
+            " ORDER BY id").fetchall()
+
+
+def recipients_key(conn: psycopg.Connection[Any]) -> tuple[int, int]:
+    """(count, largest id) of the subscribers: changes whenever one is added or removed."""
+    with conn.cursor(row_factory=tuple_row) as cur:
+        row = cur.execute("SELECT count(*), coalesce(max(id), 0) FROM subscribers").fetchone()
+    assert row is not None
+    return (int(row[0]), int(row[1]))
