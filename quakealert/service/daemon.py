@@ -1,9 +1,15 @@
 """The daemon: poll every source on its own APScheduler job, run the pipeline on each
-batch, deliver through the outbox, and serve the API, until SIGTERM/SIGINT."""
+batch, deliver through the outbox, and serve the API, until SIGTERM/SIGINT.
+
+With PostgreSQL several instances share one store: every instance serves the API and delivers
+from the outbox; only the leader (service/leadership.py) polls, listens, replays and runs the
+pipeline, from the moment it gains leadership until the moment it loses it (:class:`Duties`).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
 from dataclasses import dataclass, field
@@ -68,6 +74,19 @@ class Runtime:
     metrics: Any = None
     backfill: BackfillTracker = field(default_factory=BackfillTracker)
     backfill_params: BackfillParams = field(default_factory=BackfillParams)
+    leadership: Any = None  # service/leadership.py's PgLeadership on PostgreSQL
+
+    @property
+    def store_kind(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return str(getattr(self.store, "kind", "sqlite"))
+
+    @property
+    def role(self) -> str:
+        """``"leader"`` or ``"follower"``; the one instance on SQLite leads."""
+        if self.leadership is None:
+            return "leader"
+        return "leader" if self.leadership.is_leader else "follower"
 
     def scenario_now(self, source_name: str, wall: datetime) -> datetime:
         """Scenario time for a replay source (so "30 min after the quake" means scenario time)."""
@@ -101,9 +120,14 @@ async def start(settings: Settings, *, stop: asyncio.Event) -> Runtime:
                           backfill_params=BackfillParams.from_section(
                               settings.section("backfill")))
         poller.metrics = runtime.metrics
-        runtime.pipeline = Pipeline.create(runtime)  # validates [sequences], [policy], ...
-        runtime.pipeline.metrics = runtime.metrics
-        poller.on_ingest = runtime.pipeline.on_ingest
+        if runs_pipeline(store):
+            runtime.pipeline = Pipeline.create(runtime)  # validates [sequences], [policy], ...
+            runtime.pipeline.metrics = runtime.metrics
+            poller.on_ingest = runtime.pipeline.on_ingest
+        else:
+            Pipeline(store, settings)  # the same checks of [sequences], [policy], ...
+            log.warning("the pipeline does not run on PostgreSQL yet: the leader polls and "
+                        "stores, every instance delivers, no notice is decided")
         if settings.section("demo").get("subscriber"):
             ensure_demo_subscriber(store)
     except BaseException:
@@ -114,6 +138,15 @@ async def start(settings: Settings, *, stop: asyncio.Event) -> Runtime:
         log.warning("these are recorded events, not live data", extra={
             "mode": "replay", "replay": runtime.replay_label})
     return runtime
+
+
+# service/pipeline.py still works on a SQLite connection of its own (its SQL is moving behind
+# store/base.py): on PostgreSQL the leader polls and stores and every instance delivers, but no
+# pipeline runs until it works on the store interface. Then this goes, and with it the outbox
+# the pipeline starts on SQLite (:func:`start_delivery` serves every instance).
+def runs_pipeline(store: Store) -> bool:
+    """Whether the pipeline can run on this store."""
+    return getattr(store, "kind", "sqlite") == "sqlite"
 
 
 DEMO_TARGET = "demo-resident-lhasa"
@@ -157,7 +190,7 @@ async def replay_background(runtime: Runtime) -> None:
                               lambda n, p: store_history(runtime, n, p))
 
 
-def start_live_backfill(runtime: Runtime) -> None:
+def start_live_backfill(runtime: Runtime, tasks: list[asyncio.Task[Any]]) -> None:
     """Back-fill the live sources that need it (first start, long outage) in a task; until it
     is done the pipeline leaves context counts out and /healthz says "running"."""
     wall = datetime.now(UTC)
@@ -165,19 +198,20 @@ def start_live_backfill(runtime: Runtime) -> None:
     last_ok = {name: runtime.poller.health_of(name).last_ok_at for name in runtime.sources}
     planned = plan_live(runtime.sources, runtime.backfill_params, runtime.backfill, now=wall,
                         coverage=load_coverage(path), last_ok=last_ok)
-    runtime.pipeline.context_ready = runtime.backfill.complete
+    def done() -> None:
+        if runtime.pipeline is not None:
+            runtime.pipeline.context_ready = runtime.backfill.complete
+
+    done()
     if not planned:
         return
-
-    def done() -> None:
-        runtime.pipeline.context_ready = runtime.backfill.complete
-
-    runtime.tasks.append(asyncio.create_task(run_live(
+    tasks.append(asyncio.create_task(run_live(
         planned, runtime.session, lambda n, p: store_history(runtime, n, p), runtime.backfill,
         path, done, now=lambda: datetime.now(UTC)), name="backfill"))
 
 
-def start_replays(runtime: Runtime, stop: asyncio.Event) -> None:
+def start_replays(runtime: Runtime, stop: asyncio.Event,
+                  tasks: list[asyncio.Task[Any]]) -> None:
     """Replays keep time: each plays its rows at their scaled origin times (issue 12 §7)."""
     for name, source in runtime.sources.items():
         run = getattr(source, "run", None)
@@ -187,7 +221,7 @@ def start_replays(runtime: Runtime, stop: asyncio.Event) -> None:
         async def poll(_source: Source = source) -> None:
             await runtime.poller.poll_once(_source, force=True)
 
-        runtime.tasks.append(asyncio.create_task(run(poll, stop), name=f"replay:{name}"))
+        tasks.append(asyncio.create_task(run(poll, stop), name=f"replay:{name}"))
 
 
 def schedule(runtime: Runtime, scheduler: AsyncIOScheduler) -> None:
@@ -204,7 +238,8 @@ def schedule(runtime: Runtime, scheduler: AsyncIOScheduler) -> None:
         )
 
 
-def start_listeners(runtime: Runtime, stop: asyncio.Event) -> None:
+def start_listeners(runtime: Runtime, stop: asyncio.Event,
+                    tasks: list[asyncio.Task[Any]]) -> None:
     """Push sources (EMSC websocket): listen in a task; a gap triggers an FDSN back-fill poll."""
     for name, source in runtime.sources.items():
         listen = getattr(source, "listen", None)
@@ -218,32 +253,161 @@ def start_listeners(runtime: Runtime, stop: asyncio.Event) -> None:
             log.info("websocket gap: back-filling over FDSN", extra={"source": _source.name})
             await runtime.poller.poll_once(_source, force=True)
 
-        runtime.tasks.append(asyncio.create_task(
+        tasks.append(asyncio.create_task(
             listen(runtime.session, on_reports, on_gap=on_gap, stop=stop), name=f"listen:{name}"))
+
+
+class Duties:
+    """What only the leader runs: history and back-fill, polls, listeners, replays and the
+    pipeline (with its approval timers). :meth:`begin` starts a term; :meth:`end` stops it at
+    once (a leader that lost its lock must not poll or decide one moment longer), and a later
+    gain starts a new term."""
+
+    def __init__(self, runtime: Runtime):
+        self.runtime = runtime
+        self.terms = 0
+        self._stop: asyncio.Event | None = None
+        self._scheduler: AsyncIOScheduler | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._ended: list[asyncio.Task[Any]] = []
+
+    async def begin(self) -> None:
+        """Start a term: awaited inline on SQLite (start-up errors end the daemon), in a task
+        on PostgreSQL (:meth:`on_change`)."""
+        self.terms += 1
+        term_stop = self._stop = asyncio.Event()
+        scheduler = self._scheduler = AsyncIOScheduler(timezone=UTC)
+        runtime = self.runtime
+        await replay_background(runtime)
+        if term_stop.is_set():
+            return
+        start_live_backfill(runtime, self._tasks)
+        schedule(runtime, scheduler)
+        scheduler.start()
+        start_replays(runtime, term_stop, self._tasks)
+        start_listeners(runtime, term_stop, self._tasks)
+        if runtime.pipeline is not None:
+            await runtime.pipeline.start(term_stop)
+        log.info("leading: polling and storing", extra={
+            "term": self.terms, "pipeline": runtime.pipeline is not None})
+
+    def end(self) -> None:
+        """Stop the term now: no poll, replay or listener runs after this returns (their
+        tasks are cancelled; :meth:`close` waits for them)."""
+        if self._stop is not None:
+            self._stop.set()
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        for task in self._tasks:
+            task.cancel()
+        self._ended += self._tasks
+        self._tasks, self._stop, self._scheduler = [], None, None
+
+    def on_change(self, leading: bool) -> None:
+        """Leadership's callback: gained, a new term in a task; lost, the term ends now."""
+        if leading:
+            self._tasks.append(asyncio.create_task(self.begin(), name="lead"))
+        else:
+            self.end()
+            if self.terms:
+                log.warning("following: polls, replays and the pipeline stopped",
+                            extra={"term": self.terms})
+
+    async def close(self) -> None:
+        self.end()
+        await asyncio.gather(*self._ended, return_exceptions=True)
+        self._ended = []
+
+
+async def start_delivery(runtime: Runtime, stop: asyncio.Event) -> Any:
+    """Outbox workers of this instance (PostgreSQL: every instance, woken by LISTEN/NOTIFY and
+    polling); returns their delivery session, for the caller to close."""
+    from quakealert.channels.guard import delivery_session
+    from quakealert.service.dispatch import Outbox
+    from quakealert.store.postgres.outbox import OutboxWaker
+
+    settings = runtime.settings
+    insecure = bool(settings.section("webpush").get("allow_insecure_endpoints", False))
+    session = delivery_session(allow_insecure=insecure)
+    outbox = Outbox.from_settings(runtime.store, settings, session)
+    metrics = runtime.metrics
+
+    def delivered(row: Any, state: str, at: datetime) -> None:
+        if metrics is not None:
+            metrics.deliveries.labels(row.channel, state).inc()
+
+    outbox.on_result = delivered
+    waker = OutboxWaker(runtime.store.url)  # type: ignore[attr-defined]
+
+    async def wake() -> None:
+        try:
+            while not stop.is_set():
+                if await waker.wait(outbox.settings.poll_s):
+                    outbox.wake()
+        finally:
+            await waker.close()
+
+    async def deliver() -> None:
+        try:
+            await outbox.run(stop)
+        finally:
+            outbox.close()
+
+    runtime.tasks += [asyncio.create_task(deliver(), name="outbox"),
+                      asyncio.create_task(wake(), name="outbox-waker")]
+    return session
+
+
+def healthz_middleware(runtime: Runtime) -> Any:
+    """Adds ``role`` (leader/follower) and ``store`` (sqlite/postgresql; kept when it already
+    says unreadable or busy) to /healthz. Here until api/app.py's healthz reads them from the
+    runtime itself (api/ is being reworked on branch store13)."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+        response = await handler(request)
+        if (request.path == "/healthz" and isinstance(response, web.Response)
+                and response.content_type == "application/json"
+                and isinstance(response.body, bytes)):
+            body = json.loads(response.body)
+            body["role"] = runtime.role
+            body.setdefault("store", runtime.store_kind)
+            response.body = json.dumps(body, ensure_ascii=False).encode()
+        return response
+
+    return middleware
 
 
 async def serve(settings: Settings, stop: asyncio.Event,
                 started: asyncio.Event | None = None) -> None:
     """Run until ``stop`` is set, then drain: stop polling, finish deliveries, close cleanly."""
+    from quakealert.service.leadership import PgLeadership
+    from quakealert.store.postgres.db import mask
+
     runtime = await start(settings, stop=stop)
     app = make_app(settings, store=runtime.store, runtime=runtime)
     app[SESSION] = runtime.session
+    app.middlewares.append(healthz_middleware(runtime))
     runner = ApiRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, settings.api_host, settings.api_port)
-    scheduler = AsyncIOScheduler(timezone=UTC)
+    duties = Duties(runtime)
+    delivery_session = None
     try:
         await site.start()
         log.info("serving", extra={
             "api": f"http://{settings.api_host}:{settings.api_port}",
-            "sources": ",".join(runtime.sources) or "-", "store": str(settings.store_path)})
-        await replay_background(runtime)
-        start_live_backfill(runtime)
-        schedule(runtime, scheduler)
-        scheduler.start()
-        start_replays(runtime, stop)
-        start_listeners(runtime, stop)
-        await runtime.pipeline.start(stop)
+            "sources": ",".join(runtime.sources) or "-",
+            "store": mask(settings.store_url) if settings.store_url else str(settings.store_path)})
+        if runtime.store_kind == "sqlite":
+            await duties.begin()  # the one instance leads from start to stop
+        else:
+            delivery_session = await start_delivery(runtime, stop)
+            runtime.leadership = PgLeadership(
+                runtime.store.url,  # type: ignore[attr-defined]
+                name=f"{settings.api_host}:{settings.api_port}", on_change=duties.on_change)
+            runtime.tasks.append(asyncio.create_task(runtime.leadership.run(stop),
+                                                     name="leadership"))
         if started is not None:
             started.set()
         sdnotify.notify(f"READY=1\nSTATUS=serving on {settings.api_host}:{settings.api_port}")
@@ -255,12 +419,15 @@ async def serve(settings: Settings, stop: asyncio.Event,
         sdnotify.notify("STOPPING=1")
         log.info("shutting down: stopping polls, draining deliveries")
     finally:
-        if scheduler.running:
-            scheduler.shutdown(wait=False)
+        await duties.close()
         for task in runtime.tasks:
             task.cancel()
         await asyncio.gather(*runtime.tasks, return_exceptions=True)
-        await runtime.pipeline.close()
+        await duties.close()  # a term a last leadership change began meanwhile
+        if runtime.pipeline is not None:
+            await runtime.pipeline.close()
+        if delivery_session is not None:
+            await delivery_session.close()
         await runner.cleanup()
         await runtime.session.close()
         runtime.store.close()

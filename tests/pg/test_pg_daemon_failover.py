@@ -1,0 +1,213 @@
+"""Two `quakealert run` processes on one PostgreSQL (issue 13): one leads, one follows, both
+deliver; SIGKILL the leader in the middle of a fan-out and the other leads within 15 s, every
+resident gets every notice, duplicates stay within the outbox concurrency, and the replayed
+CENC list is stored once although both instances replayed it.
+
+The notices are stored by the test (released, fanned out to 300 webhook residents in Lhasa):
+service/pipeline.py does not run on PostgreSQL yet, so nothing decides them in the daemon."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from quakealert.config import DEFAULT_SCENARIO
+from quakealert.formats.catalog import read_catalog_file
+from quakealert.model import Message, Notice
+from quakealert.store.postgres.backend import PgBackend
+from quakealert.store.postgres.throwaway import free_port
+from quakealert.store.subscribers import NewSubscriber
+
+REPO = Path(__file__).resolve().parents[2]
+RESIDENTS = 300
+NOTICES = 4
+CONCURRENCY = 16  # [outbox] concurrency: the duplicate bound when an instance dies
+TAKEOVER_S = 15.0  # issue 13: the survivor leads within this
+
+
+class Instance:
+    """One `quakealert run --config` subprocess on the shared store."""
+
+    def __init__(self, tmp: Path, name: str, url: str) -> None:
+        self.name = name
+        self.port = free_port()
+        self.log = tmp / f"{name}.log"
+        self.config = tmp / f"{name}.toml"
+        self.config.write_text(
+            f'[store]\nurl = "{url}"\nvar_dir = "{tmp / name}"\n\n'
+            f'[api]\nhost = "127.0.0.1"\nport = {self.port}\n\n'
+            '[ratelimit]\nenabled = false\n\n'
+            f'[outbox]\nconcurrency = {CONCURRENCY}\nlease_s = 3\npoll_s = 0.5\n\n'
+            '[webpush]\nallow_insecure_endpoints = true\n\n'
+            f'[[sources]]\nname = "replay"\nkind = "replay"\npath = "{DEFAULT_SCENARIO}"\n'
+            'speed = 0\ninterval_s = 1\njitter_s = 0\n'
+            'params = { source_as = "cenc", label = "REPLAY failover test" }\n')
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def spawn(self) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO)}
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "quakealert", "run", "--config", str(self.config)],
+                cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=log)
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
+
+    async def get(self, path: str, token: str | None = None) -> Any:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with aiohttp.ClientSession() as s, s.get(
+                f"http://127.0.0.1:{self.port}{path}", headers=headers,
+                timeout=aiohttp.ClientTimeout(total=10)) as r:
+            assert r.status == 200, await r.text()
+            return await r.json()
+
+    async def wait_health(self, check: Callable[[dict[str, Any]], bool],
+                          timeout_s: float = 60.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        last: Any = None
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"{self.name} exited {self.proc.returncode}: {self.tail()}")
+            try:
+                last = await self.get("/healthz")
+                if check(last):
+                    return last
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"{self.name}: /healthz never satisfied the check; last: {last}\n"
+                             f"{self.tail()}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+@pytest.fixture
+def instances(tmp_path: Path, pg_url: str) -> Iterator[list[Instance]]:
+    made = [Instance(tmp_path, name, pg_url) for name in ("a", "b")]
+    yield made
+    for inst in made:
+        inst.stop()
+
+
+async def until(check: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+def seed(url: str, receiver: str) -> tuple[PgBackend, list[int], str]:
+    """300 Lhasa residents on webhooks to the receiver, and a read token."""
+    store = PgBackend.open(url, max_size=2)
+    now = datetime.now(UTC)
+    store.subscribers.add_subscribers([
+        NewSubscriber(29.65, 91.13, ("zh", "en"), "webhook", f"{receiver}/hook/{k}",
+                      secret="s" * 24) for k in range(RESIDENTS)], now=now)
+    ids = [row[0] for row in store.subscribers.recipient_rows()]
+    _, token = store.auth.create_token("read", "failover test", now=now)
+    return store, ids, token
+
+
+def release(store: PgBackend, ids: list[int]) -> list[str]:
+    """NOTICES released notices, each fanned out to every resident (one fan-out row each)."""
+    now = datetime.now(UTC)
+    out = []
+    for k in range(NOTICES):
+        nid = f"failover-{k}"
+        notice = Notice(id=nid, sequence_id="s-failover", event_id=f"e{k}",
+                        kind="felt_guidance", msg_type="Alert", created_at=now,
+                        messages=(Message("zh", "地震", "请保持冷静"),
+                                  Message("en", "Earthquake", "Stay calm")))
+        with store.transaction() as tx:
+            tx.notices.save_notice(notice, "released", at=now)
+            tx.outbox.enqueue_subscribers(nid, ids, now=now)
+        out.append(nid)
+    return out
+
+
+async def test_leader_killed_mid_fanout(instances: list[Instance], pg_url: str,
+                                        aiohttp_server: Any) -> None:
+    """One instance leads and one follows (/healthz role and store); SIGKILL the leader while
+    the fan-out is under way: the follower leads within 15 s and replays again, each quake is
+    listed once, every resident gets every notice, duplicates ≤ the outbox concurrency, and
+    the released notices the API lists are the notices delivered."""
+    posts: Counter[tuple[str, str]] = Counter()
+
+    async def hook(request: web.Request) -> web.Response:
+        body = await request.json()
+        # counted on arrival: a post the dead instance sent is a delivery the gateway got
+        posts[(body["notice_id"], request.match_info["k"])] += 1
+        await asyncio.sleep(0.05)  # a gateway that takes a moment: the fan-out lasts seconds
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook/{k}", hook)
+    server = await aiohttp_server(app, host="127.0.0.1")
+    store, ids, token = seed(pg_url, str(server.make_url("")).rstrip("/"))
+    quakes = {r.source_id for r in read_catalog_file(DEFAULT_SCENARIO).reports}
+    a, b = instances
+    try:
+        a.spawn()
+        health = await a.wait_health(lambda h: h.get("role") == "leader")
+        assert health["store"] == "postgresql"
+        b.spawn()
+        health = await b.wait_health(lambda h: "role" in h)
+        assert health["role"] == "follower" and health["store"] == "postgresql"
+        await a.wait_health(lambda h: h["events"] == len(quakes))  # the leader replayed
+
+        notices = release(store, ids)
+        total = NOTICES * RESIDENTS
+        await until(lambda: len(posts) >= total // 4, "a quarter of the fan-out")
+        assert a.proc is not None
+        a.proc.kill()
+        killed_at = time.monotonic()
+        a.proc.wait(10)
+        at_kill = len(posts)
+        await b.wait_health(lambda h: h["role"] == "leader", timeout_s=TAKEOVER_S + 5)
+        takeover_s = time.monotonic() - killed_at
+        await until(lambda: len(posts) == total, "every resident, every notice", 120)
+        await until(lambda: store.outbox.counts() == {"webhook": {"sent": total}},
+                    "every outbox row marked sent", 30)
+
+        duplicates = sum(posts.values()) - len(posts)
+        with store.connection() as conn:
+            again = conn.execute("SELECT count(*) AS n FROM outbox WHERE attempts > 1"
+                                 ).fetchone()["n"]
+        events = (await b.get("/api/v1/events?limit=1000"))["events"]
+        released = (await b.get("/api/v1/notices?state=released&limit=100", token))["notices"]
+        health = await b.get("/healthz")
+    finally:
+        store.close()
+    print(f"\n  daemon failover: killed the leader after {at_kill}/{total} posts, "
+          f"takeover {takeover_s:.1f} s, {again} rows sent again, {duplicates} duplicates "
+          f"(limit {CONCURRENCY})")
+    assert takeover_s <= TAKEOVER_S
+    assert duplicates <= CONCURRENCY
+    assert {n for n, _ in posts} == set(notices)
+    assert {n["id"] for n in released} == set(notices)
+    assert health["events"] == len(quakes)
+    cenc = [s["source_id"] for e in events for s in e["sources"] if s["source"] == "cenc"]
+    assert sorted(cenc) == sorted(quakes)  # each quake once, after two replays
