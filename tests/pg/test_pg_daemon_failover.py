@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psycopg
 import pytest
 from aiohttp import web
 
@@ -38,10 +39,15 @@ CONCURRENCY = 16  # [outbox] concurrency: the duplicate bound when an instance d
 TAKEOVER_S = 15.0  # issue 13: the survivor leads within this
 
 
+REPLAY = (f'[[sources]]\nname = "replay"\nkind = "replay"\npath = "{DEFAULT_SCENARIO}"\n'
+          'speed = 0\ninterval_s = 1\njitter_s = 0\n'
+          'params = { source_as = "cenc", label = "REPLAY failover test" }\n')
+
+
 class Instance:
     """One `quakealert run --config` subprocess on the shared store."""
 
-    def __init__(self, tmp: Path, name: str, url: str) -> None:
+    def __init__(self, tmp: Path, name: str, url: str, sources: str = "") -> None:
         self.name = name
         self.port = free_port()
         self.log = tmp / f"{name}.log"
@@ -52,9 +58,7 @@ class Instance:
             '[ratelimit]\nenabled = false\n\n'
             f'[outbox]\nconcurrency = {CONCURRENCY}\nlease_s = 3\npoll_s = 0.5\n\n'
             '[webpush]\nallow_insecure_endpoints = true\n\n'
-            f'[[sources]]\nname = "replay"\nkind = "replay"\npath = "{DEFAULT_SCENARIO}"\n'
-            'speed = 0\ninterval_s = 1\njitter_s = 0\n'
-            'params = { source_as = "cenc", label = "REPLAY failover test" }\n')
+            + (sources or REPLAY))
         self.proc: subprocess.Popen[bytes] | None = None
 
     def spawn(self) -> None:
@@ -211,3 +215,48 @@ async def test_leader_killed_mid_fanout(instances: list[Instance], pg_url: str,
     assert health["events"] == len(quakes)
     cenc = [s["source_id"] for e in events for s in e["sources"] if s["source"] == "cenc"]
     assert sorted(cenc) == sorted(quakes)  # each quake once, after two replays
+
+
+async def test_a_leader_that_loses_its_session_stops_polling(
+        tmp_path: Path, pg_url: str, aiohttp_server: Any) -> None:
+    """The leader's lock session is terminated while its process lives on: it says follower
+    and polls no more, the other instance leads and polls; neither exits."""
+    polls: Counter[str] = Counter()
+
+    async def feed(request: web.Request) -> web.Response:
+        polls[request.match_info["who"]] += 1
+        return web.json_response({"type": "FeatureCollection", "features": []})
+
+    app = web.Application()
+    app.router.add_get("/{who}/feed.geojson", feed)
+    server = await aiohttp_server(app, host="127.0.0.1")
+
+    def source(who: str) -> str:
+        return (f'[[sources]]\nname = "usgs"\nkind = "usgs"\n'
+                f'url = "{server.make_url(f"/{who}/feed.geojson")}"\n'
+                'interval_s = 1\njitter_s = 0\ntimeout_s = 5\n\n[backfill]\nenabled = false\n')
+
+    a, b = (Instance(tmp_path, who, pg_url, source(who)) for who in ("a", "b"))
+    try:
+        a.spawn()
+        await a.wait_health(lambda h: h.get("role") == "leader")
+        b.spawn()
+        await b.wait_health(lambda h: h.get("role") == "follower")
+        await until(lambda: polls["a"] >= 2, "the leader's polls")
+        assert polls["b"] == 0
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            ended = conn.execute(
+                "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = %s) t", (f"127.0.0.1:{a.port} leader",)).fetchone()
+        assert ended == (1,)
+        await b.wait_health(lambda h: h["role"] == "leader", timeout_s=TAKEOVER_S + 5)
+        await a.wait_health(lambda h: h["role"] == "follower", timeout_s=10)
+        stopped_at = polls["a"]
+        await until(lambda: polls["b"] >= 3, "the new leader's polls")
+        # at most one poll the old leader had already sent when it stepped down
+        assert polls["a"] <= stopped_at + 1
+        assert a.proc is not None and a.proc.poll() is None
+    finally:
+        for inst in (a, b):
+            inst.stop()
+    assert "following: polls, replays and the pipeline stopped" in a.tail()
