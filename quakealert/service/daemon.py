@@ -291,6 +291,12 @@ class Duties:
         log.info("leading: polling and storing", extra={
             "term": self.terms, "pipeline": runtime.pipeline is not None})
 
+    async def _begin_logged(self) -> None:
+        try:
+            await self.begin()
+        except Exception:  # the term's boundary: say so, keep serving and delivering
+            log.exception("leader duties failed to start", extra={"term": self.terms})
+
     def end(self) -> None:
         """Stop the term now: no poll, replay or listener runs after this returns (their
         tasks are cancelled; :meth:`close` waits for them)."""
@@ -306,7 +312,7 @@ class Duties:
     def on_change(self, leading: bool) -> None:
         """Leadership's callback: gained, a new term in a task; lost, the term ends now."""
         if leading:
-            self._tasks.append(asyncio.create_task(self.begin(), name="lead"))
+            self._tasks.append(asyncio.create_task(self._begin_logged(), name="lead"))
         else:
             self.end()
             if self.terms:
@@ -324,7 +330,6 @@ async def start_delivery(runtime: Runtime, stop: asyncio.Event) -> Any:
     polling); returns their delivery session, for the caller to close."""
     from quakealert.channels.guard import delivery_session
     from quakealert.service.dispatch import Outbox
-    from quakealert.store.postgres.outbox import OutboxWaker
 
     settings = runtime.settings
     insecure = bool(settings.section("webpush").get("allow_insecure_endpoints", False))
@@ -337,7 +342,7 @@ async def start_delivery(runtime: Runtime, stop: asyncio.Event) -> Any:
             metrics.deliveries.labels(row.channel, state).inc()
 
     outbox.on_result = delivered
-    waker = OutboxWaker(runtime.store.url)  # type: ignore[attr-defined]
+    waker = runtime.store.outbox_waker()  # type: ignore[attr-defined]
 
     async def wake() -> None:
         try:
@@ -382,7 +387,6 @@ async def serve(settings: Settings, stop: asyncio.Event,
                 started: asyncio.Event | None = None) -> None:
     """Run until ``stop`` is set, then drain: stop polling, finish deliveries, close cleanly."""
     from quakealert.service.leadership import PgLeadership
-    from quakealert.store.postgres.db import mask
 
     runtime = await start(settings, stop=stop)
     app = make_app(settings, store=runtime.store, runtime=runtime)
@@ -398,7 +402,8 @@ async def serve(settings: Settings, stop: asyncio.Event,
         log.info("serving", extra={
             "api": f"http://{settings.api_host}:{settings.api_port}",
             "sources": ",".join(runtime.sources) or "-",
-            "store": mask(settings.store_url) if settings.store_url else str(settings.store_path)})
+            "store": str(settings.store_path) if runtime.store_kind == "sqlite"
+            else repr(runtime.store)})  # PgBackend's repr masks the password
         if runtime.store_kind == "sqlite":
             await duties.begin()  # the one instance leads from start to stop
         else:

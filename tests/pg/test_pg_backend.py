@@ -175,3 +175,33 @@ def test_added_operations_read_the_played_swarm_as_sqlite_does(
     finally:
         lite.close()
         pg.close()
+
+
+def test_commands_open_the_configured_postgresql(tmp_path, pg_url) -> None:  # type: ignore[no-untyped-def]
+    """`quakealert token create` and `token list` with a config naming `[store] url` work on
+    PostgreSQL (no SQLite file is created in var_dir)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    cfg = tmp_path / "q.toml"
+    cfg.write_text(f'[store]\nurl = "{pg_url}"\nvar_dir = "{tmp_path / "var"}"\n')
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+
+    def run(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "quakealert", "token", *args,
+                               "--config", str(cfg)], cwd=repo, env=env, capture_output=True,
+                              text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    run("create", "--role", "read", "--name", "pg-cli")
+    assert "pg-cli" in run("list")
+    store = PgBackend.open(pg_url, max_size=1)
+    try:
+        assert [t.name for t in store.auth.list_tokens()] == ["pg-cli"]
+    finally:
+        store.close()
+    assert not list(tmp_path.rglob("*.sqlite"))

@@ -139,5 +139,9 @@ class PgBackend:
             row = conn.execute("SELECT pg_current_wal_insert_lsn()::text AS lsn").fetchone()
         return None if row is None else str(row["lsn"])
 
+    def outbox_waker(self) -> outbox.OutboxWaker:
+        """What delivery workers wait on: LISTEN for enqueued rows, on a connection of its own."""
+        return outbox.OutboxWaker(self.url)
+
     def close(self) -> None:
         self.db.close()
