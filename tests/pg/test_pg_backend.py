@@ -48,6 +48,19 @@ def test_every_operation_of_the_interface_is_bound() -> None:
     assert {n for n in flat if not hasattr(PgBackend, n)} <= set(FLAT)  # bound in __init__
 
 
+def test_a_module_lacking_an_operation_stops_the_backend(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A store/postgres module without one of its group's operations: the backend refuses to
+    start and names the gap, before it touches the database."""
+    from types import ModuleType
+
+    from quakealert.store.postgres import backend
+
+    partial = ModuleType("partial_views")
+    monkeypatch.setitem(backend.MODULES, "views", partial)
+    with pytest.raises(AttributeError, match="views.*outbox_depth"):
+        PgBackend(None)  # type: ignore[arg-type]
+
+
 def test_open_store_selects_postgresql(pg) -> None:  # type: ignore[no-untyped-def]
     """`[store] url` opens PgBackend; the SQLite file named beside it is never created."""
     assert isinstance(pg, PgBackend)

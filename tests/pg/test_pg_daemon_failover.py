@@ -220,7 +220,8 @@ async def test_leader_killed_mid_fanout(instances: list[Instance], pg_url: str,
 async def test_a_leader_that_loses_its_session_stops_polling(
         tmp_path: Path, pg_url: str, aiohttp_server: Any) -> None:
     """The leader's lock session is terminated while its process lives on: it says follower
-    and polls no more, the other instance leads and polls; neither exits."""
+    and polls no more, the other instance leads and polls; neither exits. When that one stops
+    (SIGTERM), the first leads again for a second term and polls again."""
     polls: Counter[str] = Counter()
 
     async def feed(request: web.Request) -> web.Response:
@@ -256,6 +257,11 @@ async def test_a_leader_that_loses_its_session_stops_polling(
         # at most one poll the old leader had already sent when it stepped down
         assert polls["a"] <= stopped_at + 1
         assert a.proc is not None and a.proc.poll() is None
+        b.stop()
+        assert b.proc is not None and b.proc.returncode == 0, b.tail()
+        await a.wait_health(lambda h: h["role"] == "leader", timeout_s=TAKEOVER_S)
+        again = polls["a"]
+        await until(lambda: polls["a"] >= again + 2, "the second term's polls")
     finally:
         for inst in (a, b):
             inst.stop()
