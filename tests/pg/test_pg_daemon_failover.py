@@ -79,6 +79,13 @@ class Instance:
             assert r.status == 200, await r.text()
             return await r.json()
 
+    async def status(self, path: str, token: str) -> tuple[int, str]:
+        async with aiohttp.ClientSession() as s, s.get(
+                f"http://127.0.0.1:{self.port}{path}", headers={
+                    "Authorization": f"Bearer {token}"},
+                timeout=aiohttp.ClientTimeout(total=20)) as r:
+            return r.status, (await r.text())[:300]
+
     async def wait_health(self, check: Callable[[dict[str, Any]], bool],
                           timeout_s: float = 60.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout_s
@@ -131,7 +138,7 @@ def seed(url: str, receiver: str) -> tuple[PgBackend, list[int], str]:
         NewSubscriber(29.65, 91.13, ("zh", "en"), "webhook", f"{receiver}/hook/{k}",
                       secret="s" * 24) for k in range(RESIDENTS)], now=now)
     ids = [row[0] for row in store.subscribers.recipient_rows()]
-    _, token = store.auth.create_token("read", "failover test", now=now)
+    _, token = store.auth.create_token("duty", "failover test", now=now)
     return store, ids, token
 
 
@@ -203,11 +210,20 @@ async def test_leader_killed_mid_fanout(instances: list[Instance], pg_url: str,
         events = (await b.get("/api/v1/events?limit=1000"))["events"]
         released = (await b.get("/api/v1/notices?state=released&limit=100", token))["notices"]
         health = await b.get("/healthz")
+        # the survivor's console and API read the shared store through the same interface
+        first = events[0]["id"]
+        pages = ["/api/v1/sources", "/api/v1/sequences", f"/api/v1/events/{first}",
+                 f"/api/v1/events/{first}/notices", f"/api/v1/notices/{notices[0]}",
+                 "/api/v1/audit", "/metrics", "/dashboard", "/dashboard/tibetan-review",
+                 "/cap/alerts.atom", f"/n/{notices[0]}",
+                 "/fdsnws/event/1/query?format=text&limit=10"]
+        answers = {page: await b.status(page, token) for page in pages}
     finally:
         store.close()
     print(f"\n  daemon failover: killed the leader after {at_kill}/{total} posts, "
           f"takeover {takeover_s:.1f} s, {again} rows sent again, {duplicates} duplicates "
           f"(limit {CONCURRENCY})")
+    assert {p: a for p, a in answers.items() if a[0] != 200} == {}
     assert takeover_s <= TAKEOVER_S
     assert duplicates <= CONCURRENCY
     assert {n for n, _ in posts} == set(notices)
