@@ -143,7 +143,9 @@ async def start(settings: Settings, *, stop: asyncio.Event) -> Runtime:
 # service/pipeline.py still works on a SQLite connection of its own (its SQL is moving behind
 # store/base.py): on PostgreSQL the leader polls and stores and every instance delivers, but no
 # pipeline runs until it works on the store interface. Then this goes, and with it the outbox
-# the pipeline starts on SQLite (:func:`start_delivery` serves every instance).
+# the pipeline starts on SQLite (:func:`start_delivery` serves every instance); each leader term
+# then needs a pipeline of its own (Pipeline.create in Duties.begin, closed in Duties.end), as
+# its in-memory engine is only as fresh as the store when the term began.
 def runs_pipeline(store: Store) -> bool:
     """Whether the pipeline can run on this store."""
     return getattr(store, "kind", "sqlite") == "sqlite"
