@@ -20,6 +20,7 @@ from quakealert.store import approvals as lite_approvals
 from quakealert.store import decisions as lite_decisions
 from quakealert.store import notices as lite_notices
 from quakealert.store import outbox as lite_outbox
+from quakealert.store import work as lite_work_module
 from quakealert.store.postgres import approvals as pg_approvals
 from quakealert.store.postgres import decisions as pg_decisions
 from quakealert.store.postgres import events as pg_events
@@ -42,39 +43,7 @@ lite_events = SimpleNamespace(**{name: _store_method(name) for name in (
     "save_health", "load_health")})
 
 
-def _rows(conn: sqlite3.Connection, sql: str, args: Any = ()) -> list[tuple[Any, ...]]:
-    return [tuple(r) for r in conn.execute(sql, args).fetchall()]
-
-
-# The pipeline's statements (service/pipeline.py: process_work, prioritise, _failed, _done,
-# pending_work), as the functions the PostgreSQL module names.
-lite_work = SimpleNamespace(
-    next_work=lambda conn, limit=200: _rows(
-        conn, "SELECT event_id, trigger, received_at, priority FROM work WHERE priority IS NULL"
-        " OR priority >= 0 ORDER BY priority DESC, origin_at, event_id LIMIT ?", (limit,)),
-    unprioritised=lambda conn, limit=50_000: _rows(
-        conn, "SELECT w.event_id, w.trigger, e.latitude, e.longitude, e.depth_km, e.magnitude"
-        " FROM work w JOIN events e ON e.id = w.event_id WHERE w.priority IS NULL"
-        " ORDER BY w.origin_at, w.event_id LIMIT ?", (limit,)),
-    set_priorities=lambda conn, levels: conn.executemany(
-        "UPDATE work SET priority = ? WHERE event_id = ?",
-        list(levels)).rowcount,
-    # SQLite has one writer: the transaction itself (BEGIN IMMEDIATE) is the claim.
-    claim_work=lambda conn, event_id: next(iter(r[0] for r in _rows(
-        conn, "SELECT trigger FROM work WHERE event_id = ?", (event_id,))), None),
-    finish_work=lambda conn, ids: conn.executemany(
-        "DELETE FROM work WHERE event_id = ?", [(e,) for e in ids]).rowcount,
-    fail_work=lambda conn, event_id, error, *, max_failures: conn.execute(
-        "UPDATE work SET failures = failures + 1, last_error = ?, priority = CASE WHEN"
-        " failures + 1 >= ? THEN -1 ELSE priority END WHERE event_id = ?",
-        (error[:500], max_failures, event_id)),
-    pending_work=lambda conn: conn.execute(
-        "SELECT count(*) FROM work WHERE priority IS NULL OR priority >= 0").fetchone()[0],
-    parked_work=lambda conn: [
-        {"event_id": r[0], "trigger": r[1], "failures": r[2], "last_error": r[3]}
-        for r in conn.execute("SELECT event_id, trigger, failures, last_error FROM work"
-                              " WHERE priority < 0 ORDER BY origin_at, event_id")],
-)
+lite_work = lite_work_module  # store/work.py: the same names as store/postgres/work.py
 
 
 @dataclass

@@ -71,16 +71,16 @@ def test_a_unit_of_work_commits_all_or_nothing(pg) -> None:  # type: ignore[no-u
     """An error inside ``transaction()`` leaves none of its writes (as on SQLite)."""
     pg.ingest([Report("cenc", "c1", NOW, 29.85, 92.25, 10.0, 4.5, "M")], now=NOW)
     [created] = pg.subscribers.add_subscribers([resident()], now=NOW)
-    event_id = pg.work.next_items()[0][0]
+    event_id = pg.work.next_work()[0][0]
     with pytest.raises(RuntimeError), pg.transaction() as tx:
         tx.notices.save_notice(notice(), "released")
         tx.outbox.enqueue_subscribers(
             "n1", [pg.subscribers.get_subscriber(created.id)["id"]], now=NOW)
-        tx.work.done([event_id])
+        tx.work.finish_work([event_id])
         raise RuntimeError("crash before the commit")
     assert pg.notices.list_notices() == []
     assert pg.outbox.counts() == {}
-    assert pg.work.pending() == 1
+    assert pg.work.pending_work() == 1
 
 
 def test_operations_on_the_store_join_its_open_transaction(pg) -> None:  # type: ignore[no-untyped-def]
@@ -159,8 +159,8 @@ def test_added_operations_read_the_played_swarm_as_sqlite_does(
             "recipient_rows": lambda s: s.subscribers.recipient_rows(),
             "recipients_key": lambda s: s.subscribers.recipients_key(),
             "any_in_flight": lambda s: s.outbox.any_in_flight(),
-            "next_items": lambda s: s.work.next_items(),
-            "pending": lambda s: s.work.pending(),
+            "next_work": lambda s: s.work.next_work(),
+            "pending_work": lambda s: s.work.pending_work(),
             "sequence_known": lambda s: [s.views.sequence_known(q) for q in (*seqs, "nope")],
             "any_exercise": lambda s: s.views.any_exercise(),
             "newest_felt_event": lambda s: s.views.newest_felt_event(3),

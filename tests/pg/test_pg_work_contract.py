@@ -40,7 +40,7 @@ def test_order_priorities_and_parking(store_backend):
     e = b.events.event(conn, ids[0])
     assert first[1:] == ("new", e.latitude, e.longitude, e.depth_km, e.magnitude)
     placed = {ids[0]: 0, ids[1]: 2, ids[2]: 1, ids[3]: 2}
-    assert b.work.set_priorities(conn, [(p, e) for e, p in placed.items()]) == 4
+    assert b.work.set_priorities(conn, list(placed.items())) == 4
     order = [(r[0], r[3]) for r in b.work.next_work(conn, 1000)]
     assert order[:4] == [(ids[1], 2), (ids[3], 2), (ids[2], 1), (ids[0], 0)]
     assert [p for _, p in order[4:]] == [None] * (len(ids) - 4)
@@ -59,7 +59,7 @@ def test_finish_and_requeue(store_backend):
     b = store_backend
     conn = b.conn()
     ids = queued(b, conn)
-    b.work.set_priorities(conn, [(2, ids[0]), (2, ids[1])])
+    b.work.set_priorities(conn, [(ids[0], 2), (ids[1], 2)])
     with b.begin(conn):
         assert b.work.claim_work(conn, ids[0]) == "new"
         assert b.work.finish_work(conn, [ids[0]]) == 1

@@ -48,10 +48,10 @@ def unprioritised(conn: psycopg.Connection[Any], limit: int = 50_000,
         " ORDER BY w.origin_at, w.event_id LIMIT %s", (int(limit),))]
 
 
-def set_priorities(conn: psycopg.Connection[Any], levels: Iterable[tuple[int, str]]) -> int:
-    """Place items: (priority, event_id) with 2 near residents or a region, 1 large elsewhere,
+def set_priorities(conn: psycopg.Connection[Any], levels: Iterable[tuple[str, int]]) -> int:
+    """Place items: (event_id, priority) with 2 near residents or a region, 1 large elsewhere,
     0 far from everyone. Returns how many were placed (items finished meanwhile are not)."""
-    pairs = [(str(e), int(p)) for p, e in levels]
+    pairs = [(str(e), int(p)) for e, p in levels]
     if not pairs:
         return 0
     cur = conn.execute(
@@ -99,28 +99,3 @@ def parked_work(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
     return [{"event_id": r[0], "trigger": r[1], "failures": int(r[2]), "last_error": r[3]}
             for r in _tuples(conn, "SELECT event_id, trigger, failures, last_error FROM work"
                                    " WHERE priority < 0 ORDER BY origin_at, event_id")]
-
-
-# -- the names store/base.py's Work group uses (the SQLite module's) -------------------------
-
-
-def next_items(conn: psycopg.Connection[Any],
-               limit: int = 200) -> list[tuple[str, str, float, int | None]]:
-    """:func:`next_work` under the interface's name."""
-    return next_work(conn, limit)
-
-
-def done(conn: psycopg.Connection[Any], event_ids: Iterable[str]) -> None:
-    """The items of these events are processed (:func:`finish_work`)."""
-    finish_work(conn, event_ids)
-
-
-def failed(conn: psycopg.Connection[Any], event_id: str, error: str, *,
-           max_failures: int) -> None:
-    """:func:`fail_work` under the interface's name."""
-    fail_work(conn, event_id, error, max_failures=max_failures)
-
-
-def pending(conn: psycopg.Connection[Any]) -> int:
-    """:func:`pending_work` under the interface's name."""
-    return pending_work(conn)
