@@ -31,10 +31,15 @@ from quakealert.errors import ConfigError, NotFound, SubscriptionGone
 from quakealert.logs import scrub, trace_only
 from quakealert.model import Notice
 from quakealert.store import outbox as ob
-from quakealert.store.base import Store
+from quakealert.store.base import Store, StoreBusy
 from quakealert.store.subscribers import SubscriberPoints
 
 log = logging.getLogger(__name__)
+
+# How long a worker thread waits for a write lock held elsewhere before it keeps the delivery
+# results for the next round (off the loop, so the loop never waits; store/outbox.py waits
+# CLAIM_BUSY_MS for a claim, which runs on the loop).
+MARK_BUSY_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +187,7 @@ class Outbox:
 
         dry, claimed_at = False, loop.time()
         last_recover = self.clock()
+        unwritten: list[_Mark] = []  # delivery results not yet stored (the store was busy)
         while True:
             now = self.clock()
             free = limit - len(inflight)
@@ -218,13 +224,22 @@ class Outbox:
                     await asyncio.sleep(0)
                     done, finished[:] = list(finished), []
                     now = self.clock()
-                    marks = []
                     for task in done:
                         row, notices = inflight.pop(task)
                         res: Any = task.exception() if task.exception() else task.result()
-                        marks.append(self._judge(row, res, notices, now))
-                    self._apply(marks, now)
+                        unwritten.append(self._judge(row, res, notices, now))
+                if unwritten and await self._apply_off_loop(unwritten, now):
+                    unwritten = []
                 continue
+            if unwritten:  # nothing in flight, results still to store: the store was busy
+                if not await self._apply_off_loop(unwritten, now):
+                    if stop.is_set():  # their rows stay in flight: sent again after a restart
+                        log.warning("outbox: stopped with delivery results not stored",
+                                    extra={"rows": len(unwritten)})
+                        return
+                    await _wait_any(stop, self._wake, self.settings.poll_s)
+                    continue
+                unwritten = []
             if stop.is_set():
                 return
             if (now - last_recover).total_seconds() > self.settings.lease_s:
@@ -316,10 +331,33 @@ class Outbox:
         return _Mark(row, "failed", error=f"unexpected result {type(res).__name__}")
 
     def _apply(self, marks: Sequence[_Mark], now: datetime) -> None:
-        """Write every mark in one transaction: one executemany for all the rows."""
+        """Write every mark in one transaction (one executemany for all the rows), here."""
+        params, gone_subscribers = self._mark_rows(marks, now)
+        _write_marks(self.store, params, gone_subscribers, now)
+        self._marked(marks, gone_subscribers, now)
+
+    async def _apply_off_loop(self, marks: Sequence[_Mark], now: datetime) -> bool:
+        """:meth:`_apply` on a connection of its own in a worker thread: a write lock held
+        by another process (a backup, an import) never stalls the event loop (issue 9 §6).
+        False when the store stayed busy: the caller keeps the marks and tries again."""
+        params, gone_subscribers = self._mark_rows(marks, now)
+        try:
+            await self.store.off_loop(
+                lambda st: _write_marks(st, params, gone_subscribers, now),
+                busy_wait_s=MARK_BUSY_S)
+        except StoreBusy:
+            log.warning("outbox: store busy, delivery results kept to write again",
+                        extra={"rows": len(params)})
+            return False
+        self._marked(marks, gone_subscribers, now)
+        return True
+
+    def _mark_rows(self, marks: Sequence[_Mark], now: datetime
+                   ) -> tuple[list[tuple[int, str, int | None, str | None, datetime | None]],
+                              set[int]]:
+        """The outbox updates for ``marks`` and the residents whose push service said gone."""
         gone_subscribers = set()
         params: list[tuple[int, str, int | None, str | None, datetime | None]] = []
-        counts: Counter[str] = Counter()
         for m in marks:
             state = m.state
             if state == "sent":
@@ -333,23 +371,35 @@ class Outbox:
                     gone_subscribers.add(m.row.subscriber_id)
             else:
                 params.append((m.row.id, "failed", m.status, m.error or "failed", None))
-            counts[state] += 1
             if state == "failed":  # given up: ids and a scrubbed error (it may name the target)
                 log.warning("delivery failed", extra={
                     "delivery_id": m.row.id, "notice_id": m.row.notice_id,
                     "subscriber_id": m.row.subscriber_id, "channel": m.row.channel,
                     "status": m.status, "error": scrub((m.error or "")[:120])})
-            counts[f"{m.row.channel}.{state}"] += 1
-        with self.store.transaction() as tx:
-            tx.outbox.finish_many(params, at=now)
-            for sid in gone_subscribers:
-                tx.subscribers.delete_subscriber(sid)
+        return params, gone_subscribers
+
+    def _marked(self, marks: Sequence[_Mark], gone_subscribers: set[int],
+                now: datetime) -> None:
+        """After the marks are stored: counters, logs and the metrics hook."""
+        counts: Counter[str] = Counter()
+        for m in marks:
+            counts[m.state] += 1
+            counts[f"{m.row.channel}.{m.state}"] += 1
         self.counters.update(counts)
         for sid in gone_subscribers:
             log.info("subscriber removed: the push service says gone", extra={"subscriber_id": sid})
         if self.on_result is not None:
             for m in marks:
                 self.on_result(m.row, m.state, now)
+
+
+def _write_marks(store: Store, params: Sequence[tuple[int, str, int | None, str | None,
+                                                     datetime | None]],
+                 gone_subscribers: set[int], now: datetime) -> None:
+    with store.transaction() as tx:
+        tx.outbox.finish_many(params, at=now)
+        for sid in gone_subscribers:
+            tx.subscribers.delete_subscriber(sid)
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:
