@@ -243,8 +243,12 @@ class Outbox:
             if stop.is_set():
                 return
             if (now - last_recover).total_seconds() > self.settings.lease_s:
-                self.store.outbox.recover(now)  # leases of tasks that never came back
-                last_recover = now
+                last_recover = now  # leases of tasks that never came back; off the loop
+                try:
+                    await self.store.off_loop(lambda st, at=now: st.outbox.recover(at),
+                                              busy_wait_s=MARK_BUSY_S)
+                except StoreBusy:
+                    log.warning("outbox: store busy, expired leases recovered next round")
             due = self.store.outbox.next_due_at()
             if due is None and until_empty and not self.store.outbox.any_in_flight():
                 return
