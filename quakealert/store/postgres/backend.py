@@ -119,7 +119,6 @@ class PgBackend:
         """``work(store)`` in a worker thread, whose operations borrow connections of their
         own; a lock or statement timeout raises StoreBusy. MVCC readers never wait for writers
         and row locks are short, so ``busy_wait_s`` and ``read_only`` change nothing here."""
-
         try:
             return await asyncio.to_thread(work, self)
         except _BUSY as err:
