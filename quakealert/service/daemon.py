@@ -9,6 +9,7 @@ pipeline, from the moment it gains leadership until the moment it loses it (:cla
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import signal
@@ -44,7 +45,7 @@ from quakealert.sources.backfill import (
 )
 from quakealert.sources.base import Source
 from quakealert.store import open_store
-from quakealert.store.base import Store
+from quakealert.store.base import IngestResult, Store
 
 log = logging.getLogger(__name__)
 
@@ -120,14 +121,14 @@ async def start(settings: Settings, *, stop: asyncio.Event) -> Runtime:
                           backfill_params=BackfillParams.from_section(
                               settings.section("backfill")))
         poller.metrics = runtime.metrics
-        if runs_pipeline(store):
+        if runtime.store_kind == "sqlite":
             runtime.pipeline = Pipeline.create(runtime)  # validates [sequences], [policy], ...
             runtime.pipeline.metrics = runtime.metrics
-            poller.on_ingest = runtime.pipeline.on_ingest
         else:
-            Pipeline(store, settings)  # the same checks of [sequences], [policy], ...
-            log.warning("the pipeline does not run on PostgreSQL yet: the leader polls and "
-                        "stores, every instance delivers, no notice is decided")
+            # PostgreSQL: each leader term creates its own (Duties.begin), loaded from the
+            # store as the term begins; here only the checks of [sequences], [policy], ...
+            Pipeline(store, settings)
+        poller.on_ingest = functools.partial(_wake_pipeline, runtime)
         if settings.section("demo").get("subscriber"):
             ensure_demo_subscriber(store)
     except BaseException:
@@ -140,15 +141,11 @@ async def start(settings: Settings, *, stop: asyncio.Event) -> Runtime:
     return runtime
 
 
-# service/pipeline.py still works on a SQLite connection of its own (its SQL is moving behind
-# store/base.py): on PostgreSQL the leader polls and stores and every instance delivers, but no
-# pipeline runs until it works on the store interface. Then this goes, and with it the outbox
-# the pipeline starts on SQLite (:func:`start_delivery` serves every instance); each leader term
-# then needs a pipeline of its own (Pipeline.create in Duties.begin, closed in Duties.end), as
-# its in-memory engine is only as fresh as the store when the term began.
-def runs_pipeline(store: Store) -> bool:
-    """Whether the pipeline can run on this store."""
-    return getattr(store, "kind", "sqlite") == "sqlite"
+async def _wake_pipeline(runtime: Runtime, source: str, result: IngestResult,
+                         wall_now: datetime) -> None:
+    """Poller hook: the batch's work is queued in the store; wake the term's pipeline."""
+    if runtime.pipeline is not None:
+        await runtime.pipeline.on_ingest(source, result, wall_now)
 
 
 DEMO_TARGET = "demo-resident-lhasa"
@@ -280,6 +277,10 @@ class Duties:
         term_stop = self._stop = asyncio.Event()
         scheduler = self._scheduler = AsyncIOScheduler(timezone=UTC)
         runtime = self.runtime
+        if runtime.store_kind != "sqlite":
+            await self._new_pipeline(term_stop)
+            if term_stop.is_set():
+                return
         await replay_background(runtime)
         if term_stop.is_set():
             return
@@ -292,6 +293,28 @@ class Duties:
             await runtime.pipeline.start(term_stop)
         log.info("leading: polling and storing", extra={
             "term": self.terms, "pipeline": runtime.pipeline is not None})
+
+    async def _new_pipeline(self, term_stop: asyncio.Event) -> None:
+        """PostgreSQL: this term's pipeline, loaded from the store now (what the previous
+        leader decided included), off the loop; closed when the term ends (:meth:`end`)."""
+        from quakealert.service.pipeline import Pipeline
+
+        runtime = self.runtime
+        pipeline = await asyncio.to_thread(Pipeline.create, runtime)
+        pipeline.metrics = runtime.metrics
+        if term_stop.is_set():  # the term ended while it loaded
+            await pipeline.close()
+            return
+        runtime.pipeline = pipeline
+
+    def _close_pipeline(self) -> None:
+        """PostgreSQL: the ended term's pipeline stops (its stop is set) and is closed in a
+        task (:meth:`close` waits for it); the next term creates a fresh one."""
+        runtime = self.runtime
+        if runtime.store_kind == "sqlite" or runtime.pipeline is None:
+            return
+        pipeline, runtime.pipeline = runtime.pipeline, None
+        self._ended.append(asyncio.create_task(pipeline.close(), name="pipeline-close"))
 
     async def _begin_logged(self) -> None:
         try:
@@ -308,6 +331,7 @@ class Duties:
             self._scheduler.shutdown(wait=False)
         for task in self._tasks:
             task.cancel()
+        self._close_pipeline()
         self._ended += self._tasks
         self._tasks, self._stop, self._scheduler = [], None, None
 

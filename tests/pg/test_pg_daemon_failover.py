@@ -3,8 +3,9 @@ deliver; SIGKILL the leader in the middle of a fan-out and the other leads withi
 resident gets every notice, duplicates stay within the outbox concurrency, and the replayed
 CENC list is stored once although both instances replayed it.
 
-The notices are stored by the test (released, fanned out to 300 webhook residents in Lhasa):
-service/pipeline.py does not run on PostgreSQL yet, so nothing decides them in the daemon."""
+In the first test the notices are stored by the test (released, fanned out to 300 webhook
+residents in Lhasa); in the second the leader's pipeline decides them from the replayed list,
+and the survivor's pipeline, loaded from the store when its term begins, decides none again."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ import psycopg
 import pytest
 from aiohttp import web
 
-from quakealert.config import DEFAULT_SCENARIO
+from quakealert.config import DEFAULT_SCENARIO, DEFAULT_SCENARIO_START
 from quakealert.formats.catalog import read_catalog_file
 from quakealert.model import Message, Notice
 from quakealert.store.postgres.backend import PgBackend
@@ -39,9 +40,19 @@ CONCURRENCY = 16  # [outbox] concurrency: the duplicate bound when an instance d
 TAKEOVER_S = 15.0  # issue 13: the survivor leads within this
 
 
+# Every row before params.start: all background (stored, sequenced, never notified), so the
+# leader's pipeline decides nothing and the notices are the test's own.
 REPLAY = (f'[[sources]]\nname = "replay"\nkind = "replay"\npath = "{DEFAULT_SCENARIO}"\n'
           'speed = 0\ninterval_s = 1\njitter_s = 0\n'
-          'params = { source_as = "cenc", label = "REPLAY failover test" }\n')
+          'params = { source_as = "cenc", label = "REPLAY failover test", '
+          'start = "2026-01-01T00:00:00Z" }\n\n[backfill]\nenabled = false\n')
+
+# From DEFAULT_SCENARIO_START on the rows are played (all at once: speed 0) and decided about;
+# the rows before it are the background, stored and sequenced but never notified.
+REPLAY_DECIDED = (f'[[sources]]\nname = "replay"\nkind = "replay"\npath = "{DEFAULT_SCENARIO}"\n'
+                  'speed = 0\ninterval_s = 1\njitter_s = 0\n'
+                  'params = { source_as = "cenc", label = "REPLAY failover test", '
+                  f'start = "{DEFAULT_SCENARIO_START}" }}\n\n[backfill]\nenabled = false\n')
 
 
 class Instance:
@@ -231,6 +242,100 @@ async def test_leader_killed_mid_fanout(instances: list[Instance], pg_url: str,
     assert health["events"] == len(quakes)
     cenc = [s["source_id"] for e in events for s in e["sources"] if s["source"] == "cenc"]
     assert sorted(cenc) == sorted(quakes)  # each quake once, after two replays
+
+
+def released_ids(store: PgBackend) -> set[str]:
+    with store.connection() as conn:
+        return {r["id"] for r in conn.execute(
+            "SELECT id FROM notices WHERE state = 'released'").fetchall()}
+
+
+async def test_leader_killed_mid_fanout_of_its_own_decisions(
+        tmp_path: Path, pg_url: str, aiohttp_server: Any) -> None:
+    """The leader's pipeline decides notices from the replayed CENC list (the 2024-11 swarm
+    near Lhasa); SIGKILL the leader once released notices are being delivered: the follower
+    leads within 15 s with a pipeline loaded from the store, every released notice reaches
+    all 300 residents, duplicates ≤ the outbox concurrency, each quake is listed once, and no
+    notice is decided twice."""
+    posts: Counter[tuple[str, str]] = Counter()
+
+    async def hook(request: web.Request) -> web.Response:
+        body = await request.json()
+        posts[(body["notice_id"], request.match_info["k"])] += 1
+        # slow until the kill, so that the leader dies with its fan-out under way
+        await asyncio.sleep(0.05 if killed else 0.25)
+        return web.Response(status=204)
+
+    killed = False
+    app = web.Application()
+    app.router.add_post("/hook/{k}", hook)
+    server = await aiohttp_server(app, host="127.0.0.1")
+    store, _, token = seed(pg_url, str(server.make_url("")).rstrip("/"))
+    quakes = {r.source_id for r in read_catalog_file(DEFAULT_SCENARIO).reports}
+    first, second = (Instance(tmp_path, who, pg_url, REPLAY_DECIDED) for who in ("a", "b"))
+    try:
+        # both at once: the fan-out of the first decisions must not be over before the
+        # follower serves
+        first.spawn()
+        second.spawn()
+        for inst in (first, second):
+            await inst.wait_health(lambda h: "role" in h)
+        deadline = time.monotonic() + TAKEOVER_S
+        while True:  # one of them takes the lock
+            roles = [(await inst.get("/healthz"))["role"] for inst in (first, second)]
+            if "leader" in roles or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        assert sorted(roles) == ["follower", "leader"]
+        a, b = (first, second) if roles[0] == "leader" else (second, first)
+        await until(lambda: bool(released_ids(store)) and len(posts) >= RESIDENTS // 3,
+                    "released notices and their deliveries under way", 90)
+        assert a.proc is not None
+        a.proc.kill()
+        killed = True
+        killed_at = time.monotonic()
+        a.proc.wait(10)
+        at_kill, decided_at_kill = len(posts), released_ids(store)
+        await b.wait_health(lambda h: h["role"] == "leader", timeout_s=TAKEOVER_S + 5)
+        takeover_s = time.monotonic() - killed_at
+        await b.wait_health(lambda h: h["events"] == len(quakes))
+
+        def delivered() -> bool:
+            want = {(n, str(k)) for n in released_ids(store) for k in range(RESIDENTS)}
+            counts = store.outbox.counts().get("webhook", {})
+            return want <= set(posts) and set(counts) == {"sent"}
+
+        await until(delivered, "every released notice at every resident, all rows sent", 180)
+        await asyncio.sleep(3)  # the new leader's pipeline has caught up: nothing more comes
+        assert delivered()
+        with store.connection() as conn:
+            twice = conn.execute(
+                "SELECT sequence_id, event_id, kind, count(*) AS n FROM notices"
+                " WHERE state = 'released' GROUP BY sequence_id, event_id, kind"
+                " HAVING count(*) > 1").fetchall()
+        released = (await b.get("/api/v1/notices?state=released&limit=100", token))["notices"]
+        events = (await b.get("/api/v1/events?limit=1000"))["events"]
+    finally:
+        for inst in (first, second):
+            inst.stop()
+        store.close()
+    notices = {n["id"] for n in released}
+    duplicates = sum(posts.values()) - len(posts)
+    print(f"\n  pipeline failover: {len(decided_at_kill)} notices released when the leader was "
+          f"killed after {at_kill} posts, {len(notices)} in the end "
+          f"({sorted(n['kind'] for n in released)}); takeover {takeover_s:.1f} s, "
+          f"{duplicates} duplicates (limit {CONCURRENCY})")
+    assert takeover_s <= TAKEOVER_S
+    assert twice == []
+    assert decided_at_kill <= notices == released_ids_seen(posts)
+    assert {(n, str(k)) for n in notices for k in range(RESIDENTS)} <= set(posts)
+    assert duplicates <= CONCURRENCY
+    cenc = [s["source_id"] for e in events for s in e["sources"] if s["source"] == "cenc"]
+    assert sorted(cenc) == sorted(quakes)  # each quake once, after two replays
+
+
+def released_ids_seen(posts: Counter[tuple[str, str]]) -> set[str]:
+    return {n for n, _ in posts}
 
 
 async def test_a_leader_that_loses_its_session_stops_polling(

@@ -112,7 +112,10 @@ class Pipeline(WorkQueue, Sequencing, Timers, ResidentDecisions, NoticeMaking):
         serves the API and the outbox and never waits for the pipeline's transactions.
         """
         replay = any(s.config.kind == "replay" for s in runtime.sources.values())
-        own = str(runtime.store.path) != ":memory:"
+        # PostgreSQL: the pooled backend itself (its unit of work keeps one connection per
+        # thread, so the pipeline's thread never waits for the loop's); SQLite: a file of its own.
+        sqlite = getattr(runtime.store, "kind", "sqlite") == "sqlite"
+        own = sqlite and str(runtime.store.path) != ":memory:"
         store = open_file(runtime.store.path) if own else runtime.store
         try:
             p = cls(store, runtime.settings, exercise=replay)
@@ -131,24 +134,28 @@ class Pipeline(WorkQueue, Sequencing, Timers, ResidentDecisions, NoticeMaking):
         self._wake.set()
 
     async def start(self, stop: asyncio.Event) -> None:
-        """Start the outbox workers and the pipeline's thread (queued work first: what was
+        """Start the outbox workers (SQLite only: on PostgreSQL every instance runs its own,
+        daemon.start_delivery) and the pipeline's thread (queued work first: what was
         stored before a crash is resumed; then ticks, summaries and approval timeouts)."""
         from quakealert.channels import make_channels
         from quakealert.channels.guard import delivery_session
         from quakealert.service.dispatch import Outbox, OutboxSettings
 
-        # Deliveries get a session of their own that connects to public addresses only
-        # (channels.guard); the sources' session may reach a catalogue on the office network.
-        insecure = bool(self.settings.section("webpush").get("allow_insecure_endpoints", False))
-        self._delivery_session = delivery_session(allow_insecure=insecure)
-        self.outbox = Outbox(self.runtime.store, make_channels(self.settings),
-                             self._delivery_session,
-                             settings=OutboxSettings.from_section(self.settings.section("outbox")))
-        self.outbox.on_result = self._delivered
+        if getattr(self.runtime.store, "kind", "sqlite") == "sqlite":
+            # Deliveries get a session of their own that connects to public addresses only
+            # (channels.guard); the sources' session may reach a catalogue on the office
+            # network.
+            insecure = bool(self.settings.section("webpush").get("allow_insecure_endpoints",
+                                                                 False))
+            self._delivery_session = delivery_session(allow_insecure=insecure)
+            self.outbox = Outbox(self.runtime.store, make_channels(self.settings),
+                                 self._delivery_session, settings=OutboxSettings.from_section(
+                                     self.settings.section("outbox")))
+            self.outbox.on_result = self._delivered
+            self.runtime.tasks.append(asyncio.create_task(self.outbox.run(stop), name="outbox"))
         waiting = self.pending_work()
         if waiting:
             log.warning("pipeline: resuming queued events", extra={"events": waiting})
-        self.runtime.tasks.append(asyncio.create_task(self.outbox.run(stop), name="outbox"))
         self.runtime.tasks.append(asyncio.create_task(self.run(stop), name="pipeline"))
 
     async def close(self) -> None:
