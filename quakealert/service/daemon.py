@@ -300,7 +300,12 @@ class Duties:
         from quakealert.service.pipeline import Pipeline
 
         runtime = self.runtime
-        pipeline = await asyncio.to_thread(Pipeline.create, runtime)
+        # Its units of work commit only while this term's lock session holds the lock.
+        lead = runtime.leadership
+        pid, key = getattr(lead, "backend_pid", None), getattr(lead, "key", None)
+        fenced = (runtime.store.fenced(pid, key)  # type: ignore[attr-defined]
+                  if pid is not None and key is not None else None)
+        pipeline = await asyncio.to_thread(Pipeline.create, runtime, store=fenced)
         pipeline.metrics = runtime.metrics
         if term_stop.is_set():  # the term ended while it loaded
             await pipeline.close()

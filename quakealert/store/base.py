@@ -50,6 +50,10 @@ class StoreBusy(QuakealertError):
     """The database stayed locked past the wait (another writer); try again in a moment."""
 
 
+class NotLeader(QuakealertError):
+    """A fenced unit of work found its leader's lock gone: it was rolled back."""
+
+
 @dataclass(slots=True)
 class IngestResult:
     """What one batch changed: ids of created, revised and deleted events, and unchanged reports."""

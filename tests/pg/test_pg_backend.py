@@ -9,6 +9,7 @@ import shutil
 import threading
 from datetime import UTC, datetime
 
+import psycopg
 import pytest
 from store_backends import played_postgres_copy
 
@@ -81,6 +82,26 @@ def test_a_unit_of_work_commits_all_or_nothing(pg) -> None:  # type: ignore[no-u
     assert pg.notices.list_notices() == []
     assert pg.outbox.counts() == {}
     assert pg.work.pending_work() == 1
+
+
+def test_a_fenced_unit_of_work_commits_only_while_the_leader_holds_the_lock(pg, pg_url):  # type: ignore[no-untyped-def]
+    """The leader's pipeline writes through ``fenced(pid, key)``: while the leader's session
+    holds the lock its units of work commit; once the session lost it (a deposed leader in the
+    middle of a step) the unit of work is rolled back with NotLeader. Unfenced writes (the
+    API's, the outbox's) are not affected."""
+    key = 0x71616B65F00D
+    with psycopg.connect(pg_url, autocommit=True) as leader:
+        (pid,) = leader.execute("SELECT pg_backend_pid()").fetchone()
+        leader.execute("SELECT pg_advisory_lock(%s)", (key,))
+        fenced = pg.fenced(pid, key)
+        with fenced.transaction() as tx:
+            tx.notices.save_notice(notice("while-leading"), "released")
+        leader.execute("SELECT pg_advisory_unlock(%s)", (key,))
+        with pytest.raises(base.NotLeader), fenced.transaction() as tx:
+            tx.notices.save_notice(notice("after-the-loss"), "released")
+        with pg.transaction() as tx:
+            tx.notices.save_notice(notice("unfenced"), "released")
+    assert sorted(n.notice.id for n in pg.notices.list_notices()) == ["unfenced", "while-leading"]
 
 
 def test_operations_on_the_store_join_its_open_transaction(pg) -> None:  # type: ignore[no-untyped-def]

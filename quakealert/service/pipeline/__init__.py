@@ -103,9 +103,10 @@ class Pipeline(WorkQueue, Sequencing, Timers, ResidentDecisions, NoticeMaking):
         self._response_at: dict[str, float] = {}
         self._wake = asyncio.Event()
         self._executor: ThreadPoolExecutor | None = None
+        self._owns_store = False  # create() opened it: close() closes it
 
     @classmethod
-    def create(cls, runtime: Any) -> Pipeline:
+    def create(cls, runtime: Any, *, store: Any = None) -> Pipeline:
         """The daemon's pipeline: replays are exercises (CAP status Exercise), live is real.
 
         It works on a thread and a connection of its own (``run``): the loop's connection
@@ -116,10 +117,14 @@ class Pipeline(WorkQueue, Sequencing, Timers, ResidentDecisions, NoticeMaking):
         # thread, so the pipeline's thread never waits for the loop's); SQLite: a file of its own.
         sqlite = getattr(runtime.store, "kind", "sqlite") == "sqlite"
         own = sqlite and str(runtime.store.path) != ":memory:"
-        store = open_file(runtime.store.path) if own else runtime.store
+        if store is None:  # PostgreSQL passes the leader's fenced backend
+            store = open_file(runtime.store.path) if own else runtime.store
+        else:
+            own = False
         try:
             p = cls(store, runtime.settings, exercise=replay)
             p.runtime = runtime
+            p._owns_store = own
             p.load()
         except BaseException:
             if own:
@@ -168,7 +173,7 @@ class Pipeline(WorkQueue, Sequencing, Timers, ResidentDecisions, NoticeMaking):
         session = getattr(self, "_delivery_session", None)
         if session is not None:
             await session.close()
-        if self.runtime is not None and self.store is not self.runtime.store:
+        if self._owns_store:  # SQLite's file of its own; a PostgreSQL pool is the daemon's
             self.store.close()
 
     def _delivered(self, row: Any, state: str, at: datetime) -> None:

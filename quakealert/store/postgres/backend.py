@@ -12,6 +12,7 @@ simply the same store called from a worker thread.
 from __future__ import annotations
 
 import asyncio
+import copy
 import threading
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
@@ -22,7 +23,8 @@ from typing import Any, TypeVar
 import psycopg
 import psycopg.errors
 
-from quakealert.store.base import GROUPS, StoreBusy, missing, operations
+from quakealert.store.base import GROUPS, NotLeader, StoreBusy, missing, operations
+from quakealert.store.locks import holds_lock
 from quakealert.store.postgres import (
     approvals,
     auth,
@@ -65,6 +67,7 @@ class PgBackend:
         self.db = db
         self.url = db.url
         self._local = threading.local()
+        self._fence: tuple[int, int] | None = None  # (leader's backend pid, lock key)
         for name, group in GROUPS.items():
             setattr(self, name, SimpleNamespace(**{
                 op: self._pooled(getattr(MODULES[name], op)) for op in operations(group)}))
@@ -111,8 +114,22 @@ class PgBackend:
             self._local.conn = conn
             try:
                 yield self
+                fence = self._fence
+                if fence is not None and not holds_lock(conn, *fence):
+                    raise NotLeader("this instance's leadership ended: its unit of work is "
+                                    "rolled back, the new leader does the work")
             finally:
                 self._local.conn = None
+
+    def fenced(self, backend_pid: int, key: int) -> PgBackend:
+        """This backend (same pool, same threads' units of work) whose units of work commit
+        only while the session ``backend_pid`` still holds the advisory lock ``key``: the
+        leader's pipeline writes through it, so a leader deposed in the middle of a step
+        rolls that step back instead of writing as a leader (a fencing check in the
+        transaction itself). API and delivery writes use the unfenced backend."""
+        twin = copy.copy(self)
+        twin._fence = (backend_pid, key)
+        return twin
 
     async def off_loop(self, work: Callable[[Any], T], *, busy_wait_s: float = 5.0,
                        read_only: bool = False) -> T:
